@@ -1,0 +1,166 @@
+"""SockJS server for aiohttp.
+
+Serve SockJS clients over every transport from an aiohttp application::
+
+    from aiohttp import web
+    import aiohttp_sockjs
+
+    async def echo(session: aiohttp_sockjs.Session) -> None:
+        async for message in session:
+            session.send(message)
+
+    app = web.Application()
+    aiohttp_sockjs.setup(app, "/echo", echo)
+    web.run_app(app)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from aiohttp import web
+
+from ._transports import Routes
+from .endpoint import TRANSPORTS, Endpoint, Handler
+from .exceptions import SessionClosed, SessionMisuse, SockJSError
+from .session import Session, SessionState
+
+__all__ = [
+    "ENDPOINTS",
+    "TRANSPORTS",
+    "Endpoint",
+    "Handler",
+    "Session",
+    "SessionClosed",
+    "SessionMisuse",
+    "SessionState",
+    "SockJSError",
+    "get_endpoint",
+    "setup",
+]
+
+__version__ = "0.1.0"
+
+#: The endpoints of an application, by prefix: ``app[ENDPOINTS]["/echo"]``.
+ENDPOINTS: Final = web.AppKey("aiohttp_sockjs_endpoints", dict[str, Endpoint])
+
+_SEGMENT: Final = "[^/.]+"
+
+
+def setup(
+    app: web.Application,
+    prefix: str,
+    handler: Handler | None = None,
+    **options: Any,
+) -> Endpoint:
+    """Serve a SockJS endpoint under ``prefix`` and return it.
+
+    ``handler`` runs once per session: ``async def handler(session)``. Leave
+    it out to use the decorators :meth:`Endpoint.on_open`,
+    :meth:`Endpoint.on_message` and :meth:`Endpoint.on_close` instead.
+
+    Options (defaults are the protocol's):
+
+    - ``heartbeat_delay`` (25.0): seconds between heartbeat frames.
+    - ``disconnect_delay`` (5.0): seconds a session without a connection
+      lives before it expires.
+    - ``response_limit`` (131072): bytes a streaming response carries
+      before it ends and the client opens a new one.
+    - ``sockjs_url``: where the iframe page loads the client library from.
+    - ``cookie_needed`` (False): set ``JSESSIONID`` for sticky load balancers.
+    - ``disabled_transports`` (empty): names from :data:`TRANSPORTS` to turn
+      off; disabling ``websocket`` also makes ``/info`` say so.
+    - ``max_message_size`` (1 MiB): the longest message accepted, in
+      characters; longer ones get HTTP 413 or websocket close 1009.
+    - ``max_request_size`` (8 MiB): the largest request body or websocket
+      frame accepted, in bytes; larger ones get 413 or close 1009.
+    - ``websocket_ping_interval`` (None): send websocket pings this often and
+      close sockets whose peer stops answering.
+    - ``cors_config``: an ``aiohttp_cors.CorsConfig``; when given, CORS is
+      left to it instead of the built-in headers.
+    - ``sweep_interval``: how often the manager checks deadlines (derived
+      from the delays by default); ``clock``: a monotonic clock for tests.
+    """
+    prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    endpoints = app.get(ENDPOINTS)
+    if endpoints is None:
+        endpoints = app[ENDPOINTS] = {}
+        app.cleanup_ctx.append(_lifecycle)
+        app.on_shutdown.append(_shutdown)
+    if prefix in endpoints:
+        raise ValueError(f"a SockJS endpoint is already set up at {prefix!r}")
+    endpoint = Endpoint(handler, prefix=prefix, **options)
+    endpoints[prefix] = endpoint
+    _add_routes(app, endpoint)
+    return endpoint
+
+
+def get_endpoint(app: web.Application, prefix: str) -> Endpoint:
+    """The endpoint that :func:`setup` made for ``prefix`` in ``app``."""
+    prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    return app[ENDPOINTS][prefix]
+
+
+def _add_routes(app: web.Application, endpoint: Endpoint) -> None:
+    routes = Routes(endpoint)
+    base = endpoint.prefix
+    enabled = endpoint.transports
+    cors = endpoint.cors_config
+    router = app.router
+    added: list[web.AbstractRoute] = []
+
+    def add(method: str, path: str, handler: Any, *, with_cors: bool = False) -> None:
+        route = router.add_route(method, base + path, handler)
+        if with_cors:
+            added.append(route)
+
+    add("GET", "", routes.greeting)
+    add("GET", "/", routes.greeting)
+    add("GET", "/info", routes.info, with_cors=True)
+    add("GET", r"/iframe{version:(-[0-9a-z._\-]*)?}.html", routes.iframe)
+    if cors is None:
+        add("OPTIONS", "/info", routes.info_options)
+    session = f"/{{server_id:{_SEGMENT}}}/{{session_id:{_SEGMENT}}}"
+    if "websocket" in enabled:
+        add("GET", session + "/websocket", routes.websocket)
+        add("POST", session + "/websocket", routes.websocket_post)
+    if "raw_websocket" in enabled:
+        add("GET", "/websocket", routes.raw_websocket)
+    xhr_routes: list[tuple[str, Any]] = []
+    if "xhr" in enabled:
+        xhr_routes.append(("/xhr", routes.xhr))
+    if "xhr_streaming" in enabled:
+        xhr_routes.append(("/xhr_streaming", routes.xhr_streaming))
+    # eventsource and htmlfile send through xhr_send as well.
+    if enabled & {"xhr", "xhr_streaming", "eventsource", "htmlfile"}:
+        xhr_routes.append(("/xhr_send", routes.xhr_send))
+    for path, handler in xhr_routes:
+        add("POST", session + path, handler, with_cors=True)
+        if cors is None:
+            add("OPTIONS", session + path, routes.xhr_options)
+    if "eventsource" in enabled:
+        add("GET", session + "/eventsource", routes.eventsource, with_cors=True)
+    if "htmlfile" in enabled:
+        add("GET", session + "/htmlfile", routes.htmlfile)
+    if "jsonp" in enabled:
+        add("GET", session + "/jsonp", routes.jsonp)
+        add("POST", session + "/jsonp_send", routes.jsonp_send)
+    if cors is not None:
+        for route in added:
+            cors.add(route)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    endpoints = list(app[ENDPOINTS].values())
+    for endpoint in endpoints:
+        await endpoint.start()
+    yield
+    for endpoint in endpoints:
+        await endpoint.shutdown()
+
+
+async def _shutdown(app: web.Application) -> None:
+    # Runs while connections are still open, so clients get the close frame.
+    for endpoint in app[ENDPOINTS].values():
+        await endpoint.shutdown()

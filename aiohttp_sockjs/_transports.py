@@ -1,0 +1,505 @@
+"""The transports: thin adapters between aiohttp requests and sessions.
+
+Each request handler here validates its request, finds or creates the
+session, and either hands it client messages or attaches a
+:class:`~aiohttp_sockjs.session.Receiver` that writes frames to the client
+in the transport's framing. Session state is never touched here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import urllib.parse
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Final
+
+from aiohttp import WSMsgType, hdrs, web
+
+from . import protocol
+from .protocol import PayloadError
+from .session import Receiver, Session
+
+if TYPE_CHECKING:
+    from .endpoint import Endpoint
+
+log = logging.getLogger("aiohttp_sockjs")
+
+NO_CACHE: Final = "no-store, no-cache, no-transform, must-revalidate, max-age=0"
+CACHE_YEAR: Final = "public, max-age=31536000"
+ONE_YEAR: Final = 31536000
+JS: Final = "application/javascript; charset=UTF-8"
+TEXT: Final = "text/plain; charset=UTF-8"
+HTML: Final = "text/html; charset=UTF-8"
+JSON: Final = "application/json; charset=UTF-8"
+_COOKIE_VALUE_RE: Final = re.compile(r"[A-Za-z0-9._\-]{1,128}")
+_WRITE_ERRORS: Final = (ConnectionError, RuntimeError, OSError)
+
+
+def _connection_lost(request: web.BaseRequest) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+# --- receivers ------------------------------------------------------------
+
+
+class _FramedReceiver(Receiver):
+    """A receiver that speaks SockJS frames; subclasses put them on the wire."""
+
+    __slots__ = ()
+
+    async def _frame(self, frame: str) -> bool:
+        raise NotImplementedError
+
+    async def send_open(self) -> bool:
+        return await self._frame(protocol.OPEN_FRAME)
+
+    async def send_heartbeat(self) -> bool:
+        return await self._frame(protocol.HEARTBEAT_FRAME)
+
+    async def send_messages(self, messages: list[str]) -> bool:
+        return await self._frame(protocol.messages_frame(messages))
+
+    async def send_close(self, code: int, reason: str) -> None:
+        await self._frame(protocol.close_frame(code, reason))
+        await self._end()
+
+    async def _end(self) -> None:
+        pass
+
+
+class PollingReceiver(_FramedReceiver):
+    """xhr and jsonp: answers one frame, then the request is over."""
+
+    __slots__ = ("_encode", "_request", "result")
+
+    def __init__(self, request: web.Request, encode: Callable[[str], bytes]) -> None:
+        self._request = request
+        self._encode = encode
+        self.result: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def _frame(self, frame: str) -> bool:
+        if not self.result.done():
+            self.result.set_result(self._encode(frame))
+        return False
+
+    def interrupted(self) -> bool:
+        return not self.result.done() and _connection_lost(self._request)
+
+
+class StreamingReceiver(_FramedReceiver):
+    """xhr_streaming, eventsource, htmlfile: frames until the size limit."""
+
+    __slots__ = ("_encode", "_failed", "_limit", "_request", "_response", "_sent", "done")
+
+    def __init__(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        encode: Callable[[str], bytes],
+        limit: int,
+    ) -> None:
+        self._request = request
+        self._response = response
+        self._encode = encode
+        self._limit = limit
+        self._sent = 0
+        self._failed = False
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def _frame(self, frame: str) -> bool:
+        if self.done.done():
+            return False
+        data = self._encode(frame)
+        try:
+            await self._response.write(data)
+        except _WRITE_ERRORS:
+            self._failed = True
+            self._end_now()
+            return False
+        self._sent += len(data)
+        if self._sent >= self._limit:
+            self._end_now()
+            return False
+        return True
+
+    async def _end(self) -> None:
+        self._end_now()
+
+    def _end_now(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def interrupted(self) -> bool:
+        return self._failed or (not self.done.done() and _connection_lost(self._request))
+
+
+class WebSocketReceiver(_FramedReceiver):
+    """SockJS over a websocket: every frame is one text message."""
+
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
+
+    async def _frame(self, frame: str) -> bool:
+        if self._ws.closed:
+            return False
+        try:
+            await self._ws.send_str(frame)
+        except _WRITE_ERRORS:
+            return False
+        return True
+
+    async def _end(self) -> None:
+        await self._ws.close()
+
+    def interrupted(self) -> bool:
+        return self._ws.closed
+
+
+class RawWebSocketReceiver(Receiver):
+    """``base/websocket``: no SockJS framing, one websocket message each."""
+
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
+
+    async def send_open(self) -> bool:
+        return not self._ws.closed
+
+    async def send_heartbeat(self) -> bool:
+        return not self._ws.closed
+
+    async def send_messages(self, messages: list[str]) -> bool:
+        try:
+            for message in messages:
+                await self._ws.send_str(message)
+        except _WRITE_ERRORS:
+            return False
+        return not self._ws.closed
+
+    async def send_close(self, code: int, reason: str) -> None:
+        await self._ws.close(code=code, message=reason.encode())
+
+    def interrupted(self) -> bool:
+        return self._ws.closed
+
+
+# --- helpers ----------------------------------------------------------------
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """Read the request body ourselves, capped at ``limit`` bytes.
+
+    aiohttp's own ``client_max_size`` (1 MiB by default) would turn large
+    SockJS messages into errors the app never chose; the endpoint's
+    ``max_request_size`` is the cap instead.
+    """
+    length = request.content_length
+    if length is not None and length > limit:
+        raise _BodyTooLarge
+    body = bytearray()
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            return bytes(body)
+        body += chunk
+        if len(body) > limit:
+            raise _BodyTooLarge
+
+
+class Routes:
+    """The request handlers of one endpoint."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._builtin_cors = endpoint.cors_config is None
+        self._iframe = protocol.iframe_page(endpoint.sockjs_url)
+        self._iframe_etag = protocol.iframe_etag(self._iframe)
+
+    # --- headers ---
+
+    def _cors(self, request: web.Request, headers: dict[str, str]) -> None:
+        if not self._builtin_cors:
+            return
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is None:
+            headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = "*"
+        else:
+            headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+            headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"
+
+    def _headers(self, request: web.Request, content_type: str) -> dict[str, str]:
+        headers: dict[str, str] = {
+            hdrs.CONTENT_TYPE: content_type,
+            hdrs.CACHE_CONTROL: NO_CACHE,
+        }
+        self._cookie(request, headers)
+        self._cors(request, headers)
+        return headers
+
+    def _cookie(self, request: web.Request, headers: dict[str, str]) -> None:
+        if self.endpoint.cookie_needed:
+            value = request.cookies.get("JSESSIONID", "dummy")
+            if _COOKIE_VALUE_RE.fullmatch(value) is None:
+                value = "dummy"
+            headers[hdrs.SET_COOKIE] = f"JSESSIONID={value}; Path=/"
+
+    def _error(self, request: web.Request, status: int, text: str) -> web.Response:
+        log.debug("SockJS %s %s: %d %s", request.method, request.path, status, text)
+        return web.Response(status=status, body=text.encode(), headers=self._headers(request, TEXT))
+
+    def _preflight(self, request: web.Request, methods: str) -> web.Response:
+        headers: dict[str, str] = {
+            hdrs.CACHE_CONTROL: CACHE_YEAR,
+            hdrs.EXPIRES: formatdate(time.time() + ONE_YEAR, usegmt=True),
+            hdrs.ACCESS_CONTROL_MAX_AGE: str(ONE_YEAR),
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: methods,
+        }
+        requested = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS)
+        if requested:
+            headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = requested
+        self._cookie(request, headers)
+        self._cors(request, headers)
+        return web.Response(status=204, headers=headers)
+
+    # --- static routes ---
+
+    async def greeting(self, request: web.Request) -> web.Response:
+        return web.Response(body=protocol.GREETING, headers={hdrs.CONTENT_TYPE: TEXT})
+
+    async def info(self, request: web.Request) -> web.Response:
+        endpoint = self.endpoint
+        body = protocol.info_body("websocket" in endpoint.transports, endpoint.cookie_needed)
+        headers: dict[str, str] = {hdrs.CONTENT_TYPE: JSON, hdrs.CACHE_CONTROL: NO_CACHE}
+        self._cors(request, headers)
+        return web.Response(body=body, headers=headers)
+
+    async def info_options(self, request: web.Request) -> web.Response:
+        return self._preflight(request, "OPTIONS, GET")
+
+    async def iframe(self, request: web.Request) -> web.Response:
+        if request.headers.get(hdrs.IF_NONE_MATCH) == self._iframe_etag:
+            return web.Response(status=304)
+        headers: dict[str, str] = {
+            hdrs.CONTENT_TYPE: HTML,
+            hdrs.CACHE_CONTROL: CACHE_YEAR,
+            hdrs.EXPIRES: formatdate(time.time() + ONE_YEAR, usegmt=True),
+            hdrs.ETAG: self._iframe_etag,
+        }
+        return web.Response(body=self._iframe, headers=headers)
+
+    async def xhr_options(self, request: web.Request) -> web.Response:
+        return self._preflight(request, "OPTIONS, POST")
+
+    # --- receiving transports ---
+
+    def _open(self, request: web.Request, transport: str) -> tuple[Session, bool]:
+        endpoint = self.endpoint
+        session_id = request.match_info["session_id"]
+        session = endpoint._get(session_id)
+        if session is not None:
+            return session, False
+        return endpoint._create(session_id, request, transport), True
+
+    def _run(self, session: Session, created: bool, receiver: Receiver) -> None:
+        session._attach(receiver)
+        if created:
+            self.endpoint._start(session)
+
+    async def _poll(
+        self,
+        request: web.Request,
+        transport: str,
+        encode: Callable[[str], bytes],
+        headers: dict[str, str],
+    ) -> web.Response:
+        session, created = self._open(request, transport)
+        receiver = PollingReceiver(request, encode)
+        self._run(session, created, receiver)
+        try:
+            body = await receiver.result
+        except asyncio.CancelledError:
+            session._detach(receiver, True)
+            raise
+        return web.Response(body=body, headers=headers)
+
+    async def xhr(self, request: web.Request) -> web.Response:
+        return await self._poll(request, "xhr", protocol.xhr_chunk, self._headers(request, JS))
+
+    async def jsonp(self, request: web.Request) -> web.Response:
+        try:
+            callback = protocol.validate_callback(request.query.get("c"))
+        except PayloadError as exc:
+            return self._error(request, 500, str(exc))
+        headers = self._headers(request, JS)
+        headers["X-Content-Type-Options"] = "nosniff"
+
+        def encode(frame: str) -> bytes:
+            return protocol.jsonp_body(callback, frame)
+
+        return await self._poll(request, "jsonp", encode, headers)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        transport: str,
+        content_type: str,
+        prelude: bytes,
+        encode: Callable[[str], bytes],
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers=self._headers(request, content_type))
+        await response.prepare(request)
+        await response.write(prelude)
+        session, created = self._open(request, transport)
+        receiver = StreamingReceiver(request, response, encode, self.endpoint.response_limit)
+        self._run(session, created, receiver)
+        try:
+            await receiver.done
+        finally:
+            if not receiver.done.done() or receiver.interrupted():
+                session._detach(receiver, True)
+        return response
+
+    async def xhr_streaming(self, request: web.Request) -> web.StreamResponse:
+        return await self._stream(
+            request, "xhr_streaming", JS, protocol.XHR_STREAMING_PRELUDE, protocol.xhr_chunk
+        )
+
+    async def eventsource(self, request: web.Request) -> web.StreamResponse:
+        return await self._stream(
+            request,
+            "eventsource",
+            "text/event-stream",
+            protocol.EVENTSOURCE_PRELUDE,
+            protocol.eventsource_chunk,
+        )
+
+    async def htmlfile(self, request: web.Request) -> web.StreamResponse:
+        try:
+            callback = protocol.validate_callback(request.query.get("c"))
+        except PayloadError as exc:
+            return self._error(request, 500, str(exc))
+        return await self._stream(
+            request,
+            "htmlfile",
+            HTML,
+            protocol.htmlfile_prelude(callback),
+            protocol.htmlfile_chunk,
+        )
+
+    # --- sending transports ---
+
+    async def _receive(self, request: web.Request, form: bool) -> list[str] | web.Response:
+        endpoint = self.endpoint
+        try:
+            body = await _read_body(request, endpoint.max_request_size)
+        except _BodyTooLarge:
+            return self._error(request, 413, "Payload too large.")
+        if form and request.content_type == "application/x-www-form-urlencoded":
+            try:
+                fields = urllib.parse.parse_qs(body.decode(), errors="strict")
+            except (UnicodeDecodeError, ValueError):
+                return self._error(request, 500, protocol.BROKEN_JSON)
+            body = fields.get("d", [""])[0].encode()
+        try:
+            messages = protocol.decode_payload(body)
+        except PayloadError as exc:
+            return self._error(request, 500, str(exc))
+        limit = endpoint.max_message_size
+        for message in messages:
+            if len(message) > limit:
+                return self._error(request, 413, "Message too large.")
+        return messages
+
+    async def _send(self, request: web.Request, form: bool) -> list[str] | web.Response:
+        session = self.endpoint._get(request.match_info["session_id"])
+        if session is None:
+            return self._error(request, 404, "Session not found.")
+        messages = await self._receive(request, form)
+        if isinstance(messages, list) and messages:
+            session._incoming(messages)
+        return messages
+
+    async def xhr_send(self, request: web.Request) -> web.Response:
+        result = await self._send(request, form=False)
+        if isinstance(result, web.Response):
+            return result
+        return web.Response(status=204, headers=self._headers(request, TEXT))
+
+    async def jsonp_send(self, request: web.Request) -> web.Response:
+        result = await self._send(request, form=True)
+        if isinstance(result, web.Response):
+            return result
+        return web.Response(body=b"ok", headers=self._headers(request, TEXT))
+
+    # --- websockets ---
+
+    async def websocket_post(self, request: web.Request) -> web.Response:
+        return web.Response(status=405, headers={hdrs.ALLOW: "GET"})
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        return await self._websocket(request, raw=False)
+
+    async def raw_websocket(self, request: web.Request) -> web.StreamResponse:
+        return await self._websocket(request, raw=True)
+
+    async def _websocket(self, request: web.Request, raw: bool) -> web.StreamResponse:
+        if request.headers.get(hdrs.UPGRADE, "").lower().strip() != "websocket":
+            return web.Response(status=400, text='Can "Upgrade" only to "WebSocket".')
+        connection = request.headers.get(hdrs.CONNECTION, "").lower()
+        if "upgrade" not in [token.strip() for token in connection.split(",")]:
+            return web.Response(status=400, text='"Connection" must be "Upgrade".')
+        endpoint = self.endpoint
+        ws = web.WebSocketResponse(
+            max_msg_size=endpoint.max_request_size,
+            heartbeat=endpoint.websocket_ping_interval,
+        )
+        await ws.prepare(request)
+        if raw:
+            session = endpoint._create(None, request, "raw_websocket", websocket=True, raw=True)
+            receiver: Receiver = RawWebSocketReceiver(ws)
+        else:
+            session = endpoint._create(
+                request.match_info["session_id"], request, "websocket", websocket=True
+            )
+            receiver = WebSocketReceiver(ws)
+        self._run(session, True, receiver)
+        limit = endpoint.max_message_size
+        try:
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    # Binary frames are not part of the protocol.
+                    await ws.close(code=1003, message=b"Text frames only")
+                    break
+                if raw:
+                    messages = [msg.data]
+                else:
+                    try:
+                        messages = protocol.decode_websocket_payload(msg.data)
+                    except PayloadError:
+                        log.debug("SockJS websocket: broken JSON, dropping the socket")
+                        await ws.close(code=1002, message=b"Broken JSON encoding.")
+                        break
+                for message in messages:
+                    if len(message) > limit:
+                        await ws.close(code=1009, message=b"Message too big")
+                        break
+                else:
+                    if messages:
+                        session._incoming(messages)
+                    continue
+                break
+        finally:
+            session._detach(receiver, ws.close_code not in (None, 1000, 1001))
+        return ws

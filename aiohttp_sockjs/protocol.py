@@ -1,0 +1,292 @@
+"""SockJS wire format as pure functions: no sockets, no aiohttp.
+
+Everything a transport puts on the wire or reads off it is built or parsed
+here: frames, the JSON encoding with the escapes the protocol demands,
+per-transport framing, client payload decoding, callback validation, the
+``/info`` body and the iframe page. Keeping this free of I/O lets the whole
+wire format be tested with plain function calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+import ujson
+
+__all__ = [
+    "CLOSE_ANOTHER_CONNECTION",
+    "CLOSE_GOING_AWAY",
+    "CLOSE_GO_AWAY",
+    "CLOSE_INTERNAL_ERROR",
+    "CLOSE_INTERRUPTED",
+    "CLOSE_NORMAL",
+    "CLOSE_TOO_BIG",
+    "HEARTBEAT_FRAME",
+    "OPEN_FRAME",
+    "PayloadError",
+    "close_frame",
+    "decode_payload",
+    "decode_websocket_payload",
+    "encode_message",
+    "encode_messages",
+    "eventsource_chunk",
+    "htmlfile_chunk",
+    "htmlfile_prelude",
+    "iframe_etag",
+    "iframe_page",
+    "info_body",
+    "jsonp_body",
+    "messages_frame",
+    "validate_callback",
+    "xhr_chunk",
+]
+
+OPEN_FRAME: Final = "o"
+HEARTBEAT_FRAME: Final = "h"
+
+CLOSE_NORMAL: Final = (1000, "Normal closure")
+CLOSE_GOING_AWAY: Final = (1001, "Going away")
+CLOSE_INTERRUPTED: Final = (1002, "Connection interrupted")
+CLOSE_TOO_BIG: Final = (1009, "Message too big")
+CLOSE_INTERNAL_ERROR: Final = (1011, "Internal error")
+CLOSE_ANOTHER_CONNECTION: Final = (2010, "Another connection still open")
+CLOSE_GO_AWAY: Final = (3000, "Go away!")
+
+# Characters the server must send as \uXXXX: browsers mangle or drop some of
+# them, and U+2028/U+2029 end a line inside JavaScript string literals.
+_ESCAPE_RE: Final = re.compile("[\x00-\x1f\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]")
+_CALLBACK_RE: Final = re.compile(r"[a-zA-Z0-9_.\-]+")
+MAX_CALLBACK_LENGTH: Final = 256
+
+
+class PayloadError(ValueError):
+    """A client payload the protocol rejects; ``str()`` is the wire text."""
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _dumps(obj: object) -> str:
+    try:
+        text: str = ujson.dumps(obj, ensure_ascii=False, escape_forward_slashes=False)
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be UTF-8; ASCII output escapes it as \udXXX,
+        # which is how the browser sent it to us.
+        return str(ujson.dumps(obj, ensure_ascii=True, escape_forward_slashes=False))
+    if _ESCAPE_RE.search(text) is not None:
+        text = _ESCAPE_RE.sub(_escape_char, text)
+    return text
+
+
+def encode_message(message: str) -> str:
+    """Encode one message as the JSON string that goes inside an ``a`` frame."""
+    if type(message) is not str:
+        raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
+    return _dumps(message)
+
+
+def encode_messages(messages: Iterable[str]) -> str:
+    """Encode a whole ``a`` frame from plain message strings."""
+    return messages_frame([encode_message(m) for m in messages])
+
+
+def messages_frame(encoded: Sequence[str]) -> str:
+    """Join messages already passed through :func:`encode_message` into a frame."""
+    return "a[" + ",".join(encoded) + "]"
+
+
+def close_frame(code: int, reason: str) -> str:
+    """The ``c[code,"reason"]`` frame, the reason escaped like any message."""
+    return "c[" + str(int(code)) + "," + _dumps(reason) + "]"
+
+
+# --- per-transport framing -------------------------------------------------
+
+XHR_STREAMING_PRELUDE: Final = b"h" * 2048 + b"\n"
+EVENTSOURCE_PRELUDE: Final = b"\r\n"
+
+
+def xhr_chunk(frame: str) -> bytes:
+    """A frame as the xhr and xhr_streaming transports send it."""
+    return (frame + "\n").encode()
+
+
+_EVENTSOURCE_RE: Final = re.compile("[%\r\n\x00]")
+_EVENTSOURCE_ESCAPES: Final = {"%": "%25", "\r": "%0D", "\n": "%0A", "\x00": "%00"}
+
+
+def _eventsource_escape(match: re.Match[str]) -> str:
+    return _EVENTSOURCE_ESCAPES[match.group()]
+
+
+def eventsource_chunk(frame: str) -> bytes:
+    """A frame as an event-stream event.
+
+    The client runs ``decodeURI`` on the event data, so a bare ``%`` in a
+    message would corrupt it or throw; ``\\r``, ``\\n`` and NUL would split
+    or end the event.
+    """
+    if _EVENTSOURCE_RE.search(frame) is not None:
+        frame = _EVENTSOURCE_RE.sub(_eventsource_escape, frame)
+    return ("data: " + frame + "\r\n\r\n").encode()
+
+
+def _js_string(frame: str) -> str:
+    # A JavaScript string literal that is safe inside <script>: with "<" and
+    # ">" escaped, no "</script" or "<!--" can appear in it, whatever the
+    # message holds.
+    text = ujson.dumps(frame, ensure_ascii=True, encode_html_chars=True)
+    return str(text)
+
+
+_HTMLFILE_HEAD: Final = """<!doctype html>
+<html><head>
+  <meta http-equiv="X-UA-Compatible" content="IE=edge" />
+  <meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />
+</head><body><h2>Don't panic!</h2>
+  <script>
+    document.domain = document.domain;
+    var c = parent.{callback};
+    c.start();
+    function p(d) {{c.message(d);}};
+    window.onload = function() {{c.stop();}};
+  </script>"""
+
+
+def htmlfile_prelude(callback: str) -> bytes:
+    """The page that opens an htmlfile stream, padded past 1 KiB.
+
+    Older browsers render nothing of a streamed page before 1 KiB arrives;
+    ``callback`` must already have passed :func:`validate_callback`.
+    """
+    head = _HTMLFILE_HEAD.format(callback=callback)
+    return (head + " " * max(0, 1025 - len(head)) + "\r\n\r\n").encode()
+
+
+def htmlfile_chunk(frame: str) -> bytes:
+    """A frame as a script block of the htmlfile stream."""
+    return ("<script>\np(" + _js_string(frame) + ");\n</script>\r\n").encode()
+
+
+def jsonp_body(callback: str, frame: str) -> bytes:
+    """A frame as a JSONP answer; the ``/**/`` prefix defeats content sniffing."""
+    return ("/**/" + callback + "(" + _js_string(frame) + ");\r\n").encode()
+
+
+def validate_callback(callback: str | None) -> str:
+    """Return ``callback`` if it is a safe JavaScript name, else raise.
+
+    It is reflected into a script, so anything beyond ``[a-zA-Z0-9_.-]`` is
+    refused: this is where the protocol's XSS hole would be.
+    """
+    if not callback:
+        raise PayloadError('"callback" parameter required')
+    if len(callback) > MAX_CALLBACK_LENGTH or _CALLBACK_RE.fullmatch(callback) is None:
+        raise PayloadError('invalid "callback" parameter')
+    return callback
+
+
+# --- client payloads -----------------------------------------------------
+
+PAYLOAD_EXPECTED: Final = "Payload expected."
+BROKEN_JSON: Final = "Broken JSON encoding."
+
+
+def decode_payload(data: bytes | str) -> list[str]:
+    """Decode an xhr_send/jsonp_send body: a JSON array of strings.
+
+    Raises :class:`PayloadError` with the protocol's wire text for an empty
+    body or anything that is not a JSON array of strings.
+    """
+    if not data:
+        raise PayloadError(PAYLOAD_EXPECTED)
+    try:
+        messages = ujson.loads(data)
+    except (ValueError, OverflowError):
+        raise PayloadError(BROKEN_JSON) from None
+    if type(messages) is not list:
+        raise PayloadError(BROKEN_JSON)
+    for message in messages:
+        if type(message) is not str:
+            raise PayloadError(BROKEN_JSON)
+    return messages
+
+
+def decode_websocket_payload(data: str) -> list[str]:
+    """Decode a websocket text frame: a JSON array of strings or one string.
+
+    An empty frame carries no messages.
+    """
+    if not data:
+        return []
+    try:
+        messages = ujson.loads(data)
+    except (ValueError, OverflowError):
+        raise PayloadError(BROKEN_JSON) from None
+    if type(messages) is str:
+        return [messages]
+    if type(messages) is not list:
+        raise PayloadError(BROKEN_JSON)
+    for message in messages:
+        if type(message) is not str:
+            raise PayloadError(BROKEN_JSON)
+    return messages
+
+
+# --- static answers --------------------------------------------------------
+
+GREETING: Final = b"Welcome to SockJS!\n"
+DEFAULT_SOCKJS_URL: Final = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js"
+
+
+def info_body(websocket: bool, cookie_needed: bool, entropy: int | None = None) -> bytes:
+    """The JSON body of ``/info``; ``entropy`` is random unless given."""
+    if entropy is None:
+        entropy = random.getrandbits(32)
+    return ujson.dumps(
+        {
+            "websocket": websocket,
+            "cookie_needed": cookie_needed,
+            "origins": ["*:*"],
+            "entropy": entropy,
+        }
+    ).encode()
+
+
+_IFRAME_PAGE: Final = """<!DOCTYPE html>
+<html>
+<head>
+  <meta http-equiv="X-UA-Compatible" content="IE=edge" />
+  <meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />
+  <script src="{url}"></script>
+  <script>
+    document.domain = document.domain;
+    SockJS.bootstrap_iframe();
+  </script>
+</head>
+<body>
+  <h2>Don't panic!</h2>
+  <p>This is a SockJS hidden iframe. It's used for cross domain magic.</p>
+</body>
+</html>"""
+
+
+def iframe_page(sockjs_url: str) -> bytes:
+    """The hidden iframe page that loads the client from ``sockjs_url``."""
+    url = (
+        sockjs_url.replace("&", "&amp;")
+        .replace('"', "&quot;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+    )
+    return _IFRAME_PAGE.format(url=url).encode()
+
+
+def iframe_etag(page: bytes) -> str:
+    """A strong ETag for the iframe page, stable for a given client URL."""
+    return '"' + hashlib.md5(page, usedforsecurity=False).hexdigest() + '"'

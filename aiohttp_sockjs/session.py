@@ -1,0 +1,455 @@
+"""The session actor.
+
+A :class:`Session` is owned by one task, its actor, which reads commands
+from the session's mailbox and applies them in order: attach or detach a
+receiving connection, deliver client messages to the application, queue and
+flush outgoing messages, close, and act on a sweeper tick. Nothing else
+writes the session's state, so no locks are needed. Transports reach the
+session only through :meth:`Session._post` and the :class:`Receiver`
+interface below; the session knows no transport.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import enum
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from . import protocol
+from .exceptions import SessionClosed, SessionMisuse
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .endpoint import Endpoint
+
+__all__ = ["Receiver", "Session", "SessionState"]
+
+log = logging.getLogger("aiohttp_sockjs")
+
+
+class SessionState(enum.Enum):
+    """Where a session is in its life."""
+
+    #: Created; the ``o`` frame has not reached a receiver yet.
+    NEW = "new"
+    #: Open: messages flow both ways.
+    OPEN = "open"
+    #: Closed by the application or the network; every receiving request
+    #: still gets the close frame until the session expires.
+    CLOSING = "closing"
+    #: Gone: expired, or its websocket ended.
+    CLOSED = "closed"
+
+
+# The one table of legal state changes.
+_TRANSITIONS: Final = {
+    SessionState.NEW: {SessionState.OPEN, SessionState.CLOSING, SessionState.CLOSED},
+    SessionState.OPEN: {SessionState.CLOSING, SessionState.CLOSED},
+    SessionState.CLOSING: {SessionState.CLOSED},
+    SessionState.CLOSED: set(),
+}
+
+
+class Receiver(abc.ABC):
+    """A connection that carries frames to the client, as the session sees it.
+
+    Each receiving transport implements this. The session calls these
+    methods from its actor task only, one at a time. A ``send_*`` method
+    returns ``False`` when the connection takes no more frames (a polling
+    request answered, a streaming response past its size limit, a write
+    that failed); the session then forgets the receiver.
+    """
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    async def send_open(self) -> bool:
+        """Tell the client the session is open."""
+
+    @abc.abstractmethod
+    async def send_heartbeat(self) -> bool:
+        """Keep the connection alive."""
+
+    @abc.abstractmethod
+    async def send_messages(self, messages: list[str]) -> bool:
+        """Deliver messages, in the form the session queued them."""
+
+    @abc.abstractmethod
+    async def send_close(self, code: int, reason: str) -> None:
+        """Deliver a close frame and end this connection."""
+
+    @abc.abstractmethod
+    def interrupted(self) -> bool:
+        """Whether the client has gone away (the connection was cut)."""
+
+
+# Mailbox commands. Tuples of (op, argument) keep posting cheap.
+_SEND: Final = 0
+_ATTACH: Final = 1
+_DETACH: Final = 2
+_INCOMING: Final = 3
+_CLOSE: Final = 4
+_TICK: Final = 5
+_SHUTDOWN: Final = 6
+_FORCE_CLOSE: Final = 7
+
+
+class Session:
+    """One SockJS session, as the application sees it.
+
+    Iterate it to receive messages (``async for message in session``), call
+    :meth:`send` to queue a message and :meth:`close` to end it. The session
+    ends when the handler returns, when the client goes away, or when it
+    expires with no connection.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_close_info",
+        "_close_waiter",
+        "_deadline",
+        "_endpoint",
+        "_handler_task",
+        "_inbox",
+        "_inbox_waiter",
+        "_mailbox",
+        "_outbox",
+        "_raw",
+        "_receiver",
+        "_state",
+        "_task",
+        "_wakeup",
+        "_websocket",
+        "data",
+        "request",
+        "session_id",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        session_id: str | None,
+        request: web.Request,
+        transport: str,
+        *,
+        websocket: bool = False,
+        raw: bool = False,
+    ) -> None:
+        self._endpoint = endpoint
+        #: The id the client chose; ``None`` for a raw websocket. Apps rarely
+        #: need it: it is not a secret and not a user identity.
+        self.session_id = session_id
+        #: The aiohttp request that opened the session (headers, cookies,
+        #: remote address, match info); kept for the session's whole life.
+        self.request = request
+        #: The name of the transport that opened the session, e.g. ``"websocket"``.
+        self.transport = transport
+        #: Free storage for the application's per-session state.
+        self.data: dict[str, Any] = {}
+        self._websocket = websocket
+        self._raw = raw
+        self._state = SessionState.NEW
+        self._close_info: tuple[int, str] | None = None
+        self._close_waiter: asyncio.Future[None] | None = None
+        self._mailbox: deque[tuple[int, Any]] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._inbox: deque[str] = deque()
+        self._inbox_waiter: asyncio.Future[None] | None = None
+        self._outbox: list[str] = []
+        self._receiver: Receiver | None = None
+        self._deadline = endpoint.clock() + endpoint.disconnect_delay
+        self._task: asyncio.Task[None] | None = None
+        self._handler_task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Session {self.transport} {self._state.value}>"
+
+    # --- the application's side ------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        """The session's current :class:`SessionState`."""
+        return self._state
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session is closing or closed: no more sends go out."""
+        return self._close_info is not None
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the session is closed, else ``None``."""
+        return None if self._close_info is None else self._close_info[0]
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason once the session is closed, else ``None``."""
+        return None if self._close_info is None else self._close_info[1]
+
+    def send(self, message: str) -> None:
+        """Queue ``message`` for the client.
+
+        It goes out on the current connection, or with the next one the
+        client opens. Sending on a closed session does nothing: iterate the
+        session (or check :attr:`closed`) to learn that it has ended.
+        """
+        if self._close_info is not None:
+            return
+        if self._raw:
+            if type(message) is not str:
+                raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
+            self._post(_SEND, message)
+        else:
+            self._post(_SEND, protocol.encode_message(message))
+
+    def _send_encoded(self, raw: str, encoded: str) -> None:
+        # For broadcast: the message is encoded once for every session.
+        if self._close_info is None:
+            self._post(_SEND, raw if self._raw else encoded)
+
+    async def close(self, code: int = 3000, reason: str = "Go away!") -> None:
+        """Close the session with ``code`` and ``reason``.
+
+        The client gets the close frame on its current connection, or on the
+        next one it opens. Returns once the session has taken the close.
+        Closing a closed session does nothing.
+        """
+        if self._close_info is not None:
+            return
+        self._post(_CLOSE, (int(code), str(reason)))
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the session is closed, by either side."""
+        if self._close_info is not None:
+            return
+        if self._close_waiter is None:
+            self._close_waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._close_waiter)
+
+    async def receive(self) -> str:
+        """Wait for the next message from the client.
+
+        Raises :class:`SessionClosed` once the session is closed and every
+        message that arrived before has been received.
+        """
+        while not self._inbox:
+            if self._close_info is not None:
+                raise SessionClosed(*self._close_info)
+            if self._inbox_waiter is not None:
+                raise SessionMisuse("Concurrent call to receive() is not allowed")
+            waiter = self._inbox_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._inbox_waiter = None
+        return self._inbox.popleft()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            return await self.receive()
+        except SessionClosed:
+            raise StopAsyncIteration from None
+
+    # --- the commands -----------------------------------------------------
+
+    def _post(self, op: int, arg: Any = None) -> None:
+        if self._state is SessionState.CLOSED:
+            return
+        self._mailbox.append((op, arg))
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set_result(None)
+
+    def _attach(self, receiver: Receiver) -> None:
+        self._post(_ATTACH, receiver)
+
+    def _detach(self, receiver: Receiver, interrupted: bool) -> None:
+        self._post(_DETACH, (receiver, interrupted))
+
+    def _incoming(self, messages: list[str]) -> None:
+        self._post(_INCOMING, messages)
+
+    def _tick(self) -> None:
+        self._post(_TICK)
+
+    def _shutdown(self) -> None:
+        self._post(_SHUTDOWN)
+
+    def _force_close(self, code: int, reason: str) -> None:
+        # Close without waiting for expiry: for safety policies and faults.
+        self._post(_FORCE_CLOSE, (code, reason))
+
+    # --- the actor --------------------------------------------------------
+
+    def _start(self, handler: Callable[[Session], Any]) -> None:
+        """Start the actor and then the application's handler."""
+        self._task = asyncio.ensure_future(self._run())
+        self._handler_task = asyncio.ensure_future(self._run_handler(handler))
+
+    async def _run_handler(self, handler: Callable[[Session], Any]) -> None:
+        try:
+            await handler(self)
+        except SessionClosed:
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("SockJS handler failed; closing its session")
+            self._force_close(*protocol.CLOSE_INTERNAL_ERROR)
+            return
+        self._post(_CLOSE, protocol.CLOSE_GO_AWAY)
+
+    async def _run(self) -> None:
+        mailbox = self._mailbox
+        try:
+            while self._state is not SessionState.CLOSED:
+                if not mailbox:
+                    wakeup = self._wakeup = asyncio.get_running_loop().create_future()
+                    await wakeup
+                    continue
+                op, arg = mailbox.popleft()
+                if op == _SEND:
+                    self._outbox.append(arg)
+                    # Coalesce every send already queued into one frame.
+                    while mailbox and mailbox[0][0] == _SEND:
+                        self._outbox.append(mailbox.popleft()[1])
+                    await self._flush()
+                elif op == _ATTACH:
+                    await self._on_attach(arg)
+                elif op == _DETACH:
+                    self._on_detach(*arg)
+                elif op == _INCOMING:
+                    self._on_incoming(arg)
+                elif op == _CLOSE:
+                    await self._on_close(*arg)
+                elif op == _TICK:
+                    await self._on_tick()
+                elif op == _FORCE_CLOSE:
+                    await self._on_close(*arg)
+                    self._finish()
+                elif op == _SHUTDOWN:
+                    await self._on_close(*protocol.CLOSE_GOING_AWAY)
+                    self._finish()
+        finally:
+            if self._state is not SessionState.CLOSED:
+                # Cancelled (shutdown of a stuck session): still end cleanly.
+                self._finish()
+
+    def _set_state(self, state: SessionState) -> None:
+        assert state in _TRANSITIONS[self._state], (self._state, state)
+        self._state = state
+
+    async def _flush(self) -> None:
+        receiver = self._receiver
+        if receiver is None or self._state is not SessionState.OPEN or not self._outbox:
+            return
+        messages, self._outbox = self._outbox, []
+        if not await receiver.send_messages(messages):
+            self._on_detach(receiver, receiver.interrupted())
+
+    async def _on_attach(self, receiver: Receiver) -> None:
+        endpoint = self._endpoint
+        current = self._receiver
+        if current is not None and current.interrupted():
+            self._on_detach(current, True)
+            current = None
+        if self._close_info is not None:
+            # Closed: messages queued before the close, then the close frame,
+            # to every receiver until the session expires.
+            self._deadline = endpoint.clock() + endpoint.disconnect_delay
+            if self._outbox:
+                messages, self._outbox = self._outbox, []
+                if not await receiver.send_messages(messages):
+                    return
+            await receiver.send_close(*self._close_info)
+            return
+        if current is not None:
+            await receiver.send_close(*protocol.CLOSE_ANOTHER_CONNECTION)
+            return
+        self._receiver = receiver
+        self._deadline = endpoint.clock() + endpoint.heartbeat_delay
+        if self._state is SessionState.NEW:
+            self._set_state(SessionState.OPEN)
+            if not await receiver.send_open():
+                self._on_detach(receiver, receiver.interrupted())
+                return
+        await self._flush()
+
+    def _on_detach(self, receiver: Receiver, interrupted: bool) -> None:
+        if receiver is not self._receiver:
+            return
+        self._receiver = None
+        self._deadline = self._endpoint.clock() + self._endpoint.disconnect_delay
+        if interrupted and self._close_info is None:
+            self._mark_closed(*protocol.CLOSE_INTERRUPTED)
+        if self._websocket:
+            # A websocket session lives exactly as long as its socket.
+            if self._close_info is None:
+                self._mark_closed(*protocol.CLOSE_NORMAL)
+            self._finish()
+
+    def _on_incoming(self, messages: list[str]) -> None:
+        if self._close_info is not None:
+            return
+        self._inbox.extend(messages)
+        waiter = self._inbox_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _on_close(self, code: int, reason: str) -> None:
+        if self._close_info is not None:
+            return
+        self._mark_closed(code, reason)
+        receiver = self._receiver
+        if receiver is not None:
+            self._receiver = None
+            self._deadline = self._endpoint.clock() + self._endpoint.disconnect_delay
+            await receiver.send_close(code, reason)
+        if self._websocket:
+            self._finish()
+
+    async def _on_tick(self) -> None:
+        now = self._endpoint.clock()
+        if now < self._deadline:
+            return
+        receiver = self._receiver
+        if receiver is None:
+            self._finish()
+            return
+        self._deadline = now + self._endpoint.heartbeat_delay
+        if not await receiver.send_heartbeat():
+            self._on_detach(receiver, receiver.interrupted())
+
+    def _mark_closed(self, code: int, reason: str) -> None:
+        """Record the close and let the application see it."""
+        self._close_info = (code, reason)
+        if self._state is not SessionState.CLOSING:
+            self._set_state(SessionState.CLOSING)
+        if self._close_waiter is not None and not self._close_waiter.done():
+            self._close_waiter.set_result(None)
+        waiter = self._inbox_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _finish(self) -> None:
+        """End the session for good and leave the endpoint."""
+        if self._state is SessionState.CLOSED:
+            return
+        if self._close_info is None:
+            self._mark_closed(*protocol.CLOSE_INTERRUPTED)
+        self._set_state(SessionState.CLOSED)
+        self._receiver = None
+        self._outbox = []
+        self._mailbox.clear()
+        self._endpoint._forget(self)

@@ -1,0 +1,1 @@
+"""Runnable examples: the chat demo and the conformance server."""
