@@ -1,0 +1,350 @@
+"""Run the benchmark suite and print the table.
+
+    python -m benchmarks            # full counts, 3 repetitions
+    python -m benchmarks --quick    # smaller counts, 3 repetitions
+    python -m benchmarks --smoke    # tiny counts, 1 repetition (tested)
+    python -m benchmarks --only ws_echo_1,ws_latency --reps 5
+
+Each scenario runs ours and the baseline alternately (ours, baseline, ours,
+baseline...), each run on a fresh server process pinned to CPU 0 while the
+load generator runs pinned to CPU 1; the table shows medians. ``--smoke``
+keeps one server per configuration for the whole run, to stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    key: str
+    unit: str
+    higher_is_better: bool
+    #: Target on the ratio ours/baseline, or on ours alone when ``absolute``.
+    target: float | None = None
+    absolute: bool = False
+    #: A figure only our server has (the baseline sends no heartbeats).
+    ours_only: bool = False
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    baseline: str  # "baseline" or "baseline-coalesce"
+    figures: tuple[Figure, ...]
+    server_args: tuple[str, ...] = ()
+    ours_only: bool = False
+    notes: str = ""
+    extra_keys: tuple[str, ...] = field(default=())
+
+
+def _rate(label: str, target: float | None, unit: str = "msgs/s") -> Figure:
+    return Figure(label, "value", unit, True, target)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "ws_echo_1", "websocket echo, 1 session", "baseline-coalesce", (_rate("throughput", 0.8),)
+    ),
+    Scenario(
+        "ws_echo_100",
+        "websocket echo, 100 sessions",
+        "baseline-coalesce",
+        (_rate("throughput", 0.8),),
+    ),
+    Scenario(
+        "ws_latency",
+        "websocket echo latency, 1000 msgs/s",
+        "baseline",
+        (Figure("p50", "value", "us", False, 1.15), Figure("p99", "p99", "us", False, 1.15)),
+    ),
+    Scenario(
+        "broadcast_1",
+        "broadcast 1 msg to 1000 websockets",
+        "baseline",
+        (_rate("deliveries", 1.0, "deliveries/s"), Figure("time until all", "all_ms", "ms", False)),
+    ),
+    Scenario(
+        "broadcast_20",
+        "broadcast 20-msg bursts to 1000 websockets",
+        "baseline-coalesce",
+        (_rate("deliveries", 0.5, "deliveries/s"), Figure("time until all", "all_ms", "ms", False)),
+    ),
+    Scenario(
+        "xhr_streaming_echo",
+        "xhr_send + xhr_streaming echo, 20 sessions",
+        "baseline",
+        (_rate("throughput", 0.9),),
+    ),
+    Scenario(
+        "xhr_polling",
+        "xhr polling round trips, 20 sessions",
+        "baseline",
+        (_rate("round trips", 0.9, "round trips/s"),),
+    ),
+    Scenario(
+        "ws_churn",
+        "websocket open+close, 10 at a time",
+        "baseline",
+        (_rate("churn", 0.9, "sessions/s"),),
+    ),
+    Scenario(
+        "idle_ws",
+        "5000 idle websocket sessions",
+        "baseline",
+        (
+            Figure("RSS per session", "value", "bytes", False, 1.2),
+            Figure("server CPU", "cpu_pct", "% core", False, 0.5, absolute=True),
+        ),
+    ),
+    Scenario(
+        "idle_xhr",
+        "2000 idle xhr_streaming sessions",
+        "baseline",
+        (
+            Figure("RSS per session", "value", "bytes", False, 1.2),
+            Figure("server CPU", "cpu_pct", "% core", False, 0.5, absolute=True),
+        ),
+    ),
+    Scenario(
+        "idle_ws_hb",
+        "5000 idle websockets, heartbeat_delay=1",
+        "baseline",
+        (
+            Figure("sessions with a heartbeat", "with_heartbeat", "share", True, ours_only=True),
+            Figure("heartbeats", "heartbeats_per_s", "/s", True, ours_only=True),
+            Figure("server CPU", "cpu_pct", "% core", False, ours_only=True),
+        ),
+        server_args=("--heartbeat", "1"),
+        ours_only=True,
+    ),
+    Scenario(
+        "idle_xhr_hb",
+        "2000 idle xhr_streaming, heartbeat_delay=1",
+        "baseline",
+        (
+            Figure("sessions with a heartbeat", "with_heartbeat", "share", True, ours_only=True),
+            Figure("heartbeats", "heartbeats_per_s", "/s", True, ours_only=True),
+            Figure("server CPU", "cpu_pct", "% core", False, ours_only=True),
+        ),
+        server_args=("--heartbeat", "1"),
+        ours_only=True,
+    ),
+    Scenario(
+        "ws_echo_deflate",
+        "websocket echo, 100 sessions, permessage-deflate",
+        "baseline-coalesce",
+        (_rate("throughput", None),),
+    ),
+    Scenario(
+        "ws_echo_uvloop",
+        "websocket echo, 100 sessions, uvloop",
+        "baseline-coalesce",
+        (_rate("throughput", None),),
+        server_args=("--uvloop",),
+    ),
+)
+
+
+class Server:
+    """A server subprocess pinned to CPU 0."""
+
+    def __init__(self, kind: str, args: tuple[str, ...]) -> None:
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", "0", sys.executable, "-m", "benchmarks.server", kind, *args],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"server {kind} did not start")
+        self.port = int(line)
+        self.pid = self.proc.pid
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_generator(scenario: str, server: Server, scale: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            "1",
+            sys.executable,
+            "-m",
+            "benchmarks.loadgen",
+            scenario,
+            "--port",
+            str(server.port),
+            "--server-pid",
+            str(server.pid),
+            "--scale",
+            scale,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400 if scale == "full" else 200,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{scenario}: generator failed:\n{out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(float(r[key]) for r in runs)
+
+
+def _fmt(x: float) -> str:
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> tuple[str, list[str]]:
+    head = (
+        "| Scenario | Figure | Ours | Baseline | Ratio | Target | Met "
+        "| Server CPU ours / base | Generator CPU ours / base |\n"
+        "|---|---|--:|--:|--:|--:|:-:|--:|--:|\n"
+    )
+    rows = []
+    missed = []
+    for sc in SCENARIOS:
+        if sc.name not in results:
+            continue
+        ours = results[sc.name]["ours"]
+        base = results[sc.name].get("base", [])
+        busy = "{:.0f}% / {}".format(
+            100 * _median(ours, "server_cpu") / _median(ours, "wall"),
+            f"{100 * _median(base, 'server_cpu') / _median(base, 'wall'):.0f}%" if base else "-",
+        )
+        gen = "{:.0f}% / {}".format(
+            100 * _median(ours, "gen_cpu") / _median(ours, "wall"),
+            f"{100 * _median(base, 'gen_cpu') / _median(base, 'wall'):.0f}%" if base else "-",
+        )
+        for i, fig in enumerate(sc.figures):
+            o = _median(ours, fig.key)
+            if fig.ours_only or not base:
+                b_s, ratio_s, ratio = "-", "-", None
+            else:
+                b = _median(base, fig.key)
+                ratio = o / b if b else float("inf")
+                b_s, ratio_s = _fmt(b), f"{ratio:.2f}"
+            target_s, met = "-", ""
+            if fig.target is not None:
+                if fig.absolute:
+                    target_s = ("<= " if not fig.higher_is_better else ">= ") + f"{fig.target}"
+                    ok = o <= fig.target if not fig.higher_is_better else o >= fig.target
+                elif ratio is not None:
+                    target_s = ("<= " if not fig.higher_is_better else ">= ") + f"{fig.target}x"
+                    ok = ratio <= fig.target if not fig.higher_is_better else ratio >= fig.target
+                else:
+                    ok = True
+                met = "yes" if ok else "**no**"
+                if not ok:
+                    missed.append(f"{sc.name} {fig.label}")
+            name = f"{sc.title} (vs {sc.baseline})" if i == 0 else ""
+            cpu = (busy, gen) if i == 0 else ("", "")
+            rows.append(
+                f"| {name} | {fig.label} [{fig.unit}] | {_fmt(o)} | {b_s} | {ratio_s} "
+                f"| {target_s} | {met} | {cpu[0]} | {cpu[1]} |"
+            )
+    return head + "\n".join(rows) + "\n", missed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="aiohttp-sockjs benchmarks")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="smaller counts")
+    mode.add_argument("--smoke", action="store_true", help="tiny counts, one repetition")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--json", default="", help="also write raw results to this file")
+    args = parser.parse_args(argv)
+    scale = "smoke" if args.smoke else "quick" if args.quick else "full"
+    reps = args.reps or (1 if args.smoke else 3)
+    only = {s for s in args.only.split(",") if s}
+    unknown = only - {s.name for s in SCENARIOS}
+    if unknown:
+        parser.error(f"unknown scenarios: {sorted(unknown)}")
+    scenarios = [s for s in SCENARIOS if not only or s.name in only]
+    reuse: dict[tuple[str, tuple[str, ...]], Server] = {}
+
+    def server(kind: str, sargs: tuple[str, ...]) -> Server:
+        if not args.smoke:
+            return Server(kind, sargs)
+        key = (kind, sargs)
+        if key not in reuse:
+            reuse[key] = Server(kind, sargs)
+        return reuse[key]
+
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    started = time.time()
+    try:
+        for sc in scenarios:
+            res: dict[str, list[dict[str, Any]]] = {"ours": [], "base": []}
+            results[sc.name] = res
+            for rep in range(reps):
+                kinds = [("ours", "ours")] + ([] if sc.ours_only else [("base", sc.baseline)])
+                for label, kind in kinds:
+                    srv = server(kind, sc.server_args)
+                    try:
+                        res[label].append(run_generator(sc.name, srv, scale))
+                    finally:
+                        if not args.smoke:
+                            srv.stop()
+                print(f"# {sc.name} rep {rep + 1}/{reps} done", file=sys.stderr, flush=True)
+    finally:
+        for srv in reuse.values():
+            srv.stop()
+    text, missed = table(results)
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu}, "
+        f"Python {platform.python_version()}, scale={scale}, reps={reps}, "
+        f"{time.time() - started:.0f} s"
+    )
+    print(text)
+    if missed:
+        print("Targets missed: " + ", ".join(missed))
+    if any(r.get("timed_out") for v in results.values() for rs in v.values() for r in rs):
+        print("Warning: some runs hit their deadline; their figures are partial.")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

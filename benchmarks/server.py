@@ -1,0 +1,248 @@
+"""The servers under test, run as a subprocess: ours and the aiohttp baseline.
+
+``python -m benchmarks.server ours|baseline|baseline-coalesce [--uvloop]
+[--heartbeat S]`` binds 127.0.0.1 on a free port and prints the port on
+stdout. Routes used by the load generator:
+
+- ``/echo/{server}/{session}/websocket``: SockJS websocket echo
+  (``o``, then ``a["m"]`` per ``["m"]``).
+- ``/echo/{server}/{session}/xhr_send|xhr_streaming|xhr``: xhr echo.
+- ``/bcast/{server}/{session}/websocket``: sessions that only receive.
+- ``POST /ctl/broadcast?n=N``: broadcast N messages to every ``/bcast``
+  session.
+
+The baseline is plain aiohttp with no SockJS logic: it speaks just enough
+of the wire format to be driven the same way. ``baseline`` answers every
+websocket frame with one frame; ``baseline-coalesce`` answers everything
+that arrived while its writer was busy with one ``a[...]`` frame, and sends
+a burst of broadcast messages to each socket as one frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+
+from aiohttp import WSMsgType, web
+
+XHR_PRELUDE = b"h" * 2048 + b"\n"
+JS_HEADERS = {"Content-Type": "application/javascript; charset=UTF-8"}
+
+
+def ours_app(heartbeat: float) -> web.Application:
+    import aiohttp_sockjs
+
+    app = web.Application()
+
+    async def echo(session: aiohttp_sockjs.Session) -> None:
+        async for message in session:
+            session.send(message)
+
+    async def listen(session: aiohttp_sockjs.Session) -> None:
+        async for _ in session:
+            pass
+
+    # A large response_limit keeps one xhr_streaming response per session,
+    # as the baseline does: this measures the steady state.
+    aiohttp_sockjs.setup(app, "/echo", echo, heartbeat_delay=heartbeat, response_limit=1 << 40)
+    bcast = aiohttp_sockjs.setup(app, "/bcast", listen, heartbeat_delay=heartbeat)
+
+    async def broadcast(request: web.Request) -> web.Response:
+        n = int(request.query.get("n", "1"))
+        for i in range(n):
+            bcast.broadcast(f"b{i}")
+        return web.Response(text="ok")
+
+    app.router.add_post("/ctl/broadcast", broadcast)
+    return app
+
+
+class _XhrSession:
+    __slots__ = ("opened", "pending", "stream", "waiter")
+
+    def __init__(self) -> None:
+        self.opened = False
+        self.pending: list[str] = []
+        self.stream: web.StreamResponse | None = None
+        self.waiter: asyncio.Future[None] | None = None
+
+
+def baseline_app(coalesce: bool) -> web.Application:
+    app = web.Application()
+    listeners: set[web.WebSocketResponse] = set()
+    xhr_sessions: dict[str, _XhrSession] = {}
+
+    async def ws_echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str("o")
+        if not coalesce:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    # ["m"] -> a["m"]: the frame is echoed without parsing.
+                    await ws.send_str("a" + msg.data)
+            return ws
+        pending: list[str] = []
+        wake = asyncio.Event()
+        done = False
+
+        async def writer() -> None:
+            while True:
+                await wake.wait()
+                wake.clear()
+                if pending:
+                    items = ",".join(p[1:-1] for p in pending)
+                    pending.clear()
+                    await ws.send_str("a[" + items + "]")
+                if done:
+                    return
+
+        task = asyncio.ensure_future(writer())
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    pending.append(msg.data)
+                    wake.set()
+        finally:
+            done = True
+            wake.set()
+            await asyncio.gather(task, return_exceptions=True)
+        return ws
+
+    async def ws_listen(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str("o")
+        listeners.add(ws)
+        try:
+            async for _ in ws:
+                pass
+        finally:
+            listeners.discard(ws)
+        return ws
+
+    async def broadcast(request: web.Request) -> web.Response:
+        n = int(request.query.get("n", "1"))
+        frames = [f'a["b{i}"]' for i in range(n)]
+        joined = "a[" + ",".join(f'"b{i}"' for i in range(n)) + "]"
+        for ws in list(listeners):
+            if ws.closed:
+                continue
+            if coalesce:
+                await ws.send_str(joined)
+            else:
+                for frame in frames:
+                    await ws.send_str(frame)
+        return web.Response(text="ok")
+
+    def xhr_session(request: web.Request) -> _XhrSession:
+        sid = request.match_info["session"]
+        s = xhr_sessions.get(sid)
+        if s is None:
+            s = xhr_sessions[sid] = _XhrSession()
+        return s
+
+    async def xhr_send(request: web.Request) -> web.Response:
+        s = xhr_sessions.get(request.match_info["session"])
+        if s is None:
+            return web.Response(status=404)
+        body = await request.text()
+        frame = "a" + body
+        if s.stream is not None:
+            await s.stream.write((frame + "\n").encode())
+        else:
+            s.pending.append(body[1:-1])
+            if s.waiter is not None and not s.waiter.done():
+                s.waiter.set_result(None)
+        return web.Response(status=204)
+
+    async def xhr_streaming(request: web.Request) -> web.StreamResponse:
+        s = xhr_session(request)
+        resp = web.StreamResponse(headers=JS_HEADERS)
+        await resp.prepare(request)
+        await resp.write(XHR_PRELUDE + b"o\n")
+        s.opened = True
+        s.stream = resp
+        done = asyncio.get_running_loop().create_future()
+        try:
+            await done  # until the client goes away
+        finally:
+            s.stream = None
+            xhr_sessions.pop(request.match_info["session"], None)
+        return resp
+
+    async def xhr(request: web.Request) -> web.Response:
+        s = xhr_session(request)
+        if not s.opened:
+            s.opened = True
+            return web.Response(body=b"o\n", headers=JS_HEADERS)
+        if not s.pending:
+            s.waiter = asyncio.get_running_loop().create_future()
+            await s.waiter
+            s.waiter = None
+        body = ("a[" + ",".join(s.pending) + "]\n").encode()
+        s.pending.clear()
+        return web.Response(body=body, headers=JS_HEADERS)
+
+    session = "/{server}/{session}"
+    app.router.add_get("/echo" + session + "/websocket", ws_echo)
+    app.router.add_get("/bcast" + session + "/websocket", ws_listen)
+    app.router.add_post("/echo" + session + "/xhr_send", xhr_send)
+    app.router.add_post("/echo" + session + "/xhr_streaming", xhr_streaming)
+    app.router.add_post("/echo" + session + "/xhr", xhr)
+    app.router.add_post("/ctl/broadcast", broadcast)
+    return app
+
+
+def make_app(kind: str, heartbeat: float = 25.0) -> web.Application:
+    """The app for ``kind``: "ours", "baseline" or "baseline-coalesce"."""
+    if kind == "ours":
+        return ours_app(heartbeat)
+    return baseline_app(kind == "baseline-coalesce")
+
+
+async def serve(app: web.Application) -> None:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.SockSite(runner, sock, backlog=4096)
+    await site.start()
+    print(sock.getsockname()[1], flush=True)
+    try:
+        # The harness ends the server by closing our stdin.
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.read)
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=["ours", "baseline", "baseline-coalesce"])
+    parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--heartbeat", type=float, default=25.0)
+    args = parser.parse_args(argv)
+    _raise_fd_limit()
+    app = make_app(args.kind, args.heartbeat)
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(serve(app))
+    else:
+        asyncio.run(serve(app))
+
+
+def _raise_fd_limit() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+if __name__ == "__main__":
+    main()
