@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,10 +46,14 @@ class Scenario:
     title: str
     baseline: str  # "baseline" or "baseline-coalesce"
     figures: tuple[Figure, ...]
-    server_args: tuple[str, ...] = ()
+    heartbeat: float = 25.0
+    uvloop: bool = False
     ours_only: bool = False
-    notes: str = ""
-    extra_keys: tuple[str, ...] = field(default=())
+
+    @property
+    def server_args(self) -> tuple[str, ...]:
+        """Command-line options for ``benchmarks.server``."""
+        return ("--heartbeat", str(self.heartbeat)) + (("--uvloop",) if self.uvloop else ())
 
 
 def _rate(label: str, target: float | None, unit: str = "msgs/s") -> Figure:
@@ -129,7 +133,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             Figure("heartbeats", "heartbeats_per_s", "/s", True, ours_only=True),
             Figure("server CPU", "cpu_pct", "% core", False, ours_only=True),
         ),
-        server_args=("--heartbeat", "1"),
+        heartbeat=1.0,
         ours_only=True,
     ),
     Scenario(
@@ -141,7 +145,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             Figure("heartbeats", "heartbeats_per_s", "/s", True, ours_only=True),
             Figure("server CPU", "cpu_pct", "% core", False, ours_only=True),
         ),
-        server_args=("--heartbeat", "1"),
+        heartbeat=1.0,
         ours_only=True,
     ),
     Scenario(
@@ -155,7 +159,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "websocket echo, 100 sessions, uvloop",
         "baseline-coalesce",
         (_rate("throughput", None),),
-        server_args=("--uvloop",),
+        uvloop=True,
     ),
 )
 

@@ -23,7 +23,7 @@ import statistics
 import time
 import zlib
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -156,7 +156,7 @@ class WSClient(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         ext = "Sec-WebSocket-Extensions: permessage-deflate\r\n" if self.offer_deflate else ""
-        transport.write(
+        self.transport.write(
             (
                 f"GET {self.path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -262,18 +262,19 @@ class WSClient(asyncio.Protocol):
             self.transport.abort()
 
 
-async def ws_connect(factory: Callable[[], WSClient], port: int) -> WSClient:
+W = TypeVar("W", bound=WSClient)
+
+
+async def ws_connect(factory: Callable[[], W], port: int) -> W:
     loop = asyncio.get_running_loop()
     _, proto = await loop.create_connection(factory, HOST, port)
     await proto.opened
     return proto
 
 
-async def open_many(
-    factory: Callable[[], WSClient], port: int, n: int, conc: int = 100
-) -> list[WSClient]:
+async def open_many(factory: Callable[[], W], port: int, n: int, conc: int = 100) -> list[W]:
     """Open ``n`` websocket sessions, ``conc`` at a time."""
-    out: list[WSClient] = []
+    out: list[W] = []
     sem = asyncio.Semaphore(conc)
 
     async def one() -> None:

@@ -203,11 +203,22 @@ def make_app(kind: str, heartbeat: float = 25.0) -> web.Application:
     return baseline_app(kind == "baseline-coalesce")
 
 
-async def serve(app: web.Application) -> None:
+def make_runner(kind: str, heartbeat: float = 25.0) -> web.AppRunner:
+    """An app runner for ``kind``; the baseline drops the streaming handlers
+    of clients that went away by having aiohttp cancel them."""
+    return web.AppRunner(
+        make_app(kind, heartbeat),
+        access_log=None,
+        handle_signals=False,
+        handler_cancellation=kind != "ours",
+        shutdown_timeout=0.5,
+    )
+
+
+async def serve(runner: web.AppRunner) -> None:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.SockSite(runner, sock, backlog=4096)
     await site.start()
@@ -227,13 +238,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heartbeat", type=float, default=25.0)
     args = parser.parse_args(argv)
     _raise_fd_limit()
-    app = make_app(args.kind, args.heartbeat)
+    runner = make_runner(args.kind, args.heartbeat)
     if args.uvloop:
         import uvloop
 
-        uvloop.run(serve(app))
+        uvloop.run(serve(runner))
     else:
-        asyncio.run(serve(app))
+        asyncio.run(serve(runner))
 
 
 def _raise_fd_limit() -> None:
