@@ -11,7 +11,7 @@ From the browser::
 
     {"type": "join", "nick": "alice"}     pick a nickname (again to change it)
     {"type": "say", "text": "hello"}      say something to everyone
-    {"type": "leave"}                     leave; the server ends the session
+    {"type": "leave"}                     leave; the server closes the session
 
 From the server::
 
@@ -126,7 +126,10 @@ async def chat(session: Session) -> None:
                     room.broadcast(json.dumps({"type": "say", "nick": nick, "text": text}))
 
             elif kind == "leave":
-                break  # returning from the handler closes the session
+                # Close now rather than just returning (which also closes),
+                # so that the leave notice below goes to the others only.
+                await session.close(1000, "Goodbye")
+                break
 
             else:
                 _error(session, 'Messages need a "type" of "join", "say" or "leave".')

@@ -109,6 +109,7 @@
 
   function describeClose(event) {
     switch (event.code) {
+      case 1000: return "You left the chat.";
       case 1001: return "The server went away.";
       case 1002: return "Cannot reach the server.";
       case 2000: return `Transport ${select.value || "(automatic)"} did not work.`;
