@@ -92,9 +92,10 @@
     // 1, 2, 4, 8 … seconds, at most MAX_DELAY, with some jitter so that a
     // room full of tabs does not come back all at the same instant.
     const base = Math.min(MAX_DELAY, 2 ** (failures - 1));
-    let left = Math.max(1, Math.round(base * (0.8 + Math.random() * 0.4)));
+    const delay = Math.max(1, Math.round(base * (0.8 + Math.random() * 0.4)));
     const why = describeClose(event);
     setStatus("closed", "Disconnected");
+    let left = delay;
     const tick = () => {
       showBanner(`${why} Reconnecting in ${left} s…`);
       left -= 1;
@@ -104,7 +105,7 @@
     retryTimer = setTimeout(() => {
       showBanner(`${why} Reconnecting…`);
       connect();
-    }, left * 1000 + 1000);
+    }, delay * 1000);
   }
 
   function describeClose(event) {
@@ -206,7 +207,7 @@
         const transport = document.createElement("span");
         transport.className = "via";
         transport.textContent = person.transport;
-        li.append(name, transport);
+        li.append(name, " ", transport);
         return li;
       })
     );
