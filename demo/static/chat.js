@@ -20,13 +20,15 @@
   const sayForm = $("say-form");
   const nickInput = $("nick");
   const textInput = $("text");
+  const sayButton = sayForm.querySelector("button[type=submit]");
   const me = $("me");
 
-  let sock = null;        // the current SockJS connection, if any
-  let nick = null;        // the nickname we want; re-sent after reconnecting
-  let joined = false;     // whether the server accepted it on this connection
-  let switching = false;  // closing on purpose to reconnect with another transport
-  let failures = 0;       // reconnection attempts since the last success
+  let sock = null;          // the current SockJS connection, if any
+  let nick = null;          // our nickname once accepted; re-sent after reconnecting
+  let joined = false;       // whether the server accepted it on this connection
+  let editingNick = false;  // the nickname form is open to change it
+  let switching = false;    // closing on purpose, to reconnect with another transport
+  let failures = 0;         // reconnection attempts since the last success
   let retryTimer = null;
   let countdown = null;
 
@@ -51,7 +53,8 @@
       failures = 0;
       hideBanner();
       setStatus("open", `Connected · ${s.transport}`);
-      if (nick) send({ type: "join", nick: nick });
+      if (nick) send({ type: "join", nick: nick }); // back after a reconnection
+      showComposer();
     };
 
     s.onmessage = (event) => {
@@ -65,16 +68,18 @@
     };
 
     s.onclose = (event) => {
-      if (s !== sock) return;
+      if (s !== sock) return; // an old connection we already gave up on
       sock = null;
+      const wasJoined = joined;
       joined = false;
-      showPeople([]);
+      showPeople(null);
       showComposer();
       if (switching) {
         switching = false;
         connect();
         return;
       }
+      if (wasJoined) addNotice(`Disconnected: ${describeClose(event)}`, "error");
       scheduleReconnect(event);
     };
   }
@@ -148,6 +153,7 @@
       case "welcome":
         nick = message.nick;
         joined = true;
+        editingNick = false;
         showComposer();
         break;
       case "join":
@@ -183,35 +189,36 @@
     banner.hidden = true;
   }
 
+  // The nickname form until we have a nickname (or want another one), then
+  // the message box: disabled while the connection is down.
   function showComposer() {
-    joinForm.hidden = joined;
-    sayForm.hidden = !joined;
-    if (joined) {
-      me.textContent = nick;
-      if (document.activeElement === nickInput || document.activeElement === document.body) {
-        textInput.focus();
-      }
-    } else if (nick) {
-      nickInput.value = nick;
-    }
+    const picking = !nick || editingNick;
+    joinForm.hidden = !picking;
+    sayForm.hidden = picking;
+    me.textContent = nick || "";
+    textInput.disabled = sayButton.disabled = !joined;
+    textInput.placeholder = joined ? "Say something…" : sock ? "Joining…" : "Reconnecting…";
+    if (joined && !picking && document.activeElement !== textInput) textInput.focus();
   }
 
+  // people is a list of {nick, transport}, or null while disconnected.
   function showPeople(people) {
-    peopleList.replaceChildren(
-      ...people.map((person) => {
-        const li = document.createElement("li");
-        const name = document.createElement("span");
-        name.className = "nick";
-        name.textContent = person.nick;
-        name.style.color = colour(person.nick);
-        const transport = document.createElement("span");
-        transport.className = "via";
-        transport.textContent = person.transport;
-        li.append(name, " ", transport);
-        return li;
-      })
-    );
-    peopleCount.textContent = String(people.length);
+    const items = (people || []).map((person) => {
+      const li = document.createElement("li");
+      const name = document.createElement("span");
+      name.className = "nick";
+      name.textContent = person.nick;
+      name.style.color = colour(person.nick);
+      const transport = document.createElement("span");
+      transport.className = "via";
+      transport.textContent = person.transport;
+      transport.title = "the transport the server sees";
+      li.append(name, " ", transport);
+      return li;
+    });
+    peopleList.replaceChildren(...items);
+    peopleList.dataset.none = people ? "Nobody has joined yet." : "Not connected.";
+    peopleCount.textContent = String(items.length);
   }
 
   function append(li) {
@@ -263,9 +270,8 @@
     event.preventDefault();
     const wantedNick = nickInput.value.trim();
     if (!wantedNick) return;
-    nick = wantedNick;
-    if (!send({ type: "join", nick: nick })) {
-      addNotice("Not connected yet: you will join as soon as the connection is back.", "error");
+    if (!send({ type: "join", nick: wantedNick })) {
+      addNotice("Not connected yet: try again in a moment.", "error");
     }
   });
 
@@ -273,19 +279,21 @@
     event.preventDefault();
     const text = textInput.value;
     if (!text.trim()) return;
-    if (send({ type: "say", text: text })) {
-      textInput.value = "";
-    } else {
-      addNotice("Not connected: your message was not sent.", "error");
-    }
+    if (send({ type: "say", text: text })) textInput.value = "";
   });
 
-  // Clicking your own name offers to change it.
+  // Clicking your own name offers to change it; Escape changes your mind.
   me.addEventListener("click", () => {
-    joined = false;
+    editingNick = true;
     showComposer();
-    joined = true;
+    nickInput.value = nick;
     nickInput.select();
+  });
+  nickInput.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && nick) {
+      editingNick = false;
+      showComposer();
+    }
   });
 
   select.addEventListener("change", () => {
@@ -301,5 +309,7 @@
     connect();
   });
 
+  showPeople([]);
+  showComposer();
   connect();
 })();

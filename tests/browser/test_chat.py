@@ -273,6 +273,33 @@ def test_switching_transport_rejoins(chat_server: ChatServer, open_chat: OpenCha
     alice.expect_message("bob", "still here")
 
 
+@pytest.mark.parametrize(
+    ("transport", "server_name"),
+    [
+        ("websocket", "websocket"),
+        ("xhr-streaming", "xhr_streaming"),
+        ("eventsource", "eventsource"),
+        ("iframe-eventsource", "eventsource"),
+        ("htmlfile", "htmlfile"),
+        ("iframe-htmlfile", "htmlfile"),
+        ("xhr-polling", "xhr"),
+        ("iframe-xhr-polling", "xhr"),
+        ("jsonp-polling", "jsonp"),
+    ],
+)
+def test_every_transport_in_the_menu_works(
+    chat_server: ChatServer, open_chat: OpenChat, transport: str, server_name: str
+) -> None:
+    # The iframe transports load sockjs.min.js again inside the iframe, from
+    # the endpoint's sockjs_url: they only work if it matches the page's.
+    person = open_chat(chat_server, transport)
+    person.expect_transport(transport)
+    person.join("visitor")
+    person.expect_people(f"visitor {server_name}")
+    person.say(f"hello over {transport}")
+    person.expect_message("visitor", f"hello over {transport}")
+
+
 def test_page_reconnects_after_server_restart(open_chat: OpenChat) -> None:
     from playwright.sync_api import expect
 
