@@ -96,7 +96,6 @@ _INCOMING: Final = 3
 _CLOSE: Final = 4
 _TICK: Final = 5
 _SHUTDOWN: Final = 6
-_FORCE_CLOSE: Final = 7
 
 
 class Session:
@@ -287,8 +286,8 @@ class Session:
         self._post(_SHUTDOWN)
 
     def _force_close(self, code: int, reason: str) -> None:
-        # Close without waiting for expiry: for safety policies and faults.
-        self._post(_FORCE_CLOSE, (code, reason))
+        # A close decided by the library (a fault, a policy), not the app.
+        self._post(_CLOSE, (code, reason))
 
     # --- the actor --------------------------------------------------------
 
@@ -335,9 +334,6 @@ class Session:
                     await self._on_close(*arg)
                 elif op == _TICK:
                     await self._on_tick()
-                elif op == _FORCE_CLOSE:
-                    await self._on_close(*arg)
-                    self._finish()
                 elif op == _SHUTDOWN:
                     await self._on_close(*protocol.CLOSE_GOING_AWAY)
                     self._finish()
