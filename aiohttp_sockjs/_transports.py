@@ -359,6 +359,10 @@ class Routes:
         encode: Callable[[str], bytes],
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers=self._headers(request, content_type))
+        if request.version < (1, 1):
+            # No chunked encoding in HTTP/1.0: the end of the body is the end
+            # of the connection, even if the client asked for keep-alive.
+            response.force_close()
         await response.prepare(request)
         await response.write(prelude)
         session, created = self._open(request, transport)
