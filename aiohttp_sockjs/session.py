@@ -87,6 +87,9 @@ class Receiver(abc.ABC):
     def interrupted(self) -> bool:
         """Whether the client has gone away (the connection was cut)."""
 
+    def abort(self) -> None:  # noqa: B027 - most receivers have nothing to undo
+        """The session has let go of this receiver: end its request now."""
+
 
 # Mailbox commands. Tuples of (op, argument) keep posting cheap.
 _SEND: Final = 0
@@ -386,6 +389,7 @@ class Session:
         if receiver is not self._receiver:
             return
         self._receiver = None
+        receiver.abort()
         self._deadline = self._endpoint.clock() + self._endpoint.disconnect_delay
         if interrupted and self._close_info is None:
             self._mark_closed(*protocol.CLOSE_INTERRUPTED)
