@@ -117,6 +117,7 @@ class Session:
         "_deadline",
         "_endpoint",
         "_handler_task",
+        "_id",
         "_inbox",
         "_inbox_waiter",
         "_mailbox",
@@ -129,7 +130,6 @@ class Session:
         "_websocket",
         "data",
         "request",
-        "session_id",
         "transport",
     )
 
@@ -144,9 +144,9 @@ class Session:
         raw: bool = False,
     ) -> None:
         self._endpoint = endpoint
-        #: The id the client chose; ``None`` for a raw websocket. Apps rarely
-        #: need it: it is not a secret and not a user identity.
-        self.session_id = session_id
+        # The id the client chose (None for a raw websocket). Not public: it
+        # is neither a secret nor a user identity, and apps have no use for it.
+        self._id = session_id
         #: The aiohttp request that opened the session (headers, cookies,
         #: remote address, match info); kept for the session's whole life.
         self.request = request

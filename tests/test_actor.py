@@ -269,7 +269,7 @@ async def test_handler_error_closes_with_1011(
     """A failing handler closes only its own session, with 1011, logged once."""
 
     async def broken(session: Session) -> None:
-        if session.session_id == "bad":
+        if session._id == "bad":
             raise ValueError("boom")
         async for message in session:
             session.send(message)
