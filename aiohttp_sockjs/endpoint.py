@@ -199,7 +199,7 @@ class Endpoint:
 
     def _forget(self, session: Session) -> None:
         self._sessions.pop(session, None)
-        sid = session.session_id
+        sid = session._id
         if sid is not None and self._by_id.get(sid) is session:
             del self._by_id[sid]
 
