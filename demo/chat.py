@@ -170,9 +170,11 @@ def make_app(**options: Any) -> web.Application:
 
 def main() -> None:
     """Run the chat server from the command line."""
-    parser = argparse.ArgumentParser(description="The aiohttp-sockjs chat demo.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser = argparse.ArgumentParser(
+        prog="python -m demo.chat", description="The aiohttp-sockjs chat demo."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not LOCAL_CLIENT.is_file():
@@ -182,7 +184,10 @@ def main() -> None:
     def ready(_: str) -> None:  # called by run_app once the port is open
         print(f"Chat demo: open http://{host}:{args.port} (Ctrl+C to stop)", flush=True)
 
-    web.run_app(make_app(), host=args.host, port=args.port, print=ready, access_log=None)
+    try:
+        web.run_app(make_app(), host=args.host, port=args.port, print=ready, access_log=None)
+    except OSError as exc:  # most likely the port is taken
+        raise SystemExit(f"Cannot start the chat demo: {exc.strerror or exc}") from None
 
 
 if __name__ == "__main__":
