@@ -175,6 +175,11 @@ class Session:
     # --- the application's side ------------------------------------------
 
     @property
+    def endpoint(self) -> Endpoint:
+        """The endpoint this session belongs to (for broadcast and the session list)."""
+        return self._endpoint
+
+    @property
     def state(self) -> SessionState:
         """The session's current :class:`SessionState`."""
         return self._state

@@ -78,9 +78,8 @@ def _clean_nick(value: Any) -> str | None:
 
 async def chat(session: Session) -> None:
     """Run one visitor's session: from connecting until the tab goes away."""
-    # The handler gets only the session; the endpoint (for broadcast and the
-    # list of sessions) is found through the app that took the request.
-    room = aiohttp_sockjs.get_endpoint(session.request.app, PREFIX)
+    # The session's endpoint is the room: broadcast and the list of sessions.
+    room = session.endpoint
 
     def announce(kind: str, nick: str) -> None:
         # broadcast() encodes the frame once and queues it on every open

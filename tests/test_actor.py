@@ -348,3 +348,22 @@ async def test_shutdown_closes_everything(clock: Clock) -> None:
     tasks = [t for s in sessions for t in (s._task, s._handler_task)]
     assert all(t is not None and t.done() for t in tasks)
     assert endpoint._sweeper is None
+
+
+async def test_broadcast_to_some_and_exclude(clock: Clock) -> None:
+    """broadcast() can target given sessions and leave one out."""
+    endpoint = make(clock)
+    recs = [Recorder() for _ in range(4)]
+    sessions = [await open_session(endpoint, rec, f"s{i}") for i, rec in enumerate(recs)]
+    assert all(s.endpoint is endpoint for s in sessions)
+    endpoint.broadcast("all but 0", exclude=sessions[0])
+    endpoint.broadcast("just 1 and 2", sessions=sessions[1:3])
+    await settle()
+    got = [[m for f in rec.frames[1:] for m in f[1]] for rec in recs]
+    assert got == [
+        [],
+        ['"all but 0"', '"just 1 and 2"'],
+        ['"all but 0"', '"just 1 and 2"'],
+        ['"all but 0"'],
+    ]
+    await endpoint.shutdown()
