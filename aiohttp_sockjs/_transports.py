@@ -90,6 +90,10 @@ class PollingReceiver(_FramedReceiver):
     def interrupted(self) -> bool:
         return not self.result.done() and _connection_lost(self._request)
 
+    def abort(self) -> None:
+        if not self.result.done():
+            self.result.set_result(b"")
+
 
 class StreamingReceiver(_FramedReceiver):
     """xhr_streaming, eventsource, htmlfile: frames until the size limit."""
@@ -135,7 +139,10 @@ class StreamingReceiver(_FramedReceiver):
             self.done.set_result(None)
 
     def interrupted(self) -> bool:
-        return self._failed or (not self.done.done() and _connection_lost(self._request))
+        return self._failed or _connection_lost(self._request)
+
+    def abort(self) -> None:
+        self._end_now()
 
 
 class WebSocketReceiver(_FramedReceiver):
@@ -359,6 +366,10 @@ class Routes:
         encode: Callable[[str], bytes],
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers=self._headers(request, content_type))
+        if request.version < (1, 1):
+            # No chunked encoding in HTTP/1.0: the end of the body is the end
+            # of the connection, even if the client asked for keep-alive.
+            response.force_close()
         await response.prepare(request)
         await response.write(prelude)
         session, created = self._open(request, transport)
@@ -366,9 +377,9 @@ class Routes:
         self._run(session, created, receiver)
         try:
             await receiver.done
-        finally:
-            if not receiver.done.done() or receiver.interrupted():
-                session._detach(receiver, True)
+        except asyncio.CancelledError:
+            session._detach(receiver, True)
+            raise
         return response
 
     async def xhr_streaming(self, request: web.Request) -> web.StreamResponse:

@@ -14,7 +14,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import protocol
@@ -118,16 +118,24 @@ class Endpoint:
         """Iterate over a snapshot of the open sessions."""
         return iter(self.sessions)
 
-    def broadcast(self, message: str) -> None:
-        """Send ``message`` to every open session.
+    def broadcast(
+        self,
+        message: str,
+        *,
+        sessions: Iterable[Session] | None = None,
+        exclude: Session | None = None,
+    ) -> None:
+        """Send ``message`` to every open session, or to ``sessions``.
 
-        The frame is encoded once for all sessions. Like ``session.send``,
-        this never waits: each session queues the message and delivers it
-        when its client is reachable.
+        The message is encoded once for all sessions. ``exclude`` leaves one
+        session out (typically the sender). Like ``session.send``, this never
+        waits: each session queues the message and delivers it when its
+        client is reachable; closed sessions are skipped.
         """
         encoded = protocol.encode_message(message)
-        for session in self._sessions:
-            session._send_encoded(message, encoded)
+        for session in self._sessions if sessions is None else sessions:
+            if session is not exclude:
+                session._send_encoded(message, encoded)
 
     # --- the decorator style ------------------------------------------------
 
@@ -199,7 +207,7 @@ class Endpoint:
 
     def _forget(self, session: Session) -> None:
         self._sessions.pop(session, None)
-        sid = session.session_id
+        sid = session._id
         if sid is not None and self._by_id.get(sid) is session:
             del self._by_id[sid]
 

@@ -87,6 +87,9 @@ class Receiver(abc.ABC):
     def interrupted(self) -> bool:
         """Whether the client has gone away (the connection was cut)."""
 
+    def abort(self) -> None:  # noqa: B027 - most receivers have nothing to undo
+        """The session has let go of this receiver: end its request now."""
+
 
 # Mailbox commands. Tuples of (op, argument) keep posting cheap.
 _SEND: Final = 0
@@ -96,7 +99,6 @@ _INCOMING: Final = 3
 _CLOSE: Final = 4
 _TICK: Final = 5
 _SHUTDOWN: Final = 6
-_FORCE_CLOSE: Final = 7
 
 
 class Session:
@@ -115,6 +117,7 @@ class Session:
         "_deadline",
         "_endpoint",
         "_handler_task",
+        "_id",
         "_inbox",
         "_inbox_waiter",
         "_mailbox",
@@ -127,7 +130,6 @@ class Session:
         "_websocket",
         "data",
         "request",
-        "session_id",
         "transport",
     )
 
@@ -142,9 +144,9 @@ class Session:
         raw: bool = False,
     ) -> None:
         self._endpoint = endpoint
-        #: The id the client chose; ``None`` for a raw websocket. Apps rarely
-        #: need it: it is not a secret and not a user identity.
-        self.session_id = session_id
+        # The id the client chose (None for a raw websocket). Not public: it
+        # is neither a secret nor a user identity, and apps have no use for it.
+        self._id = session_id
         #: The aiohttp request that opened the session (headers, cookies,
         #: remote address, match info); kept for the session's whole life.
         self.request = request
@@ -171,6 +173,11 @@ class Session:
         return f"<Session {self.transport} {self._state.value}>"
 
     # --- the application's side ------------------------------------------
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The endpoint this session belongs to (for broadcast and the session list)."""
+        return self._endpoint
 
     @property
     def state(self) -> SessionState:
@@ -287,8 +294,8 @@ class Session:
         self._post(_SHUTDOWN)
 
     def _force_close(self, code: int, reason: str) -> None:
-        # Close without waiting for expiry: for safety policies and faults.
-        self._post(_FORCE_CLOSE, (code, reason))
+        # A close decided by the library (a fault, a policy), not the app.
+        self._post(_CLOSE, (code, reason))
 
     # --- the actor --------------------------------------------------------
 
@@ -335,9 +342,6 @@ class Session:
                     await self._on_close(*arg)
                 elif op == _TICK:
                     await self._on_tick()
-                elif op == _FORCE_CLOSE:
-                    await self._on_close(*arg)
-                    self._finish()
                 elif op == _SHUTDOWN:
                     await self._on_close(*protocol.CLOSE_GOING_AWAY)
                     self._finish()
@@ -390,6 +394,7 @@ class Session:
         if receiver is not self._receiver:
             return
         self._receiver = None
+        receiver.abort()
         self._deadline = self._endpoint.clock() + self._endpoint.disconnect_delay
         if interrupted and self._close_info is None:
             self._mark_closed(*protocol.CLOSE_INTERRUPTED)

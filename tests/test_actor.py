@@ -1,0 +1,369 @@
+"""The session actor and the sweeper, driven with an injected clock.
+
+No sockets and no sleeping: a fake clock decides what is due, and a
+recording receiver stands in for a transport's connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from aiohttp_sockjs import Endpoint, Session, SessionState
+from aiohttp_sockjs.session import Receiver
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Recorder(Receiver):
+    """Records frames; takes ``capacity`` frames, then reports itself full."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self.frames: list[Any] = []
+        self.capacity = capacity
+        self.gone = False
+
+    def _take(self, frame: Any) -> bool:
+        self.frames.append(frame)
+        return len(self.frames) < self.capacity
+
+    async def send_open(self) -> bool:
+        return self._take("o")
+
+    async def send_heartbeat(self) -> bool:
+        return self._take("h")
+
+    async def send_messages(self, messages: list[str]) -> bool:
+        return self._take(("a", list(messages)))
+
+    async def send_close(self, code: int, reason: str) -> None:
+        self.frames.append(("c", code, reason))
+
+    def interrupted(self) -> bool:
+        return self.gone
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make(clock: Clock, handler: Any = None, **options: Any) -> Endpoint:
+    async def echo(session: Session) -> None:
+        async for message in session:
+            session.send(message)
+
+    return Endpoint(handler or echo, heartbeat_delay=10, disconnect_delay=5, clock=clock, **options)
+
+
+async def open_session(endpoint: Endpoint, receiver: Receiver, sid: str = "s1") -> Session:
+    session = endpoint._create(sid, None, "xhr_streaming")
+    session._attach(receiver)
+    endpoint._start(session)
+    await settle()
+    return session
+
+
+async def test_open_then_messages_in_order(clock: Clock) -> None:
+    """The first receiver gets "o"; echoes come back in order."""
+    endpoint = make(clock)
+    rec = Recorder()
+    session = await open_session(endpoint, rec)
+    assert rec.frames == ["o"]
+    assert session.state is SessionState.OPEN
+    session._incoming(["1", "2", "3"])
+    await settle()
+    flat = [m for f in rec.frames[1:] for m in f[1]]
+    assert flat == ['"1"', '"2"', '"3"']
+    await endpoint.shutdown()
+
+
+async def test_sends_coalesce_while_no_receiver(clock: Clock) -> None:
+    """Messages queued with no receiver go out together in one frame."""
+    endpoint = make(clock)
+    poll = Recorder(capacity=1)
+    session = await open_session(endpoint, poll)
+    assert poll.frames == ["o"]
+    for i in range(5):
+        session.send(str(i))
+    await settle()
+    nxt = Recorder(capacity=1)
+    session._attach(nxt)
+    await settle()
+    assert nxt.frames == [("a", ['"0"', '"1"', '"2"', '"3"', '"4"'])]
+    await endpoint.shutdown()
+
+
+async def test_second_receiver_is_refused(clock: Clock) -> None:
+    """One receiver at a time: the second gets 2010 and the first keeps working."""
+    endpoint = make(clock)
+    first = Recorder()
+    session = await open_session(endpoint, first)
+    second = Recorder()
+    session._attach(second)
+    await settle()
+    assert second.frames == [("c", 2010, "Another connection still open")]
+    session.send("still here")
+    await settle()
+    assert first.frames[-1] == ("a", ['"still here"'])
+    await endpoint.shutdown()
+
+
+async def test_heartbeat_only_when_due(clock: Clock) -> None:
+    """The sweeper ticks a session only when its heartbeat deadline has passed."""
+    endpoint = make(clock)
+    rec = Recorder()
+    await open_session(endpoint, rec)
+    clock.now += 9.9
+    endpoint.sweep()
+    await settle()
+    assert rec.frames == ["o"]
+    clock.now += 0.2
+    endpoint.sweep()
+    await settle()
+    assert rec.frames == ["o", "h"]
+    endpoint.sweep()
+    await settle()
+    assert rec.frames == ["o", "h"]
+    clock.now += 10
+    endpoint.sweep()
+    await settle()
+    assert rec.frames == ["o", "h", "h"]
+    await endpoint.shutdown()
+
+
+async def test_expiry_after_disconnect_delay(clock: Clock) -> None:
+    """With no receiver, the session expires disconnect_delay later; the app sees it."""
+    seen: list[tuple[int | None, str | None]] = []
+
+    async def handler(session: Session) -> None:
+        async for _ in session:
+            pass
+        seen.append((session.close_code, session.close_reason))
+
+    endpoint = make(clock, handler)
+    poll = Recorder(capacity=1)
+    session = await open_session(endpoint, poll)
+    clock.now += 4.9
+    endpoint.sweep()
+    await settle()
+    assert session.state is SessionState.OPEN
+    clock.now += 0.2
+    endpoint.sweep()
+    await settle()
+    assert session.state is SessionState.CLOSED
+    assert endpoint._get("s1") is None
+    assert len(endpoint) == 0
+    assert seen == [(1002, "Connection interrupted")]
+    await endpoint.shutdown()
+
+
+async def test_close_frame_repeats_until_expiry(clock: Clock) -> None:
+    """After an app close every receiver gets the close frame, until expiry."""
+
+    async def closer(session: Session) -> None:
+        await session.close(3001, "bye")
+
+    endpoint = make(clock, closer)
+    first = Recorder()
+    session = await open_session(endpoint, first)
+    assert first.frames == ["o", ("c", 3001, "bye")]
+    for _ in range(3):
+        again = Recorder()
+        session._attach(again)
+        await settle()
+        assert again.frames == [("c", 3001, "bye")]
+        clock.now += 4
+        endpoint.sweep()
+        await settle()
+    assert session.state is SessionState.CLOSING
+    clock.now += 6
+    endpoint.sweep()
+    await settle()
+    assert session.state is SessionState.CLOSED
+    await endpoint.shutdown()
+
+
+async def test_messages_before_close_are_not_lost(clock: Clock) -> None:
+    """Messages sent before a close reach the next receiver, then the close frame."""
+
+    async def handler(session: Session) -> None:
+        session.send("last words")
+        await session.close()
+
+    endpoint = make(clock, handler)
+    session = endpoint._create("s1", None, "xhr")
+    endpoint._start(session)
+    await settle()
+    poll = Recorder(capacity=1)
+    session._attach(poll)
+    await settle()
+    assert poll.frames == [("a", ['"last words"'])]
+    poll2 = Recorder(capacity=1)
+    session._attach(poll2)
+    await settle()
+    assert poll2.frames == [("c", 3000, "Go away!")]
+    await endpoint.shutdown()
+
+
+async def test_interrupted_receiver_closes_with_1002(clock: Clock) -> None:
+    """A receiver cut by the network closes the session; later receivers see 1002."""
+    endpoint = make(clock)
+    rec = Recorder()
+    session = await open_session(endpoint, rec)
+    rec.gone = True
+    endpoint.sweep()
+    await settle()
+    assert session.close_code == 1002
+    nxt = Recorder()
+    session._attach(nxt)
+    await settle()
+    assert nxt.frames == [("c", 1002, "Connection interrupted")]
+    await endpoint.shutdown()
+
+
+async def test_interrupted_receiver_found_on_attach(clock: Clock) -> None:
+    """A new receiver that finds the old one dead gets 1002, not 2010."""
+    endpoint = make(clock)
+    rec = Recorder()
+    session = await open_session(endpoint, rec)
+    rec.gone = True
+    nxt = Recorder()
+    session._attach(nxt)
+    await settle()
+    assert nxt.frames == [("c", 1002, "Connection interrupted")]
+    assert session.state is SessionState.CLOSING
+    await endpoint.shutdown()
+
+
+async def test_handler_return_closes(clock: Clock) -> None:
+    """Returning from the handler closes the session with 3000 "Go away!"."""
+
+    async def quick(session: Session) -> None:
+        return None
+
+    endpoint = make(clock, quick)
+    rec = Recorder()
+    session = await open_session(endpoint, rec)
+    assert rec.frames == ["o", ("c", 3000, "Go away!")]
+    assert session.closed
+    await endpoint.shutdown()
+
+
+async def test_handler_error_closes_with_1011(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing handler closes only its own session, with 1011, logged once."""
+
+    async def broken(session: Session) -> None:
+        if session._id == "bad":
+            raise ValueError("boom")
+        async for message in session:
+            session.send(message)
+
+    endpoint = make(clock, broken)
+    good, bad = Recorder(), Recorder()
+    good_session = await open_session(endpoint, good, "good")
+    await open_session(endpoint, bad, "bad")
+    assert bad.frames == ["o", ("c", 1011, "Internal error")]
+    good_session._incoming(["x"])
+    await settle()
+    assert good.frames == ["o", ("a", ['"x"'])]
+    errors = [r for r in caplog.records if r.exc_info]
+    assert len(errors) == 1
+    await endpoint.shutdown()
+
+
+async def test_broadcast_encodes_once(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """broadcast() encodes the message once, whatever the number of sessions."""
+    from aiohttp_sockjs import protocol
+
+    endpoint = make(clock)
+    recs = [Recorder() for _ in range(50)]
+    for i, rec in enumerate(recs):
+        await open_session(endpoint, rec, f"s{i}")
+    calls = 0
+    real = protocol.encode_message
+
+    def counting(message: str) -> str:
+        nonlocal calls
+        calls += 1
+        return real(message)
+
+    monkeypatch.setattr(protocol, "encode_message", counting)
+    endpoint.broadcast("hello")
+    await settle()
+    assert calls == 1
+    assert all(rec.frames == ["o", ("a", ['"hello"'])] for rec in recs)
+    await endpoint.shutdown()
+
+
+async def test_concurrent_receive_is_misuse(clock: Clock) -> None:
+    """Two tasks receiving from one session is a programming error."""
+    from aiohttp_sockjs import SessionMisuse
+
+    started = asyncio.Event()
+    holder: list[Session] = []
+
+    async def handler(session: Session) -> None:
+        holder.append(session)
+        started.set()
+        await asyncio.Event().wait()
+
+    endpoint = make(clock, handler)
+    await open_session(endpoint, Recorder())
+    await started.wait()
+    session = holder[0]
+    first = asyncio.ensure_future(session.receive())
+    await settle()
+    with pytest.raises(SessionMisuse):
+        await session.receive()
+    first.cancel()
+    await endpoint.shutdown()
+
+
+async def test_shutdown_closes_everything(clock: Clock) -> None:
+    """shutdown() sends 1001 to every receiver and leaves no task behind."""
+    endpoint = make(clock)
+    recs = [Recorder() for _ in range(20)]
+    sessions = [await open_session(endpoint, rec, f"s{i}") for i, rec in enumerate(recs)]
+    await endpoint.start()
+    await endpoint.shutdown()
+    assert all(rec.frames[-1] == ("c", 1001, "Going away") for rec in recs)
+    assert all(s.state is SessionState.CLOSED for s in sessions)
+    assert len(endpoint) == 0
+    tasks = [t for s in sessions for t in (s._task, s._handler_task)]
+    assert all(t is not None and t.done() for t in tasks)
+    assert endpoint._sweeper is None
+
+
+async def test_broadcast_to_some_and_exclude(clock: Clock) -> None:
+    """broadcast() can target given sessions and leave one out."""
+    endpoint = make(clock)
+    recs = [Recorder() for _ in range(4)]
+    sessions = [await open_session(endpoint, rec, f"s{i}") for i, rec in enumerate(recs)]
+    assert all(s.endpoint is endpoint for s in sessions)
+    endpoint.broadcast("all but 0", exclude=sessions[0])
+    endpoint.broadcast("just 1 and 2", sessions=sessions[1:3])
+    await settle()
+    got = [[m for f in rec.frames[1:] for m in f[1]] for rec in recs]
+    assert got == [
+        [],
+        ['"all but 0"', '"just 1 and 2"'],
+        ['"all but 0"', '"just 1 and 2"'],
+        ['"all but 0"'],
+    ]
+    await endpoint.shutdown()
