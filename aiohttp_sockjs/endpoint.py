@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import protocol
-from .session import Session, SessionState
+from .session import _SEND, Session, SessionState
 
 if TYPE_CHECKING:
     import aiohttp_cors
@@ -133,9 +133,14 @@ class Endpoint:
         client is reachable; closed sessions are skipped.
         """
         encoded = protocol.encode_message(message)
+        # One command tuple for all sessions; raw websockets take the message
+        # itself. The checks of Session._send_encoded, inlined: this loop runs
+        # once per session per message.
+        command = (_SEND, encoded)
+        raw_command = (_SEND, message)
         for session in self._sessions if sessions is None else sessions:
-            if session is not exclude:
-                session._send_encoded(message, encoded)
+            if session._close_info is None and session is not exclude:
+                session._enqueue(raw_command if session._raw else command)
 
     # --- the decorator style ------------------------------------------------
 
