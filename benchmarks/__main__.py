@@ -223,6 +223,13 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(float(r[key]) for r in runs)
 
 
+def _efficiency(runs: list[dict[str, Any]]) -> float:
+    """Median work per second of server CPU: robust when the CPU is shared."""
+    return statistics.median(
+        float(r["value"]) * float(r["wall"]) / max(float(r["server_cpu"]), 0.01) for r in runs
+    )
+
+
 def _fmt(x: float) -> str:
     if x >= 100:
         return f"{x:,.0f}"
@@ -233,9 +240,9 @@ def _fmt(x: float) -> str:
 
 def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> tuple[str, list[str]]:
     head = (
-        "| Scenario | Figure | Ours | Baseline | Ratio | Target | Met "
+        "| Scenario | Figure | Ours | Baseline | Ratio | Ratio per CPU-s | Target | Met "
         "| Server CPU ours / base | Generator CPU ours / base |\n"
-        "|---|---|--:|--:|--:|--:|:-:|--:|--:|\n"
+        "|---|---|--:|--:|--:|--:|--:|:-:|--:|--:|\n"
     )
     rows = []
     missed = []
@@ -254,13 +261,18 @@ def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> tuple[str, lis
         )
         for i, fig in enumerate(sc.figures):
             o = _median(ours, fig.key)
+            eff_s = "-"
             if fig.ours_only or not base:
                 b_s, ratio_s, ratio = "-", "-", None
             else:
                 b = _median(base, fig.key)
                 ratio = o / b if b else float("inf")
                 b_s, ratio_s = _fmt(b), f"{ratio:.2f}"
+                if fig.key == "value" and fig.higher_is_better:
+                    eff = _efficiency(ours) / _efficiency(base)
+                    eff_s = f"{eff:.2f}"
             target_s, met = "-", ""
+            eff_ok: bool | None = None
             if fig.target is not None:
                 if fig.absolute:
                     target_s = ("<= " if not fig.higher_is_better else ">= ") + f"{fig.target}"
@@ -268,15 +280,19 @@ def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> tuple[str, lis
                 elif ratio is not None:
                     target_s = ("<= " if not fig.higher_is_better else ">= ") + f"{fig.target}x"
                     ok = ratio <= fig.target if not fig.higher_is_better else ratio >= fig.target
+                    if eff_s != "-":
+                        eff_ok = float(eff_s) >= fig.target
                 else:
                     ok = True
                 met = "yes" if ok else "**no**"
+                if eff_ok is not None:
+                    met += " / " + ("yes" if eff_ok else "**no**")
                 if not ok:
                     missed.append(f"{sc.name} {fig.label}")
             name = f"{sc.title} (vs {sc.baseline})" if i == 0 else ""
             cpu = (busy, gen) if i == 0 else ("", "")
             rows.append(
-                f"| {name} | {fig.label} [{fig.unit}] | {_fmt(o)} | {b_s} | {ratio_s} "
+                f"| {name} | {fig.label} [{fig.unit}] | {_fmt(o)} | {b_s} | {ratio_s} | {eff_s} "
                 f"| {target_s} | {met} | {cpu[0]} | {cpu[1]} |"
             )
     return head + "\n".join(rows) + "\n", missed
