@@ -37,6 +37,9 @@ HTML: Final = "text/html; charset=UTF-8"
 JSON: Final = "application/json; charset=UTF-8"
 _COOKIE_VALUE_RE: Final = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 _WRITE_ERRORS: Final = (ConnectionError, RuntimeError, OSError)
+# Read once per websocket frame; an Enum member read off its class is a
+# descriptor call on Python 3.11.
+_WS_TEXT: Final = WSMsgType.TEXT
 
 
 def _connection_lost(request: web.BaseRequest) -> bool:
@@ -489,7 +492,7 @@ class Routes:
         limit = endpoint.max_message_size
         try:
             async for msg in ws:
-                if msg.type is not WSMsgType.TEXT:
+                if msg.type is not _WS_TEXT:
                     # Binary frames are not part of the protocol.
                     await ws.close(code=1003, message=b"Text frames only")
                     break

