@@ -207,8 +207,8 @@ class Endpoint:
         session._start(self._handler or self._callback_handler)
         task = session._handler_task
         assert task is not None
+        # The session's own done callback discards it again.
         self._handler_tasks.add(task)
-        task.add_done_callback(self._handler_tasks.discard)
 
     def _forget(self, session: Session) -> None:
         self._sessions.pop(session, None)

@@ -333,6 +333,7 @@ class Session:
         task.add_done_callback(self._handler_done)
 
     def _handler_done(self, task: asyncio.Task[None]) -> None:
+        self._endpoint._handler_tasks.discard(task)
         if task.cancelled():
             return
         exc = task.exception()
