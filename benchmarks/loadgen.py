@@ -94,10 +94,21 @@ SCALES: dict[str, dict[str, int | float]] = {
 
 
 def cpu_of(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid``."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU seconds used so far by process ``pid``, all threads.
+
+    From /proc/PID/task/*/schedstat (nanoseconds) where available: the tick
+    counts of /proc/PID/stat are too coarse for an idle server.
+    """
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except (FileNotFoundError, ProcessLookupError):  # a thread ended meanwhile: ticks
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total / 1e9
 
 
 def rss_of(pid: int) -> int:
