@@ -272,6 +272,10 @@ class Session:
         return self
 
     async def __anext__(self) -> str:
+        inbox = self._inbox
+        if inbox:
+            # Messages waiting: no receive() coroutine to create per message.
+            return inbox.popleft()
         try:
             return await self.receive()
         except SessionClosed:
@@ -280,7 +284,14 @@ class Session:
     # --- the commands -----------------------------------------------------
 
     def _post(self, op: int, arg: Any = None) -> None:
-        self._enqueue((op, arg))
+        # _enqueue spelled out: this runs for every message sent.
+        if self._state is _CLOSED:
+            return
+        self._mailbox.append((op, arg))
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set_result(None)
 
     def _enqueue(self, command: tuple[int, Any]) -> None:
         # Broadcast hands every session the same command tuple.

@@ -459,6 +459,7 @@ class EchoClient(WSClient):
         self.window = window
         self.sent = 0
         self.received = 0
+        self.frames = 0
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.raw_msg = ws_frame(b'["ping"]')
 
@@ -476,6 +477,7 @@ class EchoClient(WSClient):
 
     def on_messages(self, frame: bytes) -> None:
         k = frame.count(b'"') >> 1
+        self.frames += 1
         self.received += k
         if self.received >= self.quota:
             if not self.done.done():
@@ -506,7 +508,10 @@ async def echo(
     for c in clients:
         c.abort()
     everything.cancel()
-    return result(got / m.wall, m, messages=got, timed_out=not finished)
+    frames = sum(c.frames for c in clients)
+    return result(
+        got / m.wall, m, messages=got, msgs_per_frame=got / max(frames, 1), timed_out=not finished
+    )
 
 
 class LatencyClient(WSClient):
