@@ -165,6 +165,18 @@ class WebSocketReceiver(_FramedReceiver):
             return False
         return True
 
+    async def send_messages(self, messages: list[str]) -> bool:
+        # _frame spelled out: every broadcast and echo batch comes this way,
+        # and each coroutine layer costs a frame object per call.
+        ws = self._ws
+        if ws.closed:
+            return False
+        try:
+            await ws.send_str(protocol.messages_frame(messages))
+        except _WRITE_ERRORS:
+            return False
+        return True
+
     async def _end(self) -> None:
         await self._ws.close()
 

@@ -377,7 +377,12 @@ class Session:
                         while i < n and batch[i][0] == _SEND:
                             outbox.append(batch[i][1])
                             i += 1
-                        await self._flush()
+                        # _flush spelled out: one coroutine less per batch.
+                        receiver = self._receiver
+                        if receiver is not None and self._state is _OPEN:
+                            self._outbox = []
+                            if not await receiver.send_messages(outbox):
+                                self._on_detach(receiver, receiver.interrupted())
                     else:
                         await self._command(op, arg)
         finally:
