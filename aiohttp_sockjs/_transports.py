@@ -135,7 +135,13 @@ class StreamingReceiver(_FramedReceiver):
             self.done.set_result(None)
 
     def interrupted(self) -> bool:
-        return self._failed or (not self.done.done() and _connection_lost(self._request))
+        # ``done`` is cancelled with the request handler when aiohttp sees the
+        # client go away: that is a cut, not the end of the stream.
+        return (
+            self._failed
+            or self.done.cancelled()
+            or (not self.done.done() and _connection_lost(self._request))
+        )
 
 
 class WebSocketReceiver(_FramedReceiver):
