@@ -311,3 +311,17 @@ async def roundtrip(
         return messages[0], rx.wire
     finally:
         await rx.close()
+
+
+async def poll_after_abort(client: TestClient[Any, Any], base: str, sid: str) -> str:
+    """The first xhr answer once the server has noticed a receiver the client cut.
+
+    Until the server sees the cut it rightly answers ``c[2010,...]``; the
+    loop is bounded, so a server that never notices fails the test.
+    """
+    for _ in range(100):
+        body = await bounded(xhr(client, base, sid))
+        if body != 'c[2010,"Another connection still open"]\n':
+            return body
+        await asyncio.sleep(0.01)
+    raise AssertionError("the server never noticed the aborted receiver")
