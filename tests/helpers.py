@@ -37,8 +37,13 @@ SERVER_ESCAPES = re.compile("[\x00-\x1f\u200c-\u200f\u2028-\u202f\u2060-\u206f\u
 #: Every character of that set, in order.
 SERVER_ESCAPE_SET = "".join(
     chr(c)
-    for lo, hi in ((0x00, 0x1F), (0x200C, 0x200F), (0x2028, 0x202F), (0x2060, 0x206F),
-                   (0xFFF0, 0xFFFF))
+    for lo, hi in (
+        (0x00, 0x1F),
+        (0x200C, 0x200F),
+        (0x2028, 0x202F),
+        (0x2060, 0x206F),
+        (0xFFF0, 0xFFFF),
+    )
     for c in range(lo, hi + 1)
 )
 

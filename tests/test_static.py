@@ -81,8 +81,16 @@ async def test_unknown_paths_are_404(conformance: TestClient[Any, Any], suffix: 
 
 @pytest.mark.parametrize(
     "suffix",
-    ["/a./a/xhr", "/a/a./xhr", "/././xhr", "//a/xhr", "/a//xhr",
-     "/a/a/xhr_bogus", "/a/a/XHR", "/a/a/xhr/"],
+    [
+        "/a./a/xhr",
+        "/a/a./xhr",
+        "/././xhr",
+        "//a/xhr",
+        "/a//xhr",
+        "/a/a/xhr_bogus",
+        "/a/a/XHR",
+        "/a/a/xhr/",
+    ],
 )
 async def test_bad_session_urls_are_404(conformance: TestClient[Any, Any], suffix: str) -> None:
     """Session URLs with dots, empty segments or unknown transports answer 404."""
@@ -91,8 +99,14 @@ async def test_bad_session_urls_are_404(conformance: TestClient[Any, Any], suffi
 
 @pytest.mark.parametrize(
     "path",
-    ["/iframe.html", "/iframe-a.html", "/iframe-0.1.2.html", "/iframe-0.1.2abc-dirty.2144.html",
-     "/iframe.html?t=1234", "/iframe-a.html?a=b&c=d"],
+    [
+        "/iframe.html",
+        "/iframe-a.html",
+        "/iframe-0.1.2.html",
+        "/iframe-0.1.2abc-dirty.2144.html",
+        "/iframe.html?t=1234",
+        "/iframe-a.html?a=b&c=d",
+    ],
 )
 async def test_iframe_page(aiohttp_client: Any, path: str) -> None:
     """The iframe page has the configured client URL and year-long cache headers."""
@@ -138,8 +152,17 @@ async def test_iframe_etag_is_stable_and_304(conformance: TestClient[Any, Any]) 
 
 @pytest.mark.parametrize(
     "suffix",
-    ["/iframe.htm", "/iframe", "/IFRAME.HTML", "/IFRAME", "/iframe.HTML", "/iframe.xml",
-     "/iframe-/.html", "/iframe-A.html", "/iframe.html.html"],
+    [
+        "/iframe.htm",
+        "/iframe",
+        "/IFRAME.HTML",
+        "/IFRAME",
+        "/iframe.HTML",
+        "/iframe.xml",
+        "/iframe-/.html",
+        "/iframe-A.html",
+        "/iframe.html.html",
+    ],
 )
 async def test_iframe_lookalikes_are_404(conformance: TestClient[Any, Any], suffix: str) -> None:
     """Only iframe.html and iframe-<[0-9a-z._-]>.html are the iframe page."""

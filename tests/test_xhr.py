@@ -62,8 +62,15 @@ async def test_xhr_send_and_poll(conformance: TestClient[Any, Any]) -> None:
 
 @pytest.mark.parametrize(
     "content_type",
-    [None, "text/plain", "T", "application/json", "application/xml",
-     "application/x-www-form-urlencoded", "text/xml; charset=utf-8"],
+    [
+        None,
+        "text/plain",
+        "T",
+        "application/json",
+        "application/xml",
+        "application/x-www-form-urlencoded",
+        "text/xml; charset=utf-8",
+    ],
 )
 async def test_xhr_send_any_content_type(
     conformance: TestClient[Any, Any], content_type: str | None
