@@ -330,3 +330,13 @@ async def poll_after_abort(client: TestClient[Any, Any], base: str, sid: str) ->
             return body
         await asyncio.sleep(0.01)
     raise AssertionError("the server never noticed the aborted receiver")
+
+
+async def eventually(predicate: Any, timeout: float = WAIT) -> None:
+    """Wait, in small steps and for at most ``timeout`` s, until ``predicate()`` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition never held: {predicate}")
+        await asyncio.sleep(0.01)
