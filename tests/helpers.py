@@ -247,16 +247,18 @@ class Receiver:
             self.wire = msg.data.encode("utf-8", "surrogatepass")
             return str(msg.data)
         if t == "xhr":
-            async with self.client.post(session_url(self.base, self.sid, t)) as resp:
+            resp = await bounded(self.client.post(session_url(self.base, self.sid, t)))
+            async with resp:
                 assert resp.status == 200
-                self.wire = await resp.read()
+                self.wire = await bounded(resp.read())
             assert self.wire.endswith(b"\n") and self.wire.count(b"\n") == 1
             return self.wire[:-1].decode()
         if t == "jsonp":
             url = session_url(self.base, self.sid, t)
-            async with self.client.get(url, params={"c": "cb"}) as resp:
+            resp = await bounded(self.client.get(url, params={"c": "cb"}))
+            async with resp:
                 assert resp.status == 200
-                self.wire = await resp.read()
+                self.wire = await bounded(resp.read())
             return parse_jsonp(self.wire, "cb")
         assert self._stream is not None
         if t == "xhr_streaming":
@@ -302,8 +304,12 @@ class Receiver:
 
 async def roundtrip(
     client: TestClient[Any, Any], base: str, transport: str, message: str
-) -> tuple[str, bytes]:
-    """Echo ``message`` over ``transport``; return what came back and its wire bytes."""
+) -> tuple[str, str, bytes]:
+    """Echo ``message`` over ``transport``.
+
+    Returns the message that came back, the frame holding it as the client
+    sees it, and the raw bytes that carried that frame.
+    """
     rx = Receiver(client, base, new_id(), transport)
     try:
         assert await rx.start() == "o"
@@ -313,7 +319,7 @@ async def roundtrip(
             frame = await rx.frame()
         messages = messages_of(frame)
         assert len(messages) == 1
-        return messages[0], rx.wire
+        return messages[0], frame, rx.wire
     finally:
         await rx.close()
 
