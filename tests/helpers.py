@@ -7,6 +7,7 @@ into the server's internals.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 import urllib.parse
@@ -83,9 +84,9 @@ async def xhr(client: TestClient[Any, Any], base: str, sid: str, **kw: Any) -> s
 
 async def xhr_send(client: TestClient[Any, Any], base: str, sid: str, *messages: str) -> None:
     """Send ``messages`` through xhr_send and check the 204."""
-    async with client.post(
-        session_url(base, sid, "xhr_send"), data=client_payload(*messages)
-    ) as resp:
+    # BytesIO: aiohttp warns about large raw bytes bodies.
+    body = io.BytesIO(client_payload(*messages).encode())
+    async with client.post(session_url(base, sid, "xhr_send"), data=body) as resp:
         assert resp.status == 204, await resp.text()
 
 
@@ -284,7 +285,9 @@ class Receiver:
             await self._ws.send_str(client_payload(*messages))
         elif self.transport == "jsonp":
             url = session_url(self.base, self.sid, "jsonp_send")
-            async with self.client.post(url, data={"d": client_payload(*messages)}) as resp:
+            form = urllib.parse.urlencode({"d": client_payload(*messages)}).encode()
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            async with self.client.post(url, data=io.BytesIO(form), headers=headers) as resp:
                 assert resp.status == 200, await resp.text()
                 assert await resp.text() == "ok"
         else:
