@@ -289,3 +289,28 @@ async def test_no_jsessionid_by_default(conformance: TestClient[Any, Any]) -> No
     url = session_url("/echo", sid, "xhr_send")
     async with conformance.post(url, headers=headers, data='["x"]') as resp:
         assert "Set-Cookie" not in resp.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "transport", "status"),
+    [
+        ("POST", "xhr", 200),
+        ("POST", "xhr_send", 204),
+        ("POST", "xhr_streaming", 200),
+        ("GET", "eventsource", 200),
+        ("GET", "htmlfile?c=cb", 200),
+        ("GET", "jsonp?c=cb", 200),
+        ("POST", "jsonp_send", 200),
+    ],
+)
+async def test_session_responses_are_not_cached(
+    conformance: TestClient[Any, Any], method: str, transport: str, status: int
+) -> None:
+    """Every session response carries the no-cache header and no Expires or Last-Modified."""
+    sid = await open_xhr_session(conformance, "/echo") if "send" in transport else new_id()
+    url = session_url("/echo", sid, transport)
+    async with conformance.request(method, url, data=b'["x"]') as resp:
+        assert resp.status == status
+        assert resp.headers["Cache-Control"] == NO_CACHE
+        assert "Expires" not in resp.headers
+        assert "Last-Modified" not in resp.headers
