@@ -334,3 +334,29 @@ async def test_conformance_broadcast(conformance: TestClient[Any, Any]) -> None:
         assert await rx.messages(1) == ["again"]
     for rx in receivers:
         await rx.close()
+
+
+@pytest.mark.parametrize("attached", [False, True], ids=["no-receiver", "streaming"])
+async def test_handler_failure_closes_with_1011(
+    serve: Any, attached: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler that raises closes its session with c[1011,"Internal error"], kept until expiry."""
+
+    async def handler(session: Session) -> None:
+        async for _ in session:
+            raise RuntimeError("boom")
+
+    client = await serve(handler)
+    sid = new_id()
+    if attached:
+        rx = Receiver(client, "/e", sid, "xhr_streaming")
+        assert await rx.start() == "o"
+        await xhr_send(client, "/e", sid, "x")
+        assert await rx.frame() == 'c[1011,"Internal error"]'
+        await rx.close()
+    else:
+        assert await xhr(client, "/e", sid) == "o\n"
+        await xhr_send(client, "/e", sid, "x")
+    for _ in range(2):
+        assert await bounded(xhr(client, "/e", sid)) == 'c[1011,"Internal error"]\n'
+    assert "boom" in caplog.text
