@@ -55,11 +55,17 @@ async def test_jsonp_send_form(conformance: TestClient[Any, Any]) -> None:
     assert await bounded(jsonp(conformance, sid)) == b'/**/cb("a[\\"x\\",\\"y z\\"]");\r\n'
 
 
-async def test_jsonp_send_form_percent_encoded(conformance: TestClient[Any, Any]) -> None:
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=UTF-8"],
+)
+async def test_jsonp_send_form_percent_encoded(
+    conformance: TestClient[Any, Any], content_type: str
+) -> None:
     """A hand-encoded form body with other fields around d is decoded properly."""
     sid = await open_jsonp(conformance)
     url = session_url("/echo", sid, "jsonp_send")
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    headers = {"Content-Type": content_type}
     body = b"x=1&d=%5B%22a%26b%3Dc%2B%22%5D&y=2"
     async with conformance.post(url, data=body, headers=headers) as resp:
         assert resp.status == 200

@@ -13,6 +13,7 @@ from .helpers import (
     HTML,
     NO_CACHE,
     XHR_PRELUDE,
+    Receiver,
     Stream,
     bounded,
     new_id,
@@ -293,3 +294,30 @@ async def test_http10_xhr_poll(conformance: TestClient[Any, Any]) -> None:
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+@pytest.mark.parametrize("transport", ["xhr_streaming", "eventsource", "htmlfile"])
+async def test_no_message_lost_across_response_limits(serve: Any, transport: str) -> None:
+    """With a tiny response_limit, messages cross many streams, each once and in order."""
+    client = await serve(response_limit=64)
+    sid = new_id()
+    expected = [f"message {i:02d} " + "m" * 30 for i in range(20)]
+    rx = Receiver(client, "/e", sid, transport)
+    assert await rx.start() == "o"
+    for message in expected:
+        await xhr_send(client, "/e", sid, message)
+    got: list[str] = []
+    streams = 1
+    while len(got) < len(expected):
+        assert rx._stream is not None
+        if await rx._stream.at_eof():
+            await rx.close()
+            rx = Receiver(client, "/e", sid, transport)
+            streams += 1
+            frame = await rx.start()
+        else:
+            frame = await rx.frame()
+        got += json.loads(frame[1:])
+    await rx.close()
+    assert got == expected
+    assert streams > 1
