@@ -205,3 +205,20 @@ async def test_raw_websocket_custom_close(serve: Any) -> None:
     msg = await bounded(ws.receive())
     assert msg.type is WSMsgType.CLOSE
     assert (msg.data, msg.extra) == (4001, "bye now")
+
+
+async def test_websocket_custom_close(serve: Any) -> None:
+    """An app close with (4001, reason) sends c[4001,"reason"] and ends the socket."""
+
+    async def handler(session: Any) -> None:
+        message = await session.receive()
+        session.send("last")
+        await session.close(4001, "done with " + message)
+
+    client = await serve(handler)
+    ws = await bounded(client.ws_connect(session_url("/e", new_id(), "websocket")))
+    assert await text(ws) == "o"
+    await ws.send_str('["it"]')
+    assert await text(ws) == 'a["last"]'
+    assert await text(ws) == 'c[4001,"done with it"]'
+    await assert_closed(ws)
