@@ -295,3 +295,24 @@ async def test_endpoint_len_and_sessions(serve: Any) -> None:
     await eventually(lambda: len(endpoint) == 2)
     assert sessions[0] not in endpoint.sessions
     await ws2.close()
+
+
+async def test_ended_sessions_leave_no_tasks(serve: Any) -> None:
+    """Sessions that end (socket closed, expired, stream cut) leave no task behind."""
+    client = await serve(disconnect_delay=0.1)
+    rx = Receiver(client, "/e", new_id(), "websocket")
+    assert await rx.start() == "o"
+    await rx.close()
+    await open_xhr_session(client, "/e")
+    stream = Receiver(client, "/e", new_id(), "xhr_streaming")
+    assert await stream.start() == "o"
+    await stream.close()
+    raw = await bounded(client.ws_connect("/e/websocket"))
+    await raw.close()
+
+    def only_sweeper() -> bool:
+        names = [t.get_coro().__qualname__ for t in sockjs_tasks()]  # type: ignore[union-attr]
+        return names == ["Endpoint._sweep_forever"]
+
+    await eventually(only_sweeper)
+    assert len(endpoint_of(client)) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -222,3 +223,31 @@ async def test_websocket_custom_close(serve: Any) -> None:
     assert await text(ws) == 'a["last"]'
     assert await text(ws) == 'c[4001,"done with it"]'
     await assert_closed(ws)
+
+
+@pytest.mark.parametrize(
+    ("upgrade", "connection"),
+    [("WebSocket", "Upgrade"), ("websocket", "keep-alive, Upgrade"), ("websocket", "upgrade")],
+)
+async def test_browser_handshake_variants(
+    conformance: TestClient[Any, Any], upgrade: str, connection: str
+) -> None:
+    """Handshakes as real browsers send them (mixed case, keep-alive, Upgrade) are accepted."""
+    reader, writer = await asyncio.open_connection(conformance.host, conformance.port)
+    try:
+        writer.write(
+            (
+                f"GET /echo/000/{new_id()}/websocket HTTP/1.1\r\n"
+                f"Host: {conformance.host}\r\nUpgrade: {upgrade}\r\n"
+                f"Connection: {connection}\r\nSec-WebSocket-Version: 13\r\n"
+                f"Sec-WebSocket-Key: {UPGRADE['Sec-WebSocket-Key']}\r\n\r\n"
+            ).encode()
+        )
+        head = await bounded(reader.readuntil(b"\r\n\r\n"))
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in head
+        # The first websocket frame: unmasked text frame holding "o".
+        assert await bounded(reader.readexactly(3)) == b"\x81\x01o"
+    finally:
+        writer.close()
+        await writer.wait_closed()
