@@ -235,7 +235,6 @@ class Receiver:
         else:
             head = await self._stream.until(b"</script>")
             assert b"parent.callback" in head
-            await self._stream.until(b"\r\n\r\n")
         return await self.frame()
 
     async def frame(self) -> str:
@@ -268,7 +267,11 @@ class Receiver:
         if t == "eventsource":
             self.wire = await self._stream.until(b"\r\n\r\n")
             return parse_eventsource(self.wire)
-        self.wire = await self._stream.until(b"</script>\r\n")
+        chunk = await self._stream.until(b"\n</script>\r\n")
+        # Only padding may come between the prelude's script and the first frame.
+        start = chunk.find(b"<script>\np(")
+        assert start >= 0 and chunk[:start].strip() == b"", chunk[:200]
+        self.wire = chunk[start:]
         return parse_htmlfile(self.wire)
 
     async def close(self) -> None:
