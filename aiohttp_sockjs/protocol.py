@@ -58,7 +58,11 @@ CLOSE_GO_AWAY: Final = (3000, "Go away!")
 
 # Characters the server must send as \uXXXX: browsers mangle or drop some of
 # them, and U+2028/U+2029 end a line inside JavaScript string literals.
-_ESCAPE_RE: Final = re.compile("[\x00-\x1f\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]")
+# Surrogates are added because ujson passes a lone one through raw, which no
+# UTF-8 encoder accepts; \udXXX is also how the client sent it.
+_ESCAPE_RE: Final = re.compile(
+    "[\x00-\x1f\u200c-\u200f\u2028-\u202f\u2060-\u206f\ud800-\udfff\ufff0-\uffff]"
+)
 _CALLBACK_RE: Final = re.compile(r"[a-zA-Z0-9_.\-]+")
 MAX_CALLBACK_LENGTH: Final = 256
 
@@ -75,8 +79,8 @@ def _dumps(obj: object) -> str:
     try:
         text: str = ujson.dumps(obj, ensure_ascii=False, escape_forward_slashes=False)
     except UnicodeEncodeError:
-        # A lone surrogate cannot be UTF-8; ASCII output escapes it as \udXXX,
-        # which is how the browser sent it to us.
+        # Some ujson versions refuse a lone surrogate instead; ASCII output
+        # escapes it as \udXXX.
         return str(ujson.dumps(obj, ensure_ascii=True, escape_forward_slashes=False))
     if _ESCAPE_RE.search(text) is not None:
         text = _ESCAPE_RE.sub(_escape_char, text)

@@ -313,7 +313,9 @@ class Session:
             raise
         except Exception:
             log.exception("SockJS handler failed; closing its session")
-            self._force_close(*protocol.CLOSE_INTERNAL_ERROR)
+            # A plain close, not a forced one: the client must still learn the
+            # reason on its next request, until the session expires.
+            self._post(_CLOSE, protocol.CLOSE_INTERNAL_ERROR)
             return
         self._post(_CLOSE, protocol.CLOSE_GO_AWAY)
 
