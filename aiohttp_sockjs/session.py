@@ -328,29 +328,62 @@ class Session:
                     await wakeup
                     continue
                 op, arg = mailbox.popleft()
-                if op == _SEND:
-                    self._outbox.append(arg)
-                    # Coalesce every send already queued into one frame.
-                    while mailbox and mailbox[0][0] == _SEND:
-                        self._outbox.append(mailbox.popleft()[1])
-                    await self._flush()
-                elif op == _ATTACH:
-                    await self._on_attach(arg)
-                elif op == _DETACH:
-                    self._on_detach(*arg)
-                elif op == _INCOMING:
-                    self._on_incoming(arg)
-                elif op == _CLOSE:
-                    await self._on_close(*arg)
-                elif op == _TICK:
-                    await self._on_tick()
-                elif op == _SHUTDOWN:
-                    await self._on_close(*protocol.CLOSE_GOING_AWAY)
-                    self._finish()
+                try:
+                    await self._apply(op, arg)
+                except Exception:
+                    # A bug, here or in a receiver: this session ends, with a
+                    # close frame where possible; no other session is touched.
+                    log.exception("SockJS session failed; closing it")
+                    self._fail()
+            # Receivers that arrived while the session was ending still get
+            # an answer rather than waiting forever.
+            while mailbox:
+                op, arg = mailbox.popleft()
+                if op == _ATTACH:
+                    assert self._close_info is not None
+                    try:
+                        await arg.send_close(*self._close_info)
+                    except Exception:
+                        arg.abort()
         finally:
             if self._state is not SessionState.CLOSED:
                 # Cancelled (shutdown of a stuck session): still end cleanly.
                 self._finish()
+            for op, arg in mailbox:
+                if op == _ATTACH:
+                    arg.abort()
+            mailbox.clear()
+
+    async def _apply(self, op: int, arg: Any) -> None:
+        mailbox = self._mailbox
+        if op == _SEND:
+            self._outbox.append(arg)
+            # Coalesce every send already queued into one frame.
+            while mailbox and mailbox[0][0] == _SEND:
+                self._outbox.append(mailbox.popleft()[1])
+            await self._flush()
+        elif op == _ATTACH:
+            await self._on_attach(arg)
+        elif op == _DETACH:
+            self._on_detach(*arg)
+        elif op == _INCOMING:
+            self._on_incoming(arg)
+        elif op == _CLOSE:
+            await self._on_close(*arg)
+        elif op == _TICK:
+            await self._on_tick()
+        elif op == _SHUTDOWN:
+            await self._on_close(*protocol.CLOSE_GOING_AWAY)
+            self._finish()
+
+    def _fail(self) -> None:
+        receiver = self._receiver
+        if self._close_info is None:
+            self._mark_closed(*protocol.CLOSE_INTERNAL_ERROR)
+        if receiver is not None:
+            self._receiver = None
+            receiver.abort()
+        self._finish()
 
     def _set_state(self, state: SessionState) -> None:
         assert state in _TRANSITIONS[self._state], (self._state, state)
@@ -432,7 +465,8 @@ class Session:
             return
         receiver = self._receiver
         if receiver is None:
-            self._finish()
+            if not any(op == _ATTACH for op, _ in self._mailbox):
+                self._finish()
             return
         self._deadline = now + self._endpoint.heartbeat_delay
         if not await receiver.send_heartbeat():
@@ -458,5 +492,4 @@ class Session:
         self._set_state(SessionState.CLOSED)
         self._receiver = None
         self._outbox = []
-        self._mailbox.clear()
         self._endpoint._forget(self)
