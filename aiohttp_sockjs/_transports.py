@@ -296,14 +296,17 @@ class Routes:
         return self._preflight(request, "OPTIONS, GET")
 
     async def iframe(self, request: web.Request) -> web.Response:
-        if request.headers.get(hdrs.IF_NONE_MATCH) == self._iframe_etag:
-            return web.Response(status=304)
         headers: dict[str, str] = {
-            hdrs.CONTENT_TYPE: HTML,
             hdrs.CACHE_CONTROL: CACHE_YEAR,
             hdrs.EXPIRES: formatdate(time.time() + ONE_YEAR, usegmt=True),
             hdrs.ETAG: self._iframe_etag,
         }
+        wanted = request.headers.get(hdrs.IF_NONE_MATCH)
+        if wanted is not None:
+            tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",")}
+            if "*" in tags or self._iframe_etag in tags:
+                return web.Response(status=304, headers=headers)
+        headers[hdrs.CONTENT_TYPE] = HTML
         return web.Response(body=self._iframe, headers=headers)
 
     async def xhr_options(self, request: web.Request) -> web.Response:

@@ -148,6 +148,11 @@ async def test_iframe_etag_is_stable_and_304(conformance: TestClient[Any, Any]) 
         assert await resp.read() == b""
     async with conformance.get("/echo/iframe.html", headers={"If-None-Match": '"x"'}) as resp:
         assert resp.status == 200
+    for header in (f'"x", {etag}', f"W/{etag}", "*"):
+        async with conformance.get("/echo/iframe.html", headers={"If-None-Match": header}) as resp:
+            assert resp.status == 304, header
+            assert resp.headers["ETag"] == etag
+            assert await resp.read() == b""
 
 
 @pytest.mark.parametrize(
