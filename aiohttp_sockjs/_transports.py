@@ -359,8 +359,13 @@ class Routes:
         encode: Callable[[str], bytes],
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers=self._headers(request, content_type))
-        await response.prepare(request)
-        await response.write(prelude)
+        try:
+            await response.prepare(request)
+            await response.write(prelude)
+        except _WRITE_ERRORS:
+            # The client left before the stream began (an aborted request, a
+            # removed iframe): nothing reached a session, there is nothing to do.
+            return response
         session, created = self._open(request, transport)
         receiver = StreamingReceiver(request, response, encode, self.endpoint.response_limit)
         self._run(session, created, receiver)
