@@ -90,6 +90,11 @@ class PollingReceiver(_FramedReceiver):
     def interrupted(self) -> bool:
         return not self.result.done() and _connection_lost(self._request)
 
+    def release(self) -> None:
+        # Only reached when the client is gone: the empty answer goes nowhere.
+        if not self.result.done():
+            self.result.set_result(b"")
+
 
 class StreamingReceiver(_FramedReceiver):
     """xhr_streaming, eventsource, htmlfile: frames until the size limit."""
@@ -136,6 +141,9 @@ class StreamingReceiver(_FramedReceiver):
 
     def interrupted(self) -> bool:
         return self._failed or (not self.done.done() and _connection_lost(self._request))
+
+    def release(self) -> None:
+        self._end_now()
 
 
 class WebSocketReceiver(_FramedReceiver):

@@ -87,6 +87,14 @@ class Receiver(abc.ABC):
     def interrupted(self) -> bool:
         """Whether the client has gone away (the connection was cut)."""
 
+    def release(self) -> None:
+        """The session has let go of this connection: end it if it still waits.
+
+        Called when the session unlinks the receiver (the client went away,
+        or the session ended), so no request handler waits forever for a
+        frame that will never come. The default does nothing.
+        """
+
 
 # Mailbox commands. Tuples of (op, argument) keep posting cheap.
 _SEND: Final = 0
@@ -390,6 +398,7 @@ class Session:
         if receiver is not self._receiver:
             return
         self._receiver = None
+        receiver.release()
         self._deadline = self._endpoint.clock() + self._endpoint.disconnect_delay
         if interrupted and self._close_info is None:
             self._mark_closed(*protocol.CLOSE_INTERRUPTED)
@@ -449,7 +458,9 @@ class Session:
         if self._close_info is None:
             self._mark_closed(*protocol.CLOSE_INTERRUPTED)
         self._set_state(SessionState.CLOSED)
-        self._receiver = None
+        if self._receiver is not None:
+            self._receiver.release()
+            self._receiver = None
         self._outbox = []
         self._mailbox.clear()
         self._endpoint._forget(self)
