@@ -87,7 +87,7 @@ class Receiver(abc.ABC):
     def interrupted(self) -> bool:
         """Whether the client has gone away (the connection was cut)."""
 
-    def release(self) -> None:
+    def release(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """The session has let go of this connection: end it if it still waits.
 
         Called when the session unlinks the receiver (the client went away,
