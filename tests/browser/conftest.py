@@ -112,6 +112,10 @@ def sockjs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             proc.kill()
             proc.wait()
         proc.stdout.close()
+    # Errors after the last test's own check (its connections closing) count too.
+    log = log_path.read_text(errors="replace")
+    if "Traceback" in log or "Error" in log:
+        pytest.fail(f"the browser test server logged errors:\n{log[-8000:]}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +154,6 @@ class Page:
 @pytest.fixture
 def page_factory(browser: Any, sockjs_server: Server) -> Iterator[Any]:
     contexts: list[Any] = []
-    sockjs_server.new_log()
 
     def open_page(origin: str) -> Page:
         context = browser.new_context()
