@@ -13,6 +13,7 @@ same-origin, the only way the direct ``htmlfile`` transport is enabled.
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,7 @@ MARKUP = [
 ]
 
 
+@functools.cache
 def _mib_message() -> str:
     alphabet = [chr(c) for c in range(0x20, 0x7F)] * 4 + [
         "\u00e9",
@@ -106,6 +108,7 @@ def _mib_message() -> str:
     return "".join(random.Random(1).choices(alphabet, k=1 << 20))
 
 
+@functools.cache
 def _burst() -> list[str]:
     rng = random.Random(2)
     return [f"{i}:" + "x" * rng.randrange(0, 200) for i in range(500)]
