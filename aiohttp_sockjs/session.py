@@ -272,6 +272,8 @@ class Session:
 
     def _post(self, op: int, arg: Any = None) -> None:
         if self._state is SessionState.CLOSED:
+            if op == _ATTACH:
+                arg.release()
             return
         self._mailbox.append((op, arg))
         wakeup = self._wakeup
@@ -462,5 +464,9 @@ class Session:
             self._receiver.release()
             self._receiver = None
         self._outbox = []
+        for op, arg in self._mailbox:
+            if op == _ATTACH:
+                # A request that arrived as the session expired: end it too.
+                arg.release()
         self._mailbox.clear()
         self._endpoint._forget(self)
