@@ -91,6 +91,7 @@ class PollingReceiver(_FramedReceiver):
         return not self.result.done() and _connection_lost(self._request)
 
     def abort(self) -> None:
+        # Only reached when the client is gone: the empty answer goes nowhere.
         if not self.result.done():
             self.result.set_result(b"")
 
@@ -373,8 +374,13 @@ class Routes:
             # No chunked encoding in HTTP/1.0: the end of the body is the end
             # of the connection, even if the client asked for keep-alive.
             response.force_close()
-        await response.prepare(request)
-        await response.write(prelude)
+        try:
+            await response.prepare(request)
+            await response.write(prelude)
+        except _WRITE_ERRORS:
+            # The client left before the stream began (an aborted request, a
+            # removed iframe): nothing reached a session, there is nothing to do.
+            return response
         session, created = self._open(request, transport)
         receiver = StreamingReceiver(request, response, encode, self.endpoint.response_limit)
         self._run(session, created, receiver)

@@ -87,8 +87,13 @@ class Receiver(abc.ABC):
     def interrupted(self) -> bool:
         """Whether the client has gone away (the connection was cut)."""
 
-    def abort(self) -> None:  # noqa: B027 - most receivers have nothing to undo
-        """The session has let go of this receiver: end its request now."""
+    def abort(self) -> None:  # noqa: B027 - an optional hook, not abstract
+        """The session has let go of this connection: end it if it still waits.
+
+        Called when the session unlinks the receiver (the client went away,
+        or the session ended), so no request handler waits forever for a
+        frame that will never come. The default does nothing.
+        """
 
 
 # Mailbox commands. Tuples of (op, argument) keep posting cheap.
@@ -271,6 +276,8 @@ class Session:
 
     def _post(self, op: int, arg: Any = None) -> None:
         if self._state is SessionState.CLOSED:
+            if op == _ATTACH:
+                arg.abort()
             return
         self._mailbox.append((op, arg))
         wakeup = self._wakeup
@@ -490,6 +497,8 @@ class Session:
         if self._close_info is None:
             self._mark_closed(*protocol.CLOSE_INTERRUPTED)
         self._set_state(SessionState.CLOSED)
-        self._receiver = None
+        if self._receiver is not None:
+            self._receiver.abort()
+            self._receiver = None
         self._outbox = []
         self._endpoint._forget(self)
