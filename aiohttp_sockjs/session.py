@@ -87,6 +87,15 @@ class Receiver(abc.ABC):
     def interrupted(self) -> bool:
         """Whether the client has gone away (the connection was cut)."""
 
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Cut the connection now, dropping whatever it has not written.
+
+        The one method called from outside the actor: it unblocks an actor
+        stuck writing to a client that stopped reading. The write in
+        progress then fails and the session carries on without it.
+        """
+
 
 # Mailbox commands. Tuples of (op, argument) keep posting cheap.
 _SEND: Final = 0
@@ -110,6 +119,7 @@ class Session:
 
     __slots__ = (
         "__weakref__",
+        "_busy",
         "_close_info",
         "_close_waiter",
         "_deadline",
@@ -117,8 +127,11 @@ class Session:
         "_handler_task",
         "_inbox",
         "_inbox_waiter",
+        "_inflight",
         "_mailbox",
         "_outbox",
+        "_overflow",
+        "_queued",
         "_raw",
         "_receiver",
         "_state",
@@ -161,7 +174,15 @@ class Session:
         self._wakeup: asyncio.Future[None] | None = None
         self._inbox: deque[str] = deque()
         self._inbox_waiter: asyncio.Future[None] | None = None
-        self._outbox: list[str] = []
+        # Undelivered messages. Like the mailbox, senders append and the
+        # actor drains; ``_queued`` counts their characters and ``_inflight``
+        # those of the batch the actor is writing, so the bound holds even
+        # while the actor waits on a client that stopped reading.
+        self._outbox: deque[str] = deque()
+        self._queued = 0
+        self._inflight = 0
+        self._overflow = False
+        self._busy = False
         self._receiver: Receiver | None = None
         self._deadline = endpoint.clock() + endpoint.disconnect_delay
         self._task: asyncio.Task[None] | None = None
@@ -204,14 +225,57 @@ class Session:
         if self._raw:
             if type(message) is not str:
                 raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
-            self._post(_SEND, message)
+            self._enqueue(message)
         else:
-            self._post(_SEND, protocol.encode_message(message))
+            self._enqueue(protocol.encode_message(message))
 
     def _send_encoded(self, raw: str, encoded: str) -> None:
         # For broadcast: the message is encoded once for every session.
         if self._close_info is None:
-            self._post(_SEND, raw if self._raw else encoded)
+            self._enqueue(raw if self._raw else encoded)
+
+    def _enqueue(self, item: str) -> None:
+        """Queue an encoded message, keeping the queue within its bound."""
+        if self._overflow or self._state is SessionState.CLOSED:
+            return
+        size = len(item)
+        limit = self._endpoint.max_queue_size
+        # An empty queue takes any one message, so a message larger than the
+        # bound still goes out to a client that keeps up.
+        if self._queued + self._inflight and self._queued + self._inflight + size > limit:
+            if self._endpoint.queue_overflow == "drop_oldest":
+                outbox = self._outbox
+                while outbox and self._queued + self._inflight + size > limit:
+                    self._queued -= len(outbox.popleft())
+                if self._inflight and self._inflight + size > limit:
+                    return  # the batch being written fills the queue: drop this one
+            else:
+                self._on_overflow()
+                return
+        outbox = self._outbox
+        outbox.append(item)
+        self._queued += size
+        if len(outbox) == 1:
+            self._post(_SEND)
+
+    def _on_overflow(self) -> None:
+        # Close policy: free the queue now, close ahead of anything queued,
+        # and unblock the actor if it is stuck writing to this client.
+        self._overflow = True
+        self._outbox.clear()
+        self._queued = 0
+        log.info(
+            "SockJS session %s: send queue over %d characters; closing it",
+            self.session_id or self.transport,
+            self._endpoint.max_queue_size,
+        )
+        self._mailbox.appendleft((_CLOSE, protocol.CLOSE_QUEUE_OVERFLOW))
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set_result(None)
+        elif self._busy and self._receiver is not None:
+            self._receiver.abort()
 
     async def close(self, code: int = 3000, reason: str = "Go away!") -> None:
         """Close the session with ``code`` and ``reason``.
@@ -319,11 +383,8 @@ class Session:
                     await wakeup
                     continue
                 op, arg = mailbox.popleft()
+                self._busy = True
                 if op == _SEND:
-                    self._outbox.append(arg)
-                    # Coalesce every send already queued into one frame.
-                    while mailbox and mailbox[0][0] == _SEND:
-                        self._outbox.append(mailbox.popleft()[1])
                     await self._flush()
                 elif op == _ATTACH:
                     await self._on_attach(arg)
@@ -336,12 +397,15 @@ class Session:
                 elif op == _TICK:
                     await self._on_tick()
                 elif op == _FORCE_CLOSE:
+                    # Like a close, so a polling client still gets the close
+                    # frame on its next request, until the session expires.
                     await self._on_close(*arg)
-                    self._finish()
                 elif op == _SHUTDOWN:
                     await self._on_close(*protocol.CLOSE_GOING_AWAY)
                     self._finish()
+                self._busy = False
         finally:
+            self._busy = False
             if self._state is not SessionState.CLOSED:
                 # Cancelled (shutdown of a stuck session): still end cleanly.
                 self._finish()
@@ -354,8 +418,15 @@ class Session:
         receiver = self._receiver
         if receiver is None or self._state is not SessionState.OPEN or not self._outbox:
             return
-        messages, self._outbox = self._outbox, []
-        if not await receiver.send_messages(messages):
+        # Every message queued so far goes out as one frame.
+        messages = list(self._outbox)
+        self._outbox.clear()
+        self._inflight, self._queued = self._queued, 0
+        try:
+            ok = await receiver.send_messages(messages)
+        finally:
+            self._inflight = 0
+        if not ok:
             self._on_detach(receiver, receiver.interrupted())
 
     async def _on_attach(self, receiver: Receiver) -> None:
@@ -369,7 +440,9 @@ class Session:
             # to every receiver until the session expires.
             self._deadline = endpoint.clock() + endpoint.disconnect_delay
             if self._outbox:
-                messages, self._outbox = self._outbox, []
+                messages = list(self._outbox)
+                self._outbox.clear()
+                self._queued = 0
                 if not await receiver.send_messages(messages):
                     return
             await receiver.send_close(*self._close_info)
@@ -392,7 +465,10 @@ class Session:
         self._receiver = None
         self._deadline = self._endpoint.clock() + self._endpoint.disconnect_delay
         if interrupted and self._close_info is None:
-            self._mark_closed(*protocol.CLOSE_INTERRUPTED)
+            if self._overflow:
+                self._mark_closed(*protocol.CLOSE_QUEUE_OVERFLOW)
+            else:
+                self._mark_closed(*protocol.CLOSE_INTERRUPTED)
         if self._websocket:
             # A websocket session lives exactly as long as its socket.
             if self._close_info is None:
@@ -450,6 +526,7 @@ class Session:
             self._mark_closed(*protocol.CLOSE_INTERRUPTED)
         self._set_state(SessionState.CLOSED)
         self._receiver = None
-        self._outbox = []
+        self._outbox.clear()
+        self._queued = 0
         self._mailbox.clear()
         self._endpoint._forget(self)
