@@ -63,8 +63,12 @@ CLOSE_ANOTHER_CONNECTION: Final = (2010, "Another connection still open")
 CLOSE_GO_AWAY: Final = (3000, "Go away!")
 
 # Characters the server must send as \uXXXX: browsers mangle or drop some of
-# them, and U+2028/U+2029 end a line inside JavaScript string literals.
-_ESCAPE_RE: Final = re.compile("[\x00-\x1f\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]")
+# them, and U+2028/U+2029 end a line inside JavaScript string literals. Lone
+# surrogates (the client sends them escaped) are escaped back: they have no
+# UTF-8 form, and ujson passes them through unescaped.
+_ESCAPE_RE: Final = re.compile(
+    "[\x00-\x1f\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff\ud800-\udfff]"
+)
 _CALLBACK_RE: Final = re.compile(r"[a-zA-Z0-9_.\-]+")
 MAX_CALLBACK_LENGTH: Final = 256
 
