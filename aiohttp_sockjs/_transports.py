@@ -198,7 +198,13 @@ class RawWebSocketReceiver(Receiver):
     async def send_messages(self, messages: list[str]) -> bool:
         try:
             for message in messages:
-                await self._ws.send_str(message)
+                try:
+                    await self._ws.send_str(message)
+                except UnicodeEncodeError:
+                    # A lone surrogate has no UTF-8 form; send U+FFFD in its
+                    # place, as a browser's WebSocket.send() would.
+                    usv = message.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+                    await self._ws.send_str(usv)
         except _WRITE_ERRORS:
             return False
         return not self._ws.closed
