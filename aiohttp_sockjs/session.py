@@ -404,6 +404,11 @@ class Session:
                     await self._on_close(*protocol.CLOSE_GOING_AWAY)
                     self._finish()
                 self._busy = False
+        except Exception:
+            # A bug (ours or a receiver's): end this session, touch no other.
+            log.exception("SockJS session failed; dropping it")
+            if self._receiver is not None:
+                self._receiver.abort()
         finally:
             self._busy = False
             if self._state is not SessionState.CLOSED:
