@@ -427,3 +427,26 @@ async def test_handler_exception_closes_only_its_session(
     for b in bystanders:
         await b.close()
     await victim.close()
+
+
+async def test_lone_surrogate_to_a_raw_websocket(aiohttp_client: Factory) -> None:
+    app = web.Application()
+    endpoint = aiohttp_sockjs.setup(app, "/b")
+
+    @endpoint.on_message
+    def relay(session: Session, message: str) -> None:
+        endpoint.broadcast(message)
+
+    client = await aiohttp_client(app)
+    raw = await client.ws_connect("/b/websocket")
+    sockjs = await client.ws_connect("/b/000/s/websocket")
+    assert await sockjs.receive_str() == "o"
+    await asyncio.sleep(0.05)
+    # A browser may send a lone surrogate; the raw socket cannot carry one.
+    await sockjs.send_str('["a\\ud800b"]')
+    assert await raw.receive_str() == "a\ufffdb"
+    assert await sockjs.receive_str() == 'a["a\\ud800b"]'
+    await sockjs.send_str('["next"]')
+    assert await raw.receive_str() == "next"
+    await raw.close()
+    await sockjs.close()
