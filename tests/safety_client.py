@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
+import random
 import re
 import urllib.parse
 import uuid
@@ -159,3 +162,93 @@ class Client:
             await self.ws.close()
         if self.stream is not None:
             self.stream.close()
+
+
+async def _abort_midway(c: Client, rng: random.Random) -> None:
+    """Leave the session the rude way: cut a connection in the middle of a request."""
+    if c.ws is not None:
+        await c.send("bye")
+        conn = c.ws._conn
+        if conn is not None and conn.transport is not None:
+            conn.transport.abort()
+        return
+    if c.transport in POLLING:
+        # A poll waiting for data (nothing is queued), cut after a moment.
+        task = asyncio.ensure_future(c.poll() if rng.random() < 0.7 else c.send("x" * 1000))
+        await asyncio.sleep(rng.random() * 0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError, AssertionError):
+            await task
+        return
+    assert c.stream is not None
+    c.stream.close()  # hang up on the open stream
+
+
+async def churn_one(
+    http: aiohttp.ClientSession,
+    base: str,
+    transport: str,
+    index: int,
+    rng: random.Random,
+    abort_share: float,
+    count: int = 3,
+) -> bool:
+    """Open, use and leave one session; returns whether it was aborted.
+
+    A session that is not aborted must get back exactly what it sent, in order.
+    """
+    sent = [f"{index}:{seq}" for seq in range(count)]
+    if transport == "raw_websocket":
+        ws = await http.ws_connect(base + "/websocket")
+        for message in sent:
+            await ws.send_str(message)
+        got = [await ws.receive_str() for _ in sent]
+        assert got == sent, (transport, got)
+        if rng.random() < abort_share:
+            conn = ws._conn
+            if conn is not None and conn.transport is not None:
+                conn.transport.abort()
+            return True
+        await ws.close()
+        return False
+    c = Client(http, base, transport)
+    first = await c.open()
+    assert first[0] == ("o",), first
+    if rng.random() < abort_share:
+        await _abort_midway(c, rng)
+        return True
+    half = rng.randrange(count + 1)
+    await c.send(*sent[:half])
+    if half < count:
+        await c.send(*sent[half:])
+    got = await c.messages(count)
+    assert got == sent, (transport, got)
+    await c.close()
+    return False
+
+
+async def churn(
+    http: aiohttp.ClientSession,
+    base: str,
+    sessions: int,
+    *,
+    abort_share: float = 0.2,
+    concurrency: int = 50,
+    seed: int = 1,
+    transports: tuple[str, ...] = (*ALL, "raw_websocket"),
+) -> dict[str, int]:
+    """Run ``sessions`` sessions spread over ``transports``; returns counts by outcome."""
+    rng = random.Random(seed)
+    sem = asyncio.Semaphore(concurrency)
+    stats = {"clean": 0, "aborted": 0}
+
+    async def one(i: int) -> None:
+        local = random.Random(rng.random())
+        async with sem:
+            aborted = await churn_one(
+                http, base, transports[i % len(transports)], i, local, abort_share
+            )
+        stats["aborted" if aborted else "clean"] += 1
+
+    await asyncio.gather(*(one(i) for i in range(sessions)))
+    return stats
