@@ -309,9 +309,17 @@ class Routes:
         )
 
     def _full(self, request: web.Request) -> web.Response | None:
-        """A 503 if a new session would go over ``max_sessions``."""
+        """A 503 if a new session would go over ``max_sessions`` or the endpoint is closing."""
         endpoint = self.endpoint
-        if endpoint._full() and endpoint._get(request.match_info["session_id"]) is None:
+        if endpoint._get(request.match_info["session_id"]) is not None:
+            return None
+        return self._refuse_new(request)
+
+    def _refuse_new(self, request: web.Request) -> web.Response | None:
+        endpoint = self.endpoint
+        if endpoint._closing:
+            return self._limit(request, 503, "Shutting down.")
+        if endpoint._full():
             return self._limit(request, 503, "Too many sessions; try again later.")
         return None
 
@@ -373,7 +381,7 @@ class Routes:
         session = endpoint._get(session_id)
         if session is not None:
             return session, False
-        if endpoint._full():
+        if endpoint._full() or endpoint._closing:
             return None
         return endpoint._create(session_id, request, transport), True
 
@@ -394,7 +402,7 @@ class Routes:
             return refused
         opened = self._open(request, transport)
         if opened is None:
-            return self._limit(request, 503, "Too many sessions; try again later.")
+            return self._refuse_new(request) or self._limit(request, 503, "Try again later.")
         session, created = opened
         receiver = PollingReceiver(request, encode)
         self._run(session, created, receiver)
@@ -441,7 +449,9 @@ class Routes:
         opened = self._open(request, transport)
         if opened is None:
             # Filled up while this response started.
-            log.info("SockJS %s %s refused: too many sessions", request.method, request.path)
+            log.info(
+                "SockJS %s %s refused: no room for a new session", request.method, request.path
+            )
             await response.write(encode(protocol.close_frame(*protocol.CLOSE_TRY_AGAIN)))
             return response
         session, created = opened
@@ -552,16 +562,17 @@ class Routes:
         if refused is not None:
             return refused
         endpoint = self.endpoint
-        if endpoint._full():
-            return self._limit(request, 503, "Too many sessions; try again later.")
+        refused = self._refuse_new(request)
+        if refused is not None:
+            return refused
         ws = web.WebSocketResponse(
             max_msg_size=endpoint.max_request_size,
             heartbeat=endpoint.websocket_ping_interval,
         )
         await ws.prepare(request)
-        if endpoint._full():
-            # Filled up during the handshake.
-            log.info("SockJS websocket refused: too many sessions")
+        if endpoint._full() or endpoint._closing:
+            # Filled up (or began shutting down) during the handshake.
+            log.info("SockJS websocket refused: no room for a new session")
             await ws.close(code=protocol.CLOSE_TRY_AGAIN[0], message=b"Try again later")
             return ws
         if raw:
