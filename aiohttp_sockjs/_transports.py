@@ -444,8 +444,13 @@ class Routes:
         if refused is not None:
             return refused
         response = web.StreamResponse(headers=self._headers(request, content_type))
-        await response.prepare(request)
-        await response.write(prelude)
+        try:
+            await response.prepare(request)
+            await response.write(prelude)
+        except _WRITE_ERRORS:
+            # The client left before the stream began (an aborted request, a
+            # removed iframe): nothing reached a session, there is nothing to do.
+            return response
         opened = self._open(request, transport)
         if opened is None:
             # Filled up while this response started.
