@@ -100,6 +100,11 @@ class PollingReceiver(_FramedReceiver):
         # Answering never waits on the client, so there is nothing to unblock.
         pass
 
+    def release(self) -> None:
+        # Only reached when the client is gone: the empty answer goes nowhere.
+        if not self.result.done():
+            self.result.set_result(b"")
+
 
 class StreamingReceiver(_FramedReceiver):
     """xhr_streaming, eventsource, htmlfile: frames until the size limit."""
@@ -150,6 +155,9 @@ class StreamingReceiver(_FramedReceiver):
     def abort(self) -> None:
         self._failed = True
         _abort(self._request)
+
+    def release(self) -> None:
+        self._end_now()
 
 
 class WebSocketReceiver(_FramedReceiver):

@@ -96,6 +96,14 @@ class Receiver(abc.ABC):
         progress then fails and the session carries on without it.
         """
 
+    def release(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """The session has let go of this connection: end it if it still waits.
+
+        Called when the session unlinks the receiver (the client went away,
+        or the session ended), so no request handler waits forever for a
+        frame that will never come. The default does nothing.
+        """
+
 
 # Mailbox commands. Tuples of (op, argument) keep posting cheap.
 _SEND: Final = 0
@@ -468,6 +476,7 @@ class Session:
         if receiver is not self._receiver:
             return
         self._receiver = None
+        receiver.release()
         self._deadline = self._endpoint.clock() + self._endpoint.disconnect_delay
         if interrupted and self._close_info is None:
             if self._overflow:
@@ -530,7 +539,9 @@ class Session:
         if self._close_info is None:
             self._mark_closed(*protocol.CLOSE_INTERRUPTED)
         self._set_state(SessionState.CLOSED)
-        self._receiver = None
+        if self._receiver is not None:
+            self._receiver.release()
+            self._receiver = None
         self._outbox.clear()
         self._queued = 0
         self._mailbox.clear()
