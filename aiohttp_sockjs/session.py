@@ -336,6 +336,9 @@ class Session:
 
     def _post(self, op: int, arg: Any = None) -> None:
         if self._state is SessionState.CLOSED:
+            if op == _ATTACH:
+                # Found just before the session ended: do not leave it waiting.
+                arg.release()
             return
         self._mailbox.append((op, arg))
         wakeup = self._wakeup
@@ -412,6 +415,13 @@ class Session:
                     await self._on_close(*protocol.CLOSE_GOING_AWAY)
                     self._finish()
                 self._busy = False
+            # Connections that arrived while the session was ending get its
+            # close frame rather than waiting forever.
+            close = self._close_info or protocol.CLOSE_INTERRUPTED
+            while mailbox:
+                op, arg = mailbox.popleft()
+                if op == _ATTACH:
+                    await arg.send_close(*close)
         except Exception:
             # A bug (ours or a receiver's): end this session, touch no other.
             log.exception("SockJS session failed; dropping it")
@@ -422,6 +432,10 @@ class Session:
             if self._state is not SessionState.CLOSED:
                 # Cancelled (shutdown of a stuck session): still end cleanly.
                 self._finish()
+            while mailbox:
+                op, arg = mailbox.popleft()
+                if op == _ATTACH:
+                    arg.release()
 
     def _set_state(self, state: SessionState) -> None:
         assert state in _TRANSITIONS[self._state], (self._state, state)
@@ -544,5 +558,8 @@ class Session:
             self._receiver = None
         self._outbox.clear()
         self._queued = 0
+        # Drop every command but the attaches, which the actor still answers.
+        attaches = [command for command in self._mailbox if command[0] == _ATTACH]
         self._mailbox.clear()
+        self._mailbox.extend(attaches)
         self._endpoint._forget(self)
