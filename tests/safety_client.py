@@ -218,10 +218,14 @@ async def churn_one(
         await _abort_midway(c, rng)
         return True
     half = rng.randrange(count + 1)
-    await c.send(*sent[:half])
-    if half < count:
-        await c.send(*sent[half:])
-    got = await c.messages(count)
+    for batch in (sent[:half], sent[half:]):
+        if batch:
+            status = await c.send(*batch)
+            assert status in (0, 200, 204), f"{transport} session {index}: send got {status}"
+    try:
+        got = await c.messages(count)
+    except AssertionError as exc:
+        raise AssertionError(f"{transport} session {index} ({c.sid}): {exc}") from None
     assert got == sent, (transport, got)
     await c.close()
     return False

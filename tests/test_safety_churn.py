@@ -43,7 +43,7 @@ async def test_churn_leaves_nothing_behind(
     caplog.set_level(logging.INFO)
     app = web.Application()
     endpoint = aiohttp_sockjs.setup(
-        app, "/echo", echo, heartbeat_delay=0.2, disconnect_delay=1.0, response_limit=4096
+        app, "/echo", echo, heartbeat_delay=0.5, disconnect_delay=3.0, response_limit=4096
     )
     client = await aiohttp_client(app)
     base = str(client.make_url("/echo"))
