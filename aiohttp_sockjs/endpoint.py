@@ -273,6 +273,10 @@ class Endpoint:
         pending = [t for t in actors if not t.done()] + list(self._handler_tasks)
         if pending:
             _, still = await asyncio.wait(pending, timeout=timeout)
+            for session in sessions:
+                if session._task in still and session._receiver is not None:
+                    # Stuck writing to a client that stopped reading: cut it.
+                    session._receiver.abort()
             for task in still:
                 task.cancel()
             if still:
