@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -78,3 +80,55 @@ async def test_shutdown_closes_1000_sessions(aiohttp_client: Factory) -> None:
         for c in clients:
             await c.close()
         await http.close()
+
+
+def _read_until_closed(port: int, request: bytes, stalled: threading.Event) -> bool:
+    """Connect, stall until told, then read everything; True once the server hangs up."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(request)
+    stalled.wait(20)
+    sock.settimeout(10)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return False
+    finally:
+        sock.close()
+    return True
+
+
+async def test_shutdown_cuts_a_stalled_websocket(aiohttp_client: Factory) -> None:
+    sessions: list[Session] = []
+
+    async def flood(session: Session) -> None:
+        sessions.append(session)
+        while not session.closed:
+            session.send("f" * 10_000)
+            await asyncio.sleep(0)
+
+    app = web.Application()
+    # A bound far above what the socket buffers hold: the actor gets stuck writing.
+    endpoint = aiohttp_sockjs.setup(app, "/echo", flood, max_queue_size=1 << 30)
+    client = await aiohttp_client(app)
+    request = (
+        b"GET /echo/000/stall/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    stalled = threading.Event()
+    loop = asyncio.get_running_loop()
+    reader = loop.run_in_executor(None, _read_until_closed, client.port, request, stalled)
+    deadline = loop.time() + 10
+    while not (sessions and sessions[0]._busy and sessions[0]._queued > 1_000_000):
+        assert loop.time() < deadline
+        await asyncio.sleep(0.01)
+    await endpoint.shutdown(timeout=0.2)
+    assert not endpoint._sessions
+    assert sessions[0].closed
+    stalled.set()
+    assert await reader, "the server never hung up on the stalled websocket"
