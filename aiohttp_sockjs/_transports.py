@@ -9,6 +9,7 @@ in the transport's framing. Session state is never touched here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -465,7 +466,8 @@ class Routes:
             log.info(
                 "SockJS %s %s refused: no room for a new session", request.method, request.path
             )
-            await response.write(encode(protocol.close_frame(*protocol.CLOSE_TRY_AGAIN)))
+            with contextlib.suppress(*_WRITE_ERRORS):
+                await response.write(encode(protocol.close_frame(*protocol.CLOSE_TRY_AGAIN)))
             return response
         session, created = opened
         receiver = StreamingReceiver(request, response, encode, self.endpoint.response_limit)
