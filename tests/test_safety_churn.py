@@ -9,21 +9,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
 from aiohttp_sockjs import Session
 from aiohttp_sockjs.session import Receiver
 
 from .safety_client import churn
-
-Factory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 async def echo(session: Session) -> None:
@@ -36,17 +31,37 @@ def _receivers() -> int:
     return sum(1 for o in gc.get_objects() if isinstance(o, Receiver))
 
 
+async def _real_server(app: web.Application) -> tuple[web.AppRunner, str]:
+    # Not aiohttp's TestServer: it cancels request handlers when the client
+    # disconnects (handler_cancellation=True), which would hide handlers left
+    # waiting; web.run_app does not.
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert isinstance(server, asyncio.Server)
+    port = server.sockets[0].getsockname()[1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
 @pytest.mark.timeout(90)
-async def test_churn_leaves_nothing_behind(
-    aiohttp_client: Factory, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_churn_leaves_nothing_behind(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     app = web.Application()
     endpoint = aiohttp_sockjs.setup(
         app, "/echo", echo, heartbeat_delay=0.5, disconnect_delay=3.0, response_limit=4096
     )
-    client = await aiohttp_client(app)
-    base = str(client.make_url("/echo"))
+    runner, url = await _real_server(app)
+    try:
+        await _churn(endpoint, url + "/echo", caplog)
+    finally:
+        await runner.cleanup()
+
+
+async def _churn(
+    endpoint: aiohttp_sockjs.Endpoint, base: str, caplog: pytest.LogCaptureFixture
+) -> None:
     await asyncio.sleep(0)
     baseline = set(asyncio.all_tasks())
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -63,7 +78,8 @@ async def test_churn_leaves_nothing_behind(
         assert loop.time() < deadline, f"left: {len(endpoint._sessions)} sessions"
         await asyncio.sleep(0.05)
     while set(asyncio.all_tasks()) - baseline - {asyncio.current_task()}:
-        assert loop.time() < deadline, set(asyncio.all_tasks()) - baseline
+        left = set(asyncio.all_tasks()) - baseline
+        assert loop.time() < deadline, f"{len(left)} tasks left, e.g. {list(left)[:2]}"
         await asyncio.sleep(0.05)
     assert endpoint._by_id == {}
     assert _receivers() == 0
