@@ -155,7 +155,13 @@ async def drive(args: argparse.Namespace) -> None:
                 totals[key] += value
             done += batch
             rate = done / (time.perf_counter() - start)
-            print(f"  {done} sessions, RSS {rss_kib(server.pid) / 1024:.1f} MiB, {rate:.0f}/s")
+            busy = rss_kib(server.pid)
+            left = await settle(http, base)
+            print(
+                f"  {done} sessions, {rate:.0f}/s; RSS {busy / 1024:.1f} MiB with the batch's "
+                f"sessions alive, {rss_kib(server.pid) / 1024:.1f} MiB once they expired "
+                f"(left: {left['sessions']} sessions, {left['tasks']} tasks)"
+            )
         sampling = False
         await sampler
         left = await settle(http, base)
