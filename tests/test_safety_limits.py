@@ -318,12 +318,20 @@ async def test_stalled_client_cannot_grow_memory(
 async def test_broadcast_with_stalled_sessions_reaches_the_healthy(
     aiohttp_client: Factory,
 ) -> None:
+    sessions: list[Session] = []
+
     async def idle(session: Session) -> None:
+        sessions.append(session)
         async for _ in session:
             pass
 
     client, endpoint, base = await serve(
-        aiohttp_client, idle, max_sessions=None, max_queue_size=20_000, disconnect_delay=60
+        aiohttp_client,
+        idle,
+        max_sessions=None,
+        max_queue_size=200_000,
+        disconnect_delay=60,
+        response_limit=1 << 30,
     )
     # 10,000 polling sessions whose clients never come back.
     sem = asyncio.Semaphore(64)
@@ -333,22 +341,39 @@ async def test_broadcast_with_stalled_sessions_reaches_the_healthy(
             await Client(client.session, base, "xhr").open()
 
     await asyncio.gather(*(absent() for _ in range(10_000)))
+    # Three websockets whose clients stop reading.
+    request = (
+        b"GET /echo/000/stalled%d/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    loop = asyncio.get_running_loop()
+    stalled = [
+        await loop.run_in_executor(None, _stalled_socket, client.port, request % i)
+        for i in range(3)
+    ]
     healthy = [Client(client.session, base, t) for t in ("websocket", "xhr_streaming") * 5]
     for c in healthy:
         await c.open()
-    await until(lambda: len(endpoint) == 10_010)
-    messages = [f"{i:05d}" + "b" * 94 for i in range(300)]
+    await until(lambda: len(endpoint) == 10_013)
+    messages = [f"{i:05d}" + "b" * 9_994 for i in range(1000)]
 
     async def produce() -> None:
         for m in messages:
             endpoint.broadcast(m)
             await asyncio.sleep(0)
 
-    results = await asyncio.gather(produce(), *(c.messages(len(messages)) for c in healthy))
-    for got in results[1:]:
-        assert got == messages
-    # Every absent session went over its bound and was closed.
-    await until(lambda: len(endpoint) == 10)
+    try:
+        results = await asyncio.gather(produce(), *(c.messages(len(messages)) for c in healthy))
+        for got in results[1:]:
+            assert got == messages
+        # Every absent and stalled session went over its bound and was closed.
+        await until(lambda: len(endpoint) == 10)
+        closed = [s for s in sessions if s.session_id and s.session_id.startswith("stalled")]
+        assert [s.close_code for s in closed] == [1013, 1013, 1013]
+    finally:
+        for sock in stalled:
+            sock.close()
     for c in healthy:
         await c.close()
 
