@@ -24,7 +24,9 @@ __all__ = [
     "CLOSE_INTERNAL_ERROR",
     "CLOSE_INTERRUPTED",
     "CLOSE_NORMAL",
+    "CLOSE_QUEUE_OVERFLOW",
     "CLOSE_TOO_BIG",
+    "CLOSE_TRY_AGAIN",
     "HEARTBEAT_FRAME",
     "OPEN_FRAME",
     "PayloadError",
@@ -53,6 +55,10 @@ CLOSE_GOING_AWAY: Final = (1001, "Going away")
 CLOSE_INTERRUPTED: Final = (1002, "Connection interrupted")
 CLOSE_TOO_BIG: Final = (1009, "Message too big")
 CLOSE_INTERNAL_ERROR: Final = (1011, "Internal error")
+CLOSE_TRY_AGAIN: Final = (1013, "Try again later")
+# The client stopped taking messages and its send queue hit the bound;
+# 1013 ("try again later") tells it a fresh connection will work.
+CLOSE_QUEUE_OVERFLOW: Final = (1013, "Send queue overflow")
 CLOSE_ANOTHER_CONNECTION: Final = (2010, "Another connection still open")
 CLOSE_GO_AWAY: Final = (3000, "Go away!")
 

@@ -87,7 +87,16 @@ class Receiver(abc.ABC):
     def interrupted(self) -> bool:
         """Whether the client has gone away (the connection was cut)."""
 
-    def abort(self) -> None:  # noqa: B027 - an optional hook, not abstract
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Cut the connection now, dropping whatever it has not written.
+
+        The one method called from outside the actor: it unblocks an actor
+        stuck writing to a client that stopped reading. The write in
+        progress then fails and the session carries on without it.
+        """
+
+    def release(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """The session has let go of this connection: end it if it still waits.
 
         Called when the session unlinks the receiver (the client went away,
@@ -117,6 +126,7 @@ class Session:
 
     __slots__ = (
         "__weakref__",
+        "_busy",
         "_close_info",
         "_close_waiter",
         "_deadline",
@@ -125,8 +135,11 @@ class Session:
         "_id",
         "_inbox",
         "_inbox_waiter",
+        "_inflight",
         "_mailbox",
         "_outbox",
+        "_overflow",
+        "_queued",
         "_raw",
         "_receiver",
         "_state",
@@ -168,7 +181,15 @@ class Session:
         self._wakeup: asyncio.Future[None] | None = None
         self._inbox: deque[str] = deque()
         self._inbox_waiter: asyncio.Future[None] | None = None
-        self._outbox: list[str] = []
+        # Undelivered messages. Like the mailbox, senders append and the
+        # actor drains; ``_queued`` counts their characters and ``_inflight``
+        # those of the batch the actor is writing, so the bound holds even
+        # while the actor waits on a client that stopped reading.
+        self._outbox: deque[str] = deque()
+        self._queued = 0
+        self._inflight = 0
+        self._overflow = False
+        self._busy = False
         self._receiver: Receiver | None = None
         self._deadline = endpoint.clock() + endpoint.disconnect_delay
         self._task: asyncio.Task[None] | None = None
@@ -216,14 +237,57 @@ class Session:
         if self._raw:
             if type(message) is not str:
                 raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
-            self._post(_SEND, message)
+            self._enqueue(message)
         else:
-            self._post(_SEND, protocol.encode_message(message))
+            self._enqueue(protocol.encode_message(message))
 
     def _send_encoded(self, raw: str, encoded: str) -> None:
         # For broadcast: the message is encoded once for every session.
         if self._close_info is None:
-            self._post(_SEND, raw if self._raw else encoded)
+            self._enqueue(raw if self._raw else encoded)
+
+    def _enqueue(self, item: str) -> None:
+        """Queue an encoded message, keeping the queue within its bound."""
+        if self._overflow or self._state is SessionState.CLOSED:
+            return
+        size = len(item)
+        limit = self._endpoint.max_queue_size
+        # An empty queue takes any one message, so a message larger than the
+        # bound still goes out to a client that keeps up.
+        if self._queued + self._inflight and self._queued + self._inflight + size > limit:
+            if self._endpoint.queue_overflow == "drop_oldest":
+                outbox = self._outbox
+                while outbox and self._queued + self._inflight + size > limit:
+                    self._queued -= len(outbox.popleft())
+                if self._inflight and self._inflight + size > limit:
+                    return  # the batch being written fills the queue: drop this one
+            else:
+                self._on_overflow()
+                return
+        outbox = self._outbox
+        outbox.append(item)
+        self._queued += size
+        if len(outbox) == 1:
+            self._post(_SEND)
+
+    def _on_overflow(self) -> None:
+        # Close policy: free the queue now, close ahead of anything queued,
+        # and unblock the actor if it is stuck writing to this client.
+        self._overflow = True
+        self._outbox.clear()
+        self._queued = 0
+        log.info(
+            "SockJS session %s: send queue over %d characters; closing it",
+            self._id or self.transport,
+            self._endpoint.max_queue_size,
+        )
+        self._mailbox.appendleft((_CLOSE, protocol.CLOSE_QUEUE_OVERFLOW))
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set_result(None)
+        elif self._busy and self._receiver is not None:
+            self._receiver.abort()
 
     async def close(self, code: int = 3000, reason: str = "Go away!") -> None:
         """Close the session with ``code`` and ``reason``.
@@ -277,7 +341,8 @@ class Session:
     def _post(self, op: int, arg: Any = None) -> None:
         if self._state is SessionState.CLOSED:
             if op == _ATTACH:
-                arg.abort()
+                # Found just before the session ended: do not leave it waiting.
+                arg.release()
             return
         self._mailbox.append((op, arg))
         wakeup = self._wakeup
@@ -335,39 +400,37 @@ class Session:
                     await wakeup
                     continue
                 op, arg = mailbox.popleft()
+                self._busy = True
                 try:
                     await self._apply(op, arg)
                 except Exception:
-                    # A bug, here or in a receiver: this session ends, with a
+                    # A bug, ours or a receiver's: this session ends, with a
                     # close frame where possible; no other session is touched.
                     log.exception("SockJS session failed; closing it")
                     self._fail()
-            # Receivers that arrived while the session was ending still get
-            # an answer rather than waiting forever.
+                self._busy = False
+            # Connections that arrived while the session was ending get its
+            # close frame rather than waiting forever.
+            close = self._close_info or protocol.CLOSE_INTERRUPTED
             while mailbox:
                 op, arg = mailbox.popleft()
                 if op == _ATTACH:
-                    assert self._close_info is not None
                     try:
-                        await arg.send_close(*self._close_info)
+                        await arg.send_close(*close)
                     except Exception:
-                        arg.abort()
+                        arg.release()
         finally:
+            self._busy = False
             if self._state is not SessionState.CLOSED:
                 # Cancelled (shutdown of a stuck session): still end cleanly.
                 self._finish()
-            for op, arg in mailbox:
+            while mailbox:
+                op, arg = mailbox.popleft()
                 if op == _ATTACH:
-                    arg.abort()
-            mailbox.clear()
+                    arg.release()
 
     async def _apply(self, op: int, arg: Any) -> None:
-        mailbox = self._mailbox
         if op == _SEND:
-            self._outbox.append(arg)
-            # Coalesce every send already queued into one frame.
-            while mailbox and mailbox[0][0] == _SEND:
-                self._outbox.append(mailbox.popleft()[1])
             await self._flush()
         elif op == _ATTACH:
             await self._on_attach(arg)
@@ -400,8 +463,15 @@ class Session:
         receiver = self._receiver
         if receiver is None or self._state is not SessionState.OPEN or not self._outbox:
             return
-        messages, self._outbox = self._outbox, []
-        if not await receiver.send_messages(messages):
+        # Every message queued so far goes out as one frame.
+        messages = list(self._outbox)
+        self._outbox.clear()
+        self._inflight, self._queued = self._queued, 0
+        try:
+            ok = await receiver.send_messages(messages)
+        finally:
+            self._inflight = 0
+        if not ok:
             self._on_detach(receiver, receiver.interrupted())
 
     async def _on_attach(self, receiver: Receiver) -> None:
@@ -415,7 +485,9 @@ class Session:
             # to every receiver until the session expires.
             self._deadline = endpoint.clock() + endpoint.disconnect_delay
             if self._outbox:
-                messages, self._outbox = self._outbox, []
+                messages = list(self._outbox)
+                self._outbox.clear()
+                self._queued = 0
                 if not await receiver.send_messages(messages):
                     return
             await receiver.send_close(*self._close_info)
@@ -436,10 +508,13 @@ class Session:
         if receiver is not self._receiver:
             return
         self._receiver = None
-        receiver.abort()
+        receiver.release()
         self._deadline = self._endpoint.clock() + self._endpoint.disconnect_delay
         if interrupted and self._close_info is None:
-            self._mark_closed(*protocol.CLOSE_INTERRUPTED)
+            if self._overflow:
+                self._mark_closed(*protocol.CLOSE_QUEUE_OVERFLOW)
+            else:
+                self._mark_closed(*protocol.CLOSE_INTERRUPTED)
         if self._websocket:
             # A websocket session lives exactly as long as its socket.
             if self._close_info is None:
@@ -498,7 +573,12 @@ class Session:
             self._mark_closed(*protocol.CLOSE_INTERRUPTED)
         self._set_state(SessionState.CLOSED)
         if self._receiver is not None:
-            self._receiver.abort()
+            self._receiver.release()
             self._receiver = None
-        self._outbox = []
+        self._outbox.clear()
+        self._queued = 0
+        # Drop every command but the attaches, which the actor still answers.
+        attaches = [command for command in self._mailbox if command[0] == _ATTACH]
+        self._mailbox.clear()
+        self._mailbox.extend(attaches)
         self._endpoint._forget(self)

@@ -50,6 +50,9 @@ class Recorder(Receiver):
     def interrupted(self) -> bool:
         return self.gone
 
+    def abort(self) -> None:
+        self.gone = True
+
 
 async def settle() -> None:
     for _ in range(20):

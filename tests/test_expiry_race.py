@@ -36,6 +36,9 @@ class _Recorder(Receiver):
         return False
 
     def abort(self) -> None:
+        self.got.append("aborted")
+
+    def release(self) -> None:
         self.got.append("released")
 
 
