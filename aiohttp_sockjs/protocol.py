@@ -207,6 +207,19 @@ PAYLOAD_EXPECTED: Final = "Payload expected."
 BROKEN_JSON: Final = "Broken JSON encoding."
 
 
+def _loads(data: bytes | str) -> object:
+    try:
+        return ujson.loads(data)
+    except (ValueError, OverflowError):
+        raise PayloadError(BROKEN_JSON) from None
+
+
+def _strings(value: object) -> list[str]:
+    if type(value) is not list or any(type(item) is not str for item in value):
+        raise PayloadError(BROKEN_JSON)
+    return value
+
+
 def decode_payload(data: bytes | str) -> list[str]:
     """Decode an xhr_send/jsonp_send body: a JSON array of strings.
 
@@ -215,16 +228,7 @@ def decode_payload(data: bytes | str) -> list[str]:
     """
     if not data:
         raise PayloadError(PAYLOAD_EXPECTED)
-    try:
-        messages = ujson.loads(data)
-    except (ValueError, OverflowError):
-        raise PayloadError(BROKEN_JSON) from None
-    if type(messages) is not list:
-        raise PayloadError(BROKEN_JSON)
-    for message in messages:
-        if type(message) is not str:
-            raise PayloadError(BROKEN_JSON)
-    return messages
+    return _strings(_loads(data))
 
 
 def decode_websocket_payload(data: str) -> list[str]:
@@ -234,18 +238,10 @@ def decode_websocket_payload(data: str) -> list[str]:
     """
     if not data:
         return []
-    try:
-        messages = ujson.loads(data)
-    except (ValueError, OverflowError):
-        raise PayloadError(BROKEN_JSON) from None
-    if type(messages) is str:
-        return [messages]
-    if type(messages) is not list:
-        raise PayloadError(BROKEN_JSON)
-    for message in messages:
-        if type(message) is not str:
-            raise PayloadError(BROKEN_JSON)
-    return messages
+    value = _loads(data)
+    if type(value) is str:
+        return [value]
+    return _strings(value)
 
 
 # --- static answers --------------------------------------------------------

@@ -20,40 +20,9 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CLIENT = ROOT / "node_modules" / "sockjs-client" / "dist" / "sockjs.min.js"
+from .tools import CHROMIUM, CHROMIUM_ARGS, ROOT, require_tools
+
 SERVER = Path(__file__).resolve().with_name("server.py")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _require_tools() -> None:
-    missing = []
-    if not CHROMIUM.exists():
-        missing.append(
-            f"{CHROMIUM} not found: install Debian's Chromium "
-            "(sudo apt-get install -y chromium); never `playwright install`"
-        )
-    if not CLIENT.exists():
-        missing.append(f"{CLIENT} not found: run `npm ci` in {ROOT}")
-    else:
-        installed = json.loads((CLIENT.parents[1] / "package.json").read_text())["version"]
-        if not installed.startswith("1.6."):
-            missing.append(f"sockjs-client {installed} installed, 1.6.x pinned: run `npm ci`")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the `playwright` Python package is missing: pip install -e '.[test]'")
-    if missing:
-        pytest.fail("browser tests cannot run:\n  " + "\n  ".join(missing), pytrace=False)
 
 
 @dataclass
@@ -76,7 +45,7 @@ class Server:
 
 @pytest.fixture(scope="session")
 def sockjs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    _require_tools()
+    require_tools()
     log_path = tmp_path_factory.mktemp("browser") / "server.log"
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     with log_path.open("wb") as log:
