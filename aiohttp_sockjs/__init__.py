@@ -75,8 +75,31 @@ def setup(
       characters; longer ones get HTTP 413 or websocket close 1009.
     - ``max_request_size`` (8 MiB): the largest request body or websocket
       frame accepted, in bytes; larger ones get 413 or close 1009.
+    - ``max_messages_per_request`` (10,000): the most messages one
+      ``xhr_send``/``jsonp_send`` body or websocket frame may carry; more get
+      413 or close 1009. A refused request delivers none of its messages and
+      the session goes on (a websocket is closed).
+    - ``max_sessions`` (10,000): the most sessions the endpoint holds at
+      once (closing ones included, until they expire); a request that would
+      open one more gets HTTP 503, before any websocket upgrade. ``None``
+      for no limit.
+    - ``max_queue_size`` (4 MiB): the bound on each session's queue of
+      undelivered messages, in characters of encoded frames, counted from
+      the moment the application sends. A message larger than the bound is
+      still accepted into an empty queue.
+    - ``queue_overflow`` (``"close"``): what happens past that bound:
+      ``"close"`` frees the queue and closes the session with 1013 "Send
+      queue overflow" (a connection stuck writing is cut); ``"drop_oldest"``
+      drops the oldest undelivered messages instead.
     - ``websocket_ping_interval`` (None): send websocket pings this often and
       close sockets whose peer stops answering.
+    - ``allowed_origins`` (None): browser origins allowed to connect, exact
+      (``"https://example.com"``) or by subdomain (``"https://*.example.com"``).
+      When set, requests and websocket upgrades from other origins get 403
+      without CORS headers, and the transports that cannot be origin-checked
+      are off: the iframe page (``allow_iframe``, default False) and JSONP
+      polling (``allow_jsonp``, default False). Unset, every origin is
+      served, as the protocol expects.
     - ``cors_config``: an ``aiohttp_cors.CorsConfig``; when given, CORS is
       left to it instead of the built-in headers.
     - ``sweep_interval``: how often the manager checks deadlines (derived

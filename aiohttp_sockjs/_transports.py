@@ -9,6 +9,7 @@ in the transport's framing. Session state is never touched here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -45,6 +46,12 @@ _WS_TEXT: Final = WSMsgType.TEXT
 def _connection_lost(request: web.BaseRequest) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()
+
+
+def _abort(request: web.BaseRequest) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
 
 
 # --- receivers ------------------------------------------------------------
@@ -94,6 +101,11 @@ class PollingReceiver(_FramedReceiver):
         return not self.result.done() and _connection_lost(self._request)
 
     def abort(self) -> None:
+        # Answering never waits on the client, so there is nothing to unblock.
+        pass
+
+    def release(self) -> None:
+        # Only reached when the client is gone: the empty answer goes nowhere.
         if not self.result.done():
             self.result.set_result(b"")
 
@@ -145,15 +157,20 @@ class StreamingReceiver(_FramedReceiver):
         return self._failed or _connection_lost(self._request)
 
     def abort(self) -> None:
+        self._failed = True
+        _abort(self._request)
+
+    def release(self) -> None:
         self._end_now()
 
 
 class WebSocketReceiver(_FramedReceiver):
     """SockJS over a websocket: every frame is one text message."""
 
-    __slots__ = ("_ws",)
+    __slots__ = ("_request", "_ws")
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+        self._request = request
         self._ws = ws
 
     async def _frame(self, frame: str) -> bool:
@@ -183,13 +200,17 @@ class WebSocketReceiver(_FramedReceiver):
     def interrupted(self) -> bool:
         return self._ws.closed
 
+    def abort(self) -> None:
+        _abort(self._request)
+
 
 class RawWebSocketReceiver(Receiver):
     """``base/websocket``: no SockJS framing, one websocket message each."""
 
-    __slots__ = ("_ws",)
+    __slots__ = ("_request", "_ws")
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+        self._request = request
         self._ws = ws
 
     async def send_open(self) -> bool:
@@ -201,7 +222,13 @@ class RawWebSocketReceiver(Receiver):
     async def send_messages(self, messages: list[str]) -> bool:
         try:
             for message in messages:
-                await self._ws.send_str(message)
+                try:
+                    await self._ws.send_str(message)
+                except UnicodeEncodeError:
+                    # A lone surrogate has no UTF-8 form; send U+FFFD in its
+                    # place, as a browser's WebSocket.send() would.
+                    usv = message.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+                    await self._ws.send_str(usv)
         except _WRITE_ERRORS:
             return False
         return not self._ws.closed
@@ -211,6 +238,9 @@ class RawWebSocketReceiver(Receiver):
 
     def interrupted(self) -> bool:
         return self._ws.closed
+
+    def abort(self) -> None:
+        _abort(self._request)
 
 
 # --- helpers ----------------------------------------------------------------
@@ -281,6 +311,42 @@ class Routes:
         log.debug("SockJS %s %s: %d %s", request.method, request.path, status, text)
         return web.Response(status=status, body=text.encode(), headers=self._headers(request, TEXT))
 
+    def _limit(self, request: web.Request, status: int, text: str) -> web.Response:
+        """Refuse a request over one of the endpoint's caps, with one log line."""
+        log.info("SockJS %s %s refused: %d %s", request.method, request.path, status, text)
+        return web.Response(status=status, body=text.encode(), headers=self._headers(request, TEXT))
+
+    def _bad_origin(self, request: web.Request) -> web.Response | None:
+        """A 403 (without CORS headers) if the request's origin is not allowed."""
+        policy = self.endpoint.origins
+        if policy is None:
+            return None
+        origin = request.headers.get(hdrs.ORIGIN)
+        # No Origin header: not a cross-origin browser request.
+        if origin is None or policy.allows(origin):
+            return None
+        log.info("SockJS %s %s refused: origin %r", request.method, request.path, origin[:200])
+        return web.Response(
+            status=403,
+            body=b"Origin not allowed.",
+            headers={hdrs.CONTENT_TYPE: TEXT, hdrs.CACHE_CONTROL: NO_CACHE},
+        )
+
+    def _full(self, request: web.Request) -> web.Response | None:
+        """A 503 if a new session would go over ``max_sessions`` or the endpoint is closing."""
+        endpoint = self.endpoint
+        if endpoint._get(request.match_info["session_id"]) is not None:
+            return None
+        return self._refuse_new(request)
+
+    def _refuse_new(self, request: web.Request) -> web.Response | None:
+        endpoint = self.endpoint
+        if endpoint._closing:
+            return self._limit(request, 503, "Shutting down.")
+        if endpoint._full():
+            return self._limit(request, 503, "Too many sessions; try again later.")
+        return None
+
     def _preflight(self, request: web.Request, methods: str) -> web.Response:
         headers: dict[str, str] = {
             hdrs.CACHE_CONTROL: CACHE_YEAR,
@@ -301,6 +367,9 @@ class Routes:
         return web.Response(body=protocol.GREETING, headers={hdrs.CONTENT_TYPE: TEXT})
 
     async def info(self, request: web.Request) -> web.Response:
+        refused = self._bad_origin(request)
+        if refused is not None:
+            return refused
         endpoint = self.endpoint
         body = protocol.info_body("websocket" in endpoint.transports, endpoint.cookie_needed)
         headers: dict[str, str] = {hdrs.CONTENT_TYPE: JSON, hdrs.CACHE_CONTROL: NO_CACHE}
@@ -308,30 +377,39 @@ class Routes:
         return web.Response(body=body, headers=headers)
 
     async def info_options(self, request: web.Request) -> web.Response:
-        return self._preflight(request, "OPTIONS, GET")
+        return self._bad_origin(request) or self._preflight(request, "OPTIONS, GET")
 
     async def iframe(self, request: web.Request) -> web.Response:
-        if request.headers.get(hdrs.IF_NONE_MATCH) == self._iframe_etag:
-            return web.Response(status=304)
+        if not self.endpoint.allow_iframe:
+            # The page relays for any parent page, so no origin check is possible.
+            return self._limit(request, 404, "Iframe transports are disabled.")
         headers: dict[str, str] = {
-            hdrs.CONTENT_TYPE: HTML,
             hdrs.CACHE_CONTROL: CACHE_YEAR,
             hdrs.EXPIRES: formatdate(time.time() + ONE_YEAR, usegmt=True),
             hdrs.ETAG: self._iframe_etag,
         }
+        wanted = request.headers.get(hdrs.IF_NONE_MATCH)
+        if wanted is not None:
+            tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",")}
+            if "*" in tags or self._iframe_etag in tags:
+                return web.Response(status=304, headers=headers)
+        headers[hdrs.CONTENT_TYPE] = HTML
         return web.Response(body=self._iframe, headers=headers)
 
     async def xhr_options(self, request: web.Request) -> web.Response:
-        return self._preflight(request, "OPTIONS, POST")
+        return self._bad_origin(request) or self._preflight(request, "OPTIONS, POST")
 
     # --- receiving transports ---
 
-    def _open(self, request: web.Request, transport: str) -> tuple[Session, bool]:
+    def _open(self, request: web.Request, transport: str) -> tuple[Session, bool] | None:
+        """Find or create the session; ``None`` if that would exceed ``max_sessions``."""
         endpoint = self.endpoint
         session_id = request.match_info["session_id"]
         session = endpoint._get(session_id)
         if session is not None:
             return session, False
+        if endpoint._full() or endpoint._closing:
+            return None
         return endpoint._create(session_id, request, transport), True
 
     def _run(self, session: Session, created: bool, receiver: Receiver) -> None:
@@ -346,7 +424,13 @@ class Routes:
         encode: Callable[[str], bytes],
         headers: dict[str, str],
     ) -> web.Response:
-        session, created = self._open(request, transport)
+        refused = self._bad_origin(request)
+        if refused is not None:
+            return refused
+        opened = self._open(request, transport)
+        if opened is None:
+            return self._refuse_new(request) or self._limit(request, 503, "Try again later.")
+        session, created = opened
         receiver = PollingReceiver(request, encode)
         self._run(session, created, receiver)
         try:
@@ -360,6 +444,9 @@ class Routes:
         return await self._poll(request, "xhr", protocol.xhr_chunk, self._headers(request, JS))
 
     async def jsonp(self, request: web.Request) -> web.Response:
+        if not self.endpoint.allow_jsonp:
+            # A script tag sends no Origin, so any page could read the poll.
+            return self._limit(request, 404, "JSONP polling is disabled.")
         try:
             callback = protocol.validate_callback(request.query.get("c"))
         except PayloadError as exc:
@@ -380,14 +467,31 @@ class Routes:
         prelude: bytes,
         encode: Callable[[str], bytes],
     ) -> web.StreamResponse:
+        refused = self._bad_origin(request) or self._full(request)
+        if refused is not None:
+            return refused
         response = web.StreamResponse(headers=self._headers(request, content_type))
         if request.version < (1, 1):
             # No chunked encoding in HTTP/1.0: the end of the body is the end
             # of the connection, even if the client asked for keep-alive.
             response.force_close()
-        await response.prepare(request)
-        await response.write(prelude)
-        session, created = self._open(request, transport)
+        try:
+            await response.prepare(request)
+            await response.write(prelude)
+        except _WRITE_ERRORS:
+            # The client left before the stream began (an aborted request, a
+            # removed iframe): nothing reached a session, there is nothing to do.
+            return response
+        opened = self._open(request, transport)
+        if opened is None:
+            # Filled up while this response started.
+            log.info(
+                "SockJS %s %s refused: no room for a new session", request.method, request.path
+            )
+            with contextlib.suppress(*_WRITE_ERRORS):
+                await response.write(encode(protocol.close_frame(*protocol.CLOSE_TRY_AGAIN)))
+            return response
+        session, created = opened
         receiver = StreamingReceiver(request, response, encode, self.endpoint.response_limit)
         self._run(session, created, receiver)
         try:
@@ -431,7 +535,7 @@ class Routes:
         try:
             body = await _read_body(request, endpoint.max_request_size)
         except _BodyTooLarge:
-            return self._error(request, 413, "Payload too large.")
+            return self._limit(request, 413, "Payload too large.")
         if form and request.content_type == "application/x-www-form-urlencoded":
             try:
                 fields = urllib.parse.parse_qs(body.decode(), errors="strict")
@@ -442,13 +546,18 @@ class Routes:
             messages = protocol.decode_payload(body)
         except PayloadError as exc:
             return self._error(request, 500, str(exc))
+        if len(messages) > endpoint.max_messages_per_request:
+            return self._limit(request, 413, "Too many messages.")
         limit = endpoint.max_message_size
         for message in messages:
             if len(message) > limit:
-                return self._error(request, 413, "Message too large.")
+                return self._limit(request, 413, "Message too large.")
         return messages
 
     async def _send(self, request: web.Request, form: bool) -> list[str] | web.Response:
+        refused = self._bad_origin(request)
+        if refused is not None:
+            return refused
         session = self.endpoint._get(request.match_info["session_id"])
         if session is None:
             return self._error(request, 404, "Session not found.")
@@ -485,24 +594,41 @@ class Routes:
         connection = request.headers.get(hdrs.CONNECTION, "").lower()
         if "upgrade" not in [token.strip() for token in connection.split(",")]:
             return web.Response(status=400, text='"Connection" must be "Upgrade".')
+        refused = self._bad_origin(request)
+        if refused is not None:
+            return refused
         endpoint = self.endpoint
+        refused = self._refuse_new(request)
+        if refused is not None:
+            return refused
         ws = web.WebSocketResponse(
             max_msg_size=endpoint.max_request_size,
             heartbeat=endpoint.websocket_ping_interval,
         )
         await ws.prepare(request)
+        if endpoint._full() or endpoint._closing:
+            # Filled up (or began shutting down) during the handshake.
+            log.info("SockJS websocket refused: no room for a new session")
+            await ws.close(code=protocol.CLOSE_TRY_AGAIN[0], message=b"Try again later")
+            return ws
         if raw:
             session = endpoint._create(None, request, "raw_websocket", websocket=True, raw=True)
-            receiver: Receiver = RawWebSocketReceiver(ws)
+            receiver: Receiver = RawWebSocketReceiver(request, ws)
         else:
             session = endpoint._create(
                 request.match_info["session_id"], request, "websocket", websocket=True
             )
-            receiver = WebSocketReceiver(ws)
+            receiver = WebSocketReceiver(request, ws)
         self._run(session, True, receiver)
         limit = endpoint.max_message_size
+        count_limit = endpoint.max_messages_per_request
         try:
             async for msg in ws:
+                if msg.type is WSMsgType.ERROR:
+                    # aiohttp closed the socket already (e.g. 1009 for a frame
+                    # over max_request_size).
+                    log.info("SockJS websocket closed: %s", msg.data)
+                    break
                 if msg.type is not _WS_TEXT:
                     # Binary frames are not part of the protocol.
                     await ws.close(code=1003, message=b"Text frames only")
@@ -516,8 +642,13 @@ class Routes:
                         log.debug("SockJS websocket: broken JSON, dropping the socket")
                         await ws.close(code=1002, message=b"Broken JSON encoding.")
                         break
+                if len(messages) > count_limit:
+                    log.info("SockJS websocket closed: 1009 too many messages in a frame")
+                    await ws.close(code=1009, message=b"Too many messages")
+                    break
                 for message in messages:
                     if len(message) > limit:
+                        log.info("SockJS websocket closed: 1009 message too big")
                         await ws.close(code=1009, message=b"Message too big")
                         break
                 else:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import protocol
-from .session import _SEND, Session, SessionState
+from .session import Session, SessionState
 
 if TYPE_CHECKING:
     import aiohttp_cors
@@ -65,6 +65,13 @@ class Endpoint:
         disabled_transports: frozenset[str] | set[str] = frozenset(),
         max_message_size: int = 1 << 20,
         max_request_size: int = 8 << 20,
+        max_messages_per_request: int = 10_000,
+        max_sessions: int | None = 10_000,
+        max_queue_size: int = 4 << 20,
+        queue_overflow: str = "close",
+        allowed_origins: Iterable[str] | None = None,
+        allow_iframe: bool = False,
+        allow_jsonp: bool = False,
         websocket_ping_interval: float | None = None,
         cors_config: aiohttp_cors.CorsConfig | None = None,
         sweep_interval: float | None = None,
@@ -84,6 +91,15 @@ class Endpoint:
         self.transports: frozenset[str] = TRANSPORTS - set(disabled_transports)
         self.max_message_size = int(max_message_size)
         self.max_request_size = int(max_request_size)
+        self.max_messages_per_request = int(max_messages_per_request)
+        self.max_sessions = None if max_sessions is None else int(max_sessions)
+        self.max_queue_size = int(max_queue_size)
+        if queue_overflow not in ("close", "drop_oldest"):
+            raise ValueError('queue_overflow must be "close" or "drop_oldest"')
+        self.queue_overflow = queue_overflow
+        self.origins = None if allowed_origins is None else OriginPolicy(allowed_origins)
+        self.allow_iframe = bool(allow_iframe) or self.origins is None
+        self.allow_jsonp = bool(allow_jsonp) or self.origins is None
         self.websocket_ping_interval = websocket_ping_interval
         self.cors_config = cors_config
         self.clock = clock
@@ -133,14 +149,9 @@ class Endpoint:
         client is reachable; closed sessions are skipped.
         """
         encoded = protocol.encode_message(message)
-        # One command tuple for all sessions; raw websockets take the message
-        # itself. The checks of Session._send_encoded, inlined: this loop runs
-        # once per session per message.
-        command = (_SEND, encoded)
-        raw_command = (_SEND, message)
         for session in self._sessions if sessions is None else sessions:
-            if session._close_info is None and session is not exclude:
-                session._enqueue(raw_command if session._raw else command)
+            if session is not exclude:
+                session._send_encoded(message, encoded)
 
     # --- the decorator style ------------------------------------------------
 
@@ -202,6 +213,11 @@ class Endpoint:
         self._sessions[session] = None
         return session
 
+    def _full(self) -> bool:
+        """Whether a new session would go over ``max_sessions``."""
+        limit = self.max_sessions
+        return limit is not None and len(self._sessions) >= limit
+
     def _start(self, session: Session) -> None:
         """Run the session once its first receiver has been attached."""
         session._start(self._handler or self._callback_handler)
@@ -226,13 +242,17 @@ class Endpoint:
         """
         now = self.clock()
         for session in self._sessions:
-            # A websocket session's own read loop sees its socket end and
-            # detaches; only polling and streaming requests need looking at.
-            # Skipping them halves the cost of a sweep over idle websockets.
-            if not session._websocket:
-                receiver = session._receiver
-                if receiver is not None and receiver.interrupted():
+            receiver = session._receiver
+            if receiver is not None:
+                # A websocket session's own read loop sees its socket end and
+                # detaches, so only polling and streaming requests (or a
+                # session stuck on overflow) are asked: this halves the cost
+                # of a sweep over idle websockets.
+                if (not session._websocket or session._overflow) and receiver.interrupted():
                     session._detach(receiver, True)
+                elif session._overflow and session._busy:
+                    # Closing for overflow but stuck writing to the client.
+                    receiver.abort()
             if session._deadline <= now:
                 session._tick()
 
@@ -265,6 +285,10 @@ class Endpoint:
         pending = [t for t in actors if not t.done()] + list(self._handler_tasks)
         if pending:
             _, still = await asyncio.wait(pending, timeout=timeout)
+            for session in sessions:
+                if session._task in still and session._receiver is not None:
+                    # Stuck writing to a client that stopped reading: cut it.
+                    session._receiver.abort()
             for task in still:
                 task.cancel()
             if still:
@@ -276,6 +300,62 @@ class Endpoint:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+
+
+class OriginPolicy:
+    """The ``allowed_origins`` option: which browser origins may connect.
+
+    Entries are exact origins (``"https://example.com"``,
+    ``"http://localhost:8080"``) or a wildcard for the subdomains of a host
+    (``"https://*.example.com"``, which does not match ``example.com``
+    itself). Ports must match; comparison ignores case.
+    """
+
+    __slots__ = ("_exact", "_suffixes")
+
+    def __init__(self, origins: Iterable[str]) -> None:
+        if isinstance(origins, str):
+            origins = [origins]
+        self._exact: set[str] = set()
+        self._suffixes: list[tuple[str, str, str]] = []
+        for origin in origins:
+            origin = origin.strip().lower().rstrip("/")
+            scheme, sep, rest = origin.partition("://")
+            if origin == "null":
+                self._exact.add(origin)
+                continue
+            if not sep or not scheme or not rest or "/" in rest:
+                raise ValueError(f"not an origin: {origin!r}")
+            if rest.startswith("*."):
+                host, _, port = rest[2:].partition(":")
+                if not host or "*" in host:
+                    raise ValueError(f"not an origin pattern: {origin!r}")
+                self._suffixes.append((scheme + "://", "." + host, ":" + port if port else ""))
+            elif "*" in rest:
+                raise ValueError(f"not an origin pattern: {origin!r}")
+            else:
+                self._exact.add(origin)
+
+    def allows(self, origin: str) -> bool:
+        """Whether the ``Origin`` header value ``origin`` is allowed."""
+        origin = origin.strip().lower()
+        if origin in self._exact:
+            return True
+        for scheme, suffix, port in self._suffixes:
+            if not origin.startswith(scheme):
+                continue
+            hostport = origin[len(scheme) :]
+            if port:
+                if not hostport.endswith(port):
+                    continue
+                host = hostport[: -len(port)]
+            else:
+                host = hostport
+            if ":" in host or "/" in host:
+                continue
+            if host.endswith(suffix) and len(host) > len(suffix):
+                return True
+        return False
 
 
 async def _maybe_await(value: Any) -> None:

@@ -25,7 +25,9 @@ __all__ = [
     "CLOSE_INTERNAL_ERROR",
     "CLOSE_INTERRUPTED",
     "CLOSE_NORMAL",
+    "CLOSE_QUEUE_OVERFLOW",
     "CLOSE_TOO_BIG",
+    "CLOSE_TRY_AGAIN",
     "HEARTBEAT_FRAME",
     "OPEN_FRAME",
     "PayloadError",
@@ -54,12 +56,20 @@ CLOSE_GOING_AWAY: Final = (1001, "Going away")
 CLOSE_INTERRUPTED: Final = (1002, "Connection interrupted")
 CLOSE_TOO_BIG: Final = (1009, "Message too big")
 CLOSE_INTERNAL_ERROR: Final = (1011, "Internal error")
+CLOSE_TRY_AGAIN: Final = (1013, "Try again later")
+# The client stopped taking messages and its send queue hit the bound;
+# 1013 ("try again later") tells it a fresh connection will work.
+CLOSE_QUEUE_OVERFLOW: Final = (1013, "Send queue overflow")
 CLOSE_ANOTHER_CONNECTION: Final = (2010, "Another connection still open")
 CLOSE_GO_AWAY: Final = (3000, "Go away!")
 
 # Characters the server must send as \uXXXX: browsers mangle or drop some of
 # them, and U+2028/U+2029 end a line inside JavaScript string literals.
-_ESCAPE_RE: Final = re.compile("[\x00-\x1f\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]")
+# Surrogates are added because ujson passes a lone one through raw, which no
+# UTF-8 encoder accepts; \udXXX is also how the client sent it.
+_ESCAPE_RE: Final = re.compile(
+    "[\x00-\x1f\u200c-\u200f\u2028-\u202f\u2060-\u206f\ud800-\udfff\ufff0-\uffff]"
+)
 _CALLBACK_RE: Final = re.compile(r"[a-zA-Z0-9_.\-]+")
 MAX_CALLBACK_LENGTH: Final = 256
 
@@ -76,8 +86,8 @@ def _dumps(obj: object) -> str:
     try:
         text: str = ujson.dumps(obj, ensure_ascii=False, escape_forward_slashes=False)
     except UnicodeEncodeError:
-        # A lone surrogate cannot be UTF-8; ASCII output escapes it as \udXXX,
-        # which is how the browser sent it to us.
+        # Some ujson versions refuse a lone surrogate instead; ASCII output
+        # escapes it as \udXXX.
         return str(ujson.dumps(obj, ensure_ascii=True, escape_forward_slashes=False))
     if _ESCAPE_RE.search(text) is not None:
         text = _ESCAPE_RE.sub(_escape_char, text)
@@ -211,6 +221,19 @@ PAYLOAD_EXPECTED: Final = "Payload expected."
 BROKEN_JSON: Final = "Broken JSON encoding."
 
 
+def _loads(data: bytes | str) -> object:
+    try:
+        return ujson.loads(data)
+    except (ValueError, OverflowError):
+        raise PayloadError(BROKEN_JSON) from None
+
+
+def _strings(value: object) -> list[str]:
+    if type(value) is not list or any(type(item) is not str for item in value):
+        raise PayloadError(BROKEN_JSON)
+    return value
+
+
 def decode_payload(data: bytes | str) -> list[str]:
     """Decode an xhr_send/jsonp_send body: a JSON array of strings.
 
@@ -219,16 +242,7 @@ def decode_payload(data: bytes | str) -> list[str]:
     """
     if not data:
         raise PayloadError(PAYLOAD_EXPECTED)
-    try:
-        messages = ujson.loads(data)
-    except (ValueError, OverflowError):
-        raise PayloadError(BROKEN_JSON) from None
-    if type(messages) is not list:
-        raise PayloadError(BROKEN_JSON)
-    for message in messages:
-        if type(message) is not str:
-            raise PayloadError(BROKEN_JSON)
-    return messages
+    return _strings(_loads(data))
 
 
 def decode_websocket_payload(data: str) -> list[str]:
@@ -238,18 +252,10 @@ def decode_websocket_payload(data: str) -> list[str]:
     """
     if not data:
         return []
-    try:
-        messages = ujson.loads(data)
-    except (ValueError, OverflowError):
-        raise PayloadError(BROKEN_JSON) from None
-    if type(messages) is str:
-        return [messages]
-    if type(messages) is not list:
-        raise PayloadError(BROKEN_JSON)
-    for message in messages:
-        if type(message) is not str:
-            raise PayloadError(BROKEN_JSON)
-    return messages
+    value = _loads(data)
+    if type(value) is str:
+        return [value]
+    return _strings(value)
 
 
 # --- static answers --------------------------------------------------------

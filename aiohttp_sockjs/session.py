@@ -92,8 +92,22 @@ class Receiver(abc.ABC):
     def interrupted(self) -> bool:
         """Whether the client has gone away (the connection was cut)."""
 
-    def abort(self) -> None:  # noqa: B027 - most receivers have nothing to undo
-        """The session has let go of this receiver: end its request now."""
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Cut the connection now, dropping whatever it has not written.
+
+        The one method called from outside the actor: it unblocks an actor
+        stuck writing to a client that stopped reading. The write in
+        progress then fails and the session carries on without it.
+        """
+
+    def release(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """The session has let go of this connection: end it if it still waits.
+
+        Called when the session unlinks the receiver (the client went away,
+        or the session ended), so no request handler waits forever for a
+        frame that will never come. The default does nothing.
+        """
 
 
 # Mailbox commands. Tuples of (op, argument) keep posting cheap.
@@ -117,6 +131,7 @@ class Session:
 
     __slots__ = (
         "__weakref__",
+        "_busy",
         "_close_info",
         "_close_waiter",
         "_deadline",
@@ -125,8 +140,11 @@ class Session:
         "_id",
         "_inbox",
         "_inbox_waiter",
+        "_inflight",
         "_mailbox",
         "_outbox",
+        "_overflow",
+        "_queued",
         "_raw",
         "_receiver",
         "_state",
@@ -164,14 +182,20 @@ class Session:
         self._state = SessionState.NEW
         self._close_info: tuple[int, str] | None = None
         self._close_waiter: asyncio.Future[None] | None = None
-        # A list, swapped out whole by the actor: cheaper than a deque, and an
-        # idle session holds 56 bytes here instead of 760.
-        self._mailbox: list[tuple[int, Any]] = []
+        self._mailbox: deque[tuple[int, Any]] = deque()
         self._wakeup: asyncio.Future[None] | None = None
         # Created with the first message: idle sessions need none.
         self._inbox: deque[str] | None = None
         self._inbox_waiter: asyncio.Future[None] | None = None
-        self._outbox: list[str] = []
+        # Undelivered messages. Like the mailbox, senders append and the
+        # actor drains; ``_queued`` counts their characters and ``_inflight``
+        # those of the batch the actor is writing, so the bound holds even
+        # while the actor waits on a client that stopped reading.
+        self._outbox: deque[str] = deque()
+        self._queued = 0
+        self._inflight = 0
+        self._overflow = False
+        self._busy = False
         self._receiver: Receiver | None = None
         self._deadline = endpoint.clock() + endpoint.disconnect_delay
         self._task: asyncio.Task[None] | None = None
@@ -219,14 +243,57 @@ class Session:
         if self._raw:
             if type(message) is not str:
                 raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
-            self._post(_SEND, message)
+            self._enqueue(message)
         else:
-            self._post(_SEND, protocol.encode_message(message))
+            self._enqueue(protocol.encode_message(message))
 
     def _send_encoded(self, raw: str, encoded: str) -> None:
         # For broadcast: the message is encoded once for every session.
         if self._close_info is None:
-            self._post(_SEND, raw if self._raw else encoded)
+            self._enqueue(raw if self._raw else encoded)
+
+    def _enqueue(self, item: str) -> None:
+        """Queue an encoded message, keeping the queue within its bound."""
+        if self._overflow or self._state is _CLOSED:
+            return
+        size = len(item)
+        limit = self._endpoint.max_queue_size
+        # An empty queue takes any one message, so a message larger than the
+        # bound still goes out to a client that keeps up.
+        if self._queued + self._inflight and self._queued + self._inflight + size > limit:
+            if self._endpoint.queue_overflow == "drop_oldest":
+                outbox = self._outbox
+                while outbox and self._queued + self._inflight + size > limit:
+                    self._queued -= len(outbox.popleft())
+                if self._inflight and self._inflight + size > limit:
+                    return  # the batch being written fills the queue: drop this one
+            else:
+                self._on_overflow()
+                return
+        outbox = self._outbox
+        outbox.append(item)
+        self._queued += size
+        if len(outbox) == 1:
+            self._post(_SEND)
+
+    def _on_overflow(self) -> None:
+        # Close policy: free the queue now, close ahead of anything queued,
+        # and unblock the actor if it is stuck writing to this client.
+        self._overflow = True
+        self._outbox.clear()
+        self._queued = 0
+        log.info(
+            "SockJS session %s: send queue over %d characters; closing it",
+            self._id or self.transport,
+            self._endpoint.max_queue_size,
+        )
+        self._mailbox.appendleft((_CLOSE, protocol.CLOSE_QUEUE_OVERFLOW))
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set_result(None)
+        elif self._busy and self._receiver is not None:
+            self._receiver.abort()
 
     async def close(self, code: int = 3000, reason: str = "Go away!") -> None:
         """Close the session with ``code`` and ``reason``.
@@ -284,20 +351,12 @@ class Session:
     # --- the commands -----------------------------------------------------
 
     def _post(self, op: int, arg: Any = None) -> None:
-        # _enqueue spelled out: this runs for every message sent.
-        if self._state is _CLOSED:
+        if self._state is SessionState.CLOSED:
+            if op == _ATTACH:
+                # Found just before the session ended: do not leave it waiting.
+                arg.release()
             return
         self._mailbox.append((op, arg))
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            wakeup.set_result(None)
-
-    def _enqueue(self, command: tuple[int, Any]) -> None:
-        # Broadcast hands every session the same command tuple.
-        if self._state is _CLOSED:
-            return
-        self._mailbox.append(command)
         wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
@@ -350,53 +409,59 @@ class Session:
         exc = task.exception()
         if exc is not None and not isinstance(exc, SessionClosed):
             log.error("SockJS handler failed; closing its session", exc_info=exc)
-            self._force_close(*protocol.CLOSE_INTERNAL_ERROR)
+            # A plain close, not a forced one: the client must still learn the
+            # reason on its next request, until the session expires.
+            self._post(_CLOSE, protocol.CLOSE_INTERNAL_ERROR)
             return
         self._post(_CLOSE, protocol.CLOSE_GO_AWAY)
 
     async def _run(self) -> None:
+        mailbox = self._mailbox
         try:
             while self._state is not _CLOSED:
-                batch = self._mailbox
-                if not batch:
+                if not mailbox:
                     wakeup = self._wakeup = asyncio.get_running_loop().create_future()
                     await wakeup
                     continue
-                # Take every queued command; commands posted meanwhile wait in
-                # a fresh list, so the order is kept.
-                self._mailbox = []
-                i = 0
-                n = len(batch)
-                while i < n and self._state is not _CLOSED:
-                    op, arg = batch[i]
-                    i += 1
-                    if op == _SEND:
-                        outbox = self._outbox
-                        outbox.append(arg)
-                        # Coalesce every send already queued into one frame.
-                        while i < n and batch[i][0] == _SEND:
-                            outbox.append(batch[i][1])
-                            i += 1
-                        # _flush spelled out: one coroutine less per batch.
-                        receiver = self._receiver
-                        if receiver is not None and self._state is _OPEN:
-                            self._outbox = []
-                            if not await receiver.send_messages(outbox):
-                                self._on_detach(receiver, receiver.interrupted())
-                    else:
-                        await self._command(op, arg)
+                op, arg = mailbox.popleft()
+                self._busy = True
+                try:
+                    await self._apply(op, arg)
+                except Exception:
+                    # A bug, ours or a receiver's: this session ends, with a
+                    # close frame where possible; no other session is touched.
+                    log.exception("SockJS session failed; closing it")
+                    self._fail()
+                self._busy = False
+            # Connections that arrived while the session was ending get its
+            # close frame rather than waiting forever.
+            close = self._close_info or protocol.CLOSE_INTERRUPTED
+            while mailbox:
+                op, arg = mailbox.popleft()
+                if op == _ATTACH:
+                    try:
+                        await arg.send_close(*close)
+                    except Exception:
+                        arg.release()
         finally:
-            if self._state is not _CLOSED:
+            self._busy = False
+            if self._state is not SessionState.CLOSED:
                 # Cancelled (shutdown of a stuck session): still end cleanly.
                 self._finish()
+            while mailbox:
+                op, arg = mailbox.popleft()
+                if op == _ATTACH:
+                    arg.release()
 
-    async def _command(self, op: int, arg: Any) -> None:
-        if op == _INCOMING:
-            self._on_incoming(arg)
+    async def _apply(self, op: int, arg: Any) -> None:
+        if op == _SEND:
+            await self._flush()
         elif op == _ATTACH:
             await self._on_attach(arg)
         elif op == _DETACH:
             self._on_detach(*arg)
+        elif op == _INCOMING:
+            self._on_incoming(arg)
         elif op == _CLOSE:
             await self._on_close(*arg)
         elif op == _TICK:
@@ -404,6 +469,15 @@ class Session:
         elif op == _SHUTDOWN:
             await self._on_close(*protocol.CLOSE_GOING_AWAY)
             self._finish()
+
+    def _fail(self) -> None:
+        receiver = self._receiver
+        if self._close_info is None:
+            self._mark_closed(*protocol.CLOSE_INTERNAL_ERROR)
+        if receiver is not None:
+            self._receiver = None
+            receiver.abort()
+        self._finish()
 
     def _set_state(self, state: SessionState) -> None:
         assert state in _TRANSITIONS[self._state], (self._state, state)
@@ -413,8 +487,15 @@ class Session:
         receiver = self._receiver
         if receiver is None or self._state is not _OPEN or not self._outbox:
             return
-        messages, self._outbox = self._outbox, []
-        if not await receiver.send_messages(messages):
+        # Every message queued so far goes out as one frame.
+        messages = list(self._outbox)
+        self._outbox.clear()
+        self._inflight, self._queued = self._queued, 0
+        try:
+            ok = await receiver.send_messages(messages)
+        finally:
+            self._inflight = 0
+        if not ok:
             self._on_detach(receiver, receiver.interrupted())
 
     async def _on_attach(self, receiver: Receiver) -> None:
@@ -428,7 +509,9 @@ class Session:
             # to every receiver until the session expires.
             self._deadline = endpoint.clock() + endpoint.disconnect_delay
             if self._outbox:
-                messages, self._outbox = self._outbox, []
+                messages = list(self._outbox)
+                self._outbox.clear()
+                self._queued = 0
                 if not await receiver.send_messages(messages):
                     return
             await receiver.send_close(*self._close_info)
@@ -449,10 +532,13 @@ class Session:
         if receiver is not self._receiver:
             return
         self._receiver = None
-        receiver.abort()
+        receiver.release()
         self._deadline = self._endpoint.clock() + self._endpoint.disconnect_delay
         if interrupted and self._close_info is None:
-            self._mark_closed(*protocol.CLOSE_INTERRUPTED)
+            if self._overflow:
+                self._mark_closed(*protocol.CLOSE_QUEUE_OVERFLOW)
+            else:
+                self._mark_closed(*protocol.CLOSE_INTERRUPTED)
         if self._websocket:
             # A websocket session lives exactly as long as its socket.
             if self._close_info is None:
@@ -488,7 +574,8 @@ class Session:
             return
         receiver = self._receiver
         if receiver is None:
-            self._finish()
+            if not any(op == _ATTACH for op, _ in self._mailbox):
+                self._finish()
             return
         self._deadline = now + self._endpoint.heartbeat_delay
         if not await receiver.send_heartbeat():
@@ -507,14 +594,20 @@ class Session:
 
     def _finish(self) -> None:
         """End the session for good and leave the endpoint."""
-        if self._state is _CLOSED:
+        if self._state is SessionState.CLOSED:
             return
         if self._close_info is None:
             self._mark_closed(*protocol.CLOSE_INTERRUPTED)
         self._set_state(SessionState.CLOSED)
-        self._receiver = None
-        self._outbox = []
+        if self._receiver is not None:
+            self._receiver.release()
+            self._receiver = None
+        self._outbox.clear()
+        self._queued = 0
+        # Drop every command but the attaches, which the actor still answers.
+        attaches = [command for command in self._mailbox if command[0] == _ATTACH]
         self._mailbox.clear()
+        self._mailbox.extend(attaches)
         self._endpoint._forget(self)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -35,7 +36,9 @@ async def ticker(session: Session) -> None:
     """Send ``tick!`` every second."""
     while not session.closed:
         session.send("tick!")
-        await asyncio.sleep(1)
+        # Wake at once on close, so shutdown never waits for a sleeping ticker.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(session.wait_closed(), 1)
 
 
 async def amplify(session: Session) -> None:

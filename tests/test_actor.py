@@ -50,6 +50,9 @@ class Recorder(Receiver):
     def interrupted(self) -> bool:
         return self.gone
 
+    def abort(self) -> None:
+        self.gone = True
+
 
 async def settle() -> None:
     for _ in range(20):
@@ -366,4 +369,30 @@ async def test_broadcast_to_some_and_exclude(clock: Clock) -> None:
         ['"all but 0"', '"just 1 and 2"'],
         ['"all but 0"'],
     ]
+    await endpoint.shutdown()
+
+
+class Exploding(Recorder):
+    async def send_messages(self, messages: list[str]) -> bool:
+        raise RuntimeError("a bug in a receiver")
+
+
+async def test_receiver_fault_ends_only_that_session(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A command that fails ends its session with 1011; others carry on; waiters are answered."""
+    endpoint = make(clock)
+    bad_rec, good_rec = Exploding(), Recorder()
+    bad = await open_session(endpoint, bad_rec, "bad")
+    good = await open_session(endpoint, good_rec, "good")
+    bad.send("x")
+    late = Recorder()
+    bad._attach(late)
+    good.send("y")
+    await settle()
+    assert bad.state is SessionState.CLOSED
+    assert bad.close_code == 1011
+    assert late.frames == [("c", 1011, "Internal error")]
+    assert good_rec.frames == ["o", ("a", ['"y"'])]
+    assert len([r for r in caplog.records if r.exc_info]) == 1
     await endpoint.shutdown()

@@ -19,37 +19,16 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .tools import CHROMIUM, CHROMIUM_ARGS, ROOT, require_tools
+
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CLIENT = ROOT / "node_modules" / "sockjs-client" / "dist" / "sockjs.min.js"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS = "<img src=x onerror=alert(1)>"
 WAIT_MS = 15_000
-
-
-def _check_tools() -> None:
-    missing = []
-    if not CLIENT.is_file():
-        missing.append(f"{CLIENT} not found: run `npm install` in {ROOT}")
-    if not CHROMIUM.exists():
-        missing.append(f"{CHROMIUM} not found: install Debian's chromium package")
-    if missing:
-        pytest.fail("the chat browser test cannot run:\n  " + "\n  ".join(missing), pytrace=False)
 
 
 def _free_port() -> int:
@@ -152,7 +131,7 @@ class Person:
 
 @pytest.fixture(scope="module")
 def chat_server() -> Iterator[ChatServer]:
-    _check_tools()
+    require_tools()
     server = ChatServer(_free_port())
     server.start()
     try:
@@ -163,7 +142,7 @@ def chat_server() -> Iterator[ChatServer]:
 
 @pytest.fixture(scope="module")
 def chat_browser() -> Iterator[Any]:
-    _check_tools()
+    require_tools()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -1,0 +1,354 @@
+"""Shared helpers for the functional tests: clients for each transport.
+
+Everything here talks to a real server over real sockets; nothing reaches
+into the server's internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import urllib.parse
+import uuid
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+
+T = TypeVar("T")
+
+#: Bound on any single wait in the suite, so a broken server fails a test
+#: instead of hanging it.
+WAIT = 3.0
+
+NO_CACHE = "no-store, no-cache, no-transform, must-revalidate, max-age=0"
+CACHE_YEAR = "public, max-age=31536000"
+JS = "application/javascript; charset=UTF-8"
+TEXT = "text/plain; charset=UTF-8"
+HTML = "text/html; charset=UTF-8"
+JSON_TYPE = "application/json; charset=UTF-8"
+
+XHR_PRELUDE = b"h" * 2048 + b"\n"
+
+#: The characters the server must send escaped.
+SERVER_ESCAPES = re.compile("[\x00-\x1f\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]")
+#: Every character of that set, in order.
+SERVER_ESCAPE_SET = "".join(
+    chr(c)
+    for lo, hi in (
+        (0x00, 0x1F),
+        (0x200C, 0x200F),
+        (0x2028, 0x202F),
+        (0x2060, 0x206F),
+        (0xFFF0, 0xFFFF),
+    )
+    for c in range(lo, hi + 1)
+)
+
+#: The receiving transports reachable over plain HTTP.
+HTTP_RECEIVERS = ("xhr", "xhr_streaming", "eventsource", "htmlfile", "jsonp")
+#: Every transport a message can round-trip over.
+ALL_TRANSPORTS = ("xhr", "xhr_streaming", "eventsource", "htmlfile", "jsonp", "websocket")
+
+
+def new_id() -> str:
+    """A fresh session id."""
+    return uuid.uuid4().hex
+
+
+async def bounded(aw: Awaitable[T], timeout: float = WAIT) -> T:
+    """Await ``aw`` but fail instead of hanging."""
+    return await asyncio.wait_for(aw, timeout)
+
+
+def session_url(base: str, sid: str, transport: str) -> str:
+    """The URL of ``transport`` for session ``sid`` under ``base``."""
+    return f"{base}/000/{sid}/{transport}"
+
+
+def client_payload(*messages: str) -> str:
+    """What a browser client sends: a JSON array, everything non-ASCII escaped."""
+    return json.dumps(list(messages))
+
+
+async def xhr(client: TestClient[Any, Any], base: str, sid: str, **kw: Any) -> str:
+    """One xhr poll; returns the body after checking status and type."""
+    async with client.post(session_url(base, sid, "xhr"), **kw) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == JS
+        return await resp.text()
+
+
+async def xhr_send(client: TestClient[Any, Any], base: str, sid: str, *messages: str) -> None:
+    """Send ``messages`` through xhr_send and check the 204."""
+    # BytesIO: aiohttp warns about large raw bytes bodies.
+    body = io.BytesIO(client_payload(*messages).encode())
+    async with client.post(session_url(base, sid, "xhr_send"), data=body) as resp:
+        assert resp.status == 204, await resp.text()
+
+
+async def open_xhr_session(client: TestClient[Any, Any], base: str) -> str:
+    """Create a session with an xhr poll and return its id."""
+    sid = new_id()
+    assert await bounded(xhr(client, base, sid)) == "o\n"
+    return sid
+
+
+class Stream:
+    """Reads a streaming response piece by piece, with its own buffer.
+
+    aiohttp's ``readuntil`` refuses lines longer than its buffer limit, and
+    frames of a megabyte are part of the tests.
+    """
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self.resp = resp
+        self.buf = bytearray()
+
+    async def _more(self) -> bool:
+        chunk = await bounded(self.resp.content.readany())
+        if not chunk:
+            return False
+        self.buf += chunk
+        return True
+
+    async def until(self, sep: bytes) -> bytes:
+        """Everything up to and including the next ``sep``."""
+        start = 0
+        while True:
+            i = self.buf.find(sep, start)
+            if i >= 0:
+                end = i + len(sep)
+                data = bytes(self.buf[:end])
+                del self.buf[:end]
+                return data
+            start = max(0, len(self.buf) - len(sep) + 1)
+            if not await self._more():
+                raise AssertionError(f"stream ended before {sep!r}; got {bytes(self.buf)!r}")
+
+    async def exactly(self, n: int) -> bytes:
+        """The next ``n`` bytes."""
+        while len(self.buf) < n:
+            if not await self._more():
+                raise AssertionError(f"stream ended after {bytes(self.buf)!r}")
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    async def at_eof(self) -> bool:
+        """Whether the response ends with nothing more to read."""
+        if self.buf:
+            return False
+        return not await self._more()
+
+    async def rest(self) -> bytes:
+        """Everything until the end of the response."""
+        while await self._more():
+            pass
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
+
+def parse_eventsource(event: bytes) -> str:
+    """The frame inside one ``data: ...\\r\\n\\r\\n`` event, percent-decoded."""
+    assert event.startswith(b"data: ") and event.endswith(b"\r\n\r\n"), event
+    data = event[6:-4].decode()
+    assert "\r" not in data and "\n" not in data and "\x00" not in data
+    return urllib.parse.unquote(data, errors="strict")
+
+
+HTMLFILE_CHUNK = re.compile(rb"<script>\np\((.*)\);\n</script>\r\n", re.DOTALL)
+
+
+def parse_htmlfile(chunk: bytes) -> str:
+    """The frame inside one htmlfile script block."""
+    m = HTMLFILE_CHUNK.fullmatch(chunk)
+    assert m is not None, chunk
+    assert b"</script" not in m.group(1).lower() and b"<!--" not in m.group(1)
+    frame = json.loads(m.group(1))
+    assert isinstance(frame, str)
+    return frame
+
+
+def parse_jsonp(body: bytes, callback: str) -> str:
+    """The frame inside a JSONP answer ``/**/callback("...");\\r\\n``."""
+    prefix = f"/**/{callback}(".encode()
+    assert body.startswith(prefix) and body.endswith(b");\r\n"), body[:200]
+    frame = json.loads(body[len(prefix) : -4])
+    assert isinstance(frame, str)
+    return frame
+
+
+def messages_of(frame: str) -> list[str]:
+    """The messages of an ``a[...]`` frame."""
+    assert frame.startswith("a["), frame[:100]
+    messages = json.loads(frame[1:])
+    assert isinstance(messages, list)
+    return messages
+
+
+class Receiver:
+    """A receiving connection of any transport, yielding whole frames.
+
+    ``frame()`` returns the next frame as the client's JavaScript would see
+    it; ``wire`` keeps the raw bytes of the last frame for encoding checks.
+    """
+
+    def __init__(self, client: TestClient[Any, Any], base: str, sid: str, transport: str) -> None:
+        self.client = client
+        self.base = base
+        self.sid = sid
+        self.transport = transport
+        self.wire = b""
+        self._resp: aiohttp.ClientResponse | None = None
+        self._stream: Stream | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    async def start(self) -> str:
+        """Open the connection and return the first frame (normally ``o``)."""
+        t = self.transport
+        url = session_url(self.base, self.sid, t)
+        if t == "websocket":
+            self._ws = await bounded(self.client.ws_connect(url))
+            return await self.frame()
+        if t in ("xhr", "jsonp"):
+            return await self.frame()
+        if t == "xhr_streaming":
+            resp = await bounded(self.client.post(url))
+            prelude = XHR_PRELUDE
+        elif t == "eventsource":
+            resp = await bounded(self.client.get(url))
+            prelude = b"\r\n"
+        else:
+            assert t == "htmlfile"
+            resp = await bounded(self.client.get(url, params={"c": "callback"}))
+            prelude = b""
+        assert resp.status == 200
+        self._resp = resp
+        self._stream = Stream(resp)
+        if prelude:
+            assert await self._stream.exactly(len(prelude)) == prelude
+        else:
+            head = await self._stream.until(b"</script>")
+            assert b"parent.callback" in head
+        return await self.frame()
+
+    async def frame(self) -> str:
+        """The next frame."""
+        t = self.transport
+        if t == "websocket":
+            assert self._ws is not None
+            msg = await bounded(self._ws.receive())
+            assert msg.type is aiohttp.WSMsgType.TEXT, msg
+            self.wire = msg.data.encode("utf-8", "surrogatepass")
+            return str(msg.data)
+        if t == "xhr":
+            resp = await bounded(self.client.post(session_url(self.base, self.sid, t)))
+            async with resp:
+                assert resp.status == 200
+                self.wire = await bounded(resp.read())
+            assert self.wire.endswith(b"\n") and self.wire.count(b"\n") == 1
+            return self.wire[:-1].decode()
+        if t == "jsonp":
+            url = session_url(self.base, self.sid, t)
+            resp = await bounded(self.client.get(url, params={"c": "cb"}))
+            async with resp:
+                assert resp.status == 200
+                self.wire = await bounded(resp.read())
+            return parse_jsonp(self.wire, "cb")
+        assert self._stream is not None
+        if t == "xhr_streaming":
+            self.wire = await self._stream.until(b"\n")
+            return self.wire[:-1].decode()
+        if t == "eventsource":
+            self.wire = await self._stream.until(b"\r\n\r\n")
+            return parse_eventsource(self.wire)
+        chunk = await self._stream.until(b"\n</script>\r\n")
+        # Only padding may come between the prelude's script and the first frame.
+        start = chunk.find(b"<script>\np(")
+        assert start >= 0 and chunk[:start].strip() == b"", chunk[:200]
+        self.wire = chunk[start:]
+        return parse_htmlfile(self.wire)
+
+    async def close(self) -> None:
+        """Close the connection from the client side."""
+        if self._ws is not None:
+            await self._ws.close()
+        if self._resp is not None:
+            self._resp.close()
+
+    async def send(self, *messages: str) -> None:
+        """Send messages the way this transport's client would."""
+        if self.transport == "websocket":
+            assert self._ws is not None
+            await self._ws.send_str(client_payload(*messages))
+        elif self.transport == "jsonp":
+            url = session_url(self.base, self.sid, "jsonp_send")
+            form = urllib.parse.urlencode({"d": client_payload(*messages)}).encode()
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            async with self.client.post(url, data=io.BytesIO(form), headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+                assert await resp.text() == "ok"
+        else:
+            await xhr_send(self.client, self.base, self.sid, *messages)
+
+    async def messages(self, n: int) -> list[str]:
+        """Collect ``n`` messages, skipping heartbeats, across frames."""
+        got: list[str] = []
+        while len(got) < n:
+            frame = await self.frame()
+            if frame == "h":
+                continue
+            got += messages_of(frame)
+        assert len(got) == n, got
+        return got
+
+
+async def roundtrip(
+    client: TestClient[Any, Any], base: str, transport: str, message: str
+) -> tuple[str, str, bytes]:
+    """Echo ``message`` over ``transport``.
+
+    Returns the message that came back, the frame holding it as the client
+    sees it, and the raw bytes that carried that frame.
+    """
+    rx = Receiver(client, base, new_id(), transport)
+    try:
+        assert await rx.start() == "o"
+        await rx.send(message)
+        frame = await rx.frame()
+        while frame == "h":
+            frame = await rx.frame()
+        messages = messages_of(frame)
+        assert len(messages) == 1
+        return messages[0], frame, rx.wire
+    finally:
+        await rx.close()
+
+
+async def poll_after_abort(client: TestClient[Any, Any], base: str, sid: str) -> str:
+    """The first xhr answer once the server has noticed a receiver the client cut.
+
+    Until the server sees the cut it rightly answers ``c[2010,...]``; the
+    loop is bounded, so a server that never notices fails the test.
+    """
+    for _ in range(100):
+        body = await bounded(xhr(client, base, sid))
+        if body != 'c[2010,"Another connection still open"]\n':
+            return body
+        await asyncio.sleep(0.01)
+    raise AssertionError("the server never noticed the aborted receiver")
+
+
+async def eventually(predicate: Any, timeout: float = WAIT) -> None:
+    """Wait, in small steps and for at most ``timeout`` s, until ``predicate()`` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition never held: {predicate}")
+        await asyncio.sleep(0.01)

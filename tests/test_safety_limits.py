@@ -1,0 +1,477 @@
+"""Inbound caps, the session cap, outbound queue bounds and websocket liveness."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+import aiohttp_sockjs
+from aiohttp_sockjs import Endpoint, Session
+
+from .safety_client import ALL, POLLING, Client
+
+Factory = Callable[..., Awaitable[TestClient[Any, Any]]]
+SENDERS = ("websocket", "xhr", "jsonp")
+
+
+async def echo(session: Session) -> None:
+    async for message in session:
+        session.send(message)
+
+
+async def serve(
+    aiohttp_client: Factory, handler: Any = echo, **options: Any
+) -> tuple[TestClient[Any, Any], Endpoint, str]:
+    app = web.Application()
+    endpoint = aiohttp_sockjs.setup(app, "/echo", handler, **options)
+    client = await aiohttp_client(app)
+    return client, endpoint, str(client.make_url("/echo"))
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+def limit_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "aiohttp_sockjs" and r.levelno >= logging.INFO]
+
+
+def assert_no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    assert [r for r in caplog.records if r.exc_info] == []
+
+
+# --- inbound caps -----------------------------------------------------------
+
+
+async def _over_cap(
+    aiohttp_client: Factory,
+    caplog: pytest.LogCaptureFixture,
+    transport: str,
+    payload: Callable[[Client], Awaitable[int]],
+    **options: Any,
+) -> None:
+    caplog.set_level(logging.INFO, "aiohttp_sockjs")
+    client, _, base = await serve(aiohttp_client, **options)
+    c = Client(client.session, base, transport)
+    assert (await c.open())[0] == ("o",)
+    await c.send("before")
+    assert await c.messages(1) == ["before"]
+    caplog.clear()
+    status = await payload(c)
+    if transport == "websocket":
+        assert c.ws is not None
+        msg = await c.ws.receive()
+        assert msg.type is aiohttp.WSMsgType.CLOSE
+        assert c.ws.close_code == 1009
+    else:
+        assert status == 413
+        # The session goes on: earlier messages were delivered and new ones flow.
+        await c.send("after")
+        assert await c.messages(1) == ["after"]
+    records = limit_records(caplog)
+    assert len(records) == 1, records
+    assert "\n" not in records[0].getMessage()
+    assert_no_tracebacks(caplog)
+    await c.close()
+
+
+async def _raw_send(c: Client, body: str) -> int:
+    if c.ws is not None:
+        await c.ws.send_str(body)
+        return 0
+    if c.transport == "jsonp":
+        async with c.http.post(c.url + "/jsonp_send", data={"d": body}) as r:
+            return r.status
+    async with c.http.post(c.url + "/xhr_send", data=body.encode()) as r:
+        return r.status
+
+
+@pytest.mark.parametrize("transport", SENDERS)
+async def test_message_over_max_message_size(
+    aiohttp_client: Factory, caplog: pytest.LogCaptureFixture, transport: str
+) -> None:
+    async def payload(c: Client) -> int:
+        return await _raw_send(c, json.dumps(["ok", "x" * 101]))
+
+    await _over_cap(aiohttp_client, caplog, transport, payload, max_message_size=100)
+
+
+@pytest.mark.parametrize("transport", SENDERS)
+async def test_body_over_max_request_size(
+    aiohttp_client: Factory, caplog: pytest.LogCaptureFixture, transport: str
+) -> None:
+    async def payload(c: Client) -> int:
+        return await _raw_send(c, json.dumps(["y" * 3000]))
+
+    await _over_cap(aiohttp_client, caplog, transport, payload, max_request_size=2000)
+
+
+@pytest.mark.parametrize("transport", SENDERS)
+async def test_too_many_messages_per_request(
+    aiohttp_client: Factory, caplog: pytest.LogCaptureFixture, transport: str
+) -> None:
+    async def payload(c: Client) -> int:
+        return await _raw_send(c, json.dumps(["m"] * 11))
+
+    await _over_cap(aiohttp_client, caplog, transport, payload, max_messages_per_request=10)
+
+
+@pytest.mark.parametrize("transport", SENDERS)
+async def test_at_the_caps_is_accepted(aiohttp_client: Factory, transport: str) -> None:
+    client, _, base = await serve(aiohttp_client, max_message_size=100, max_messages_per_request=10)
+    c = Client(client.session, base, transport)
+    await c.open()
+    batch = ["z" * 100] * 10
+    await c.send(*batch)
+    assert await c.messages(10) == batch
+    await c.close()
+
+
+# --- the session cap ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ALL)
+async def test_max_sessions(
+    aiohttp_client: Factory, caplog: pytest.LogCaptureFixture, transport: str
+) -> None:
+    caplog.set_level(logging.INFO, "aiohttp_sockjs")
+    client, endpoint, base = await serve(aiohttp_client, max_sessions=2)
+    first = Client(client.session, base, "xhr")
+    second = Client(client.session, base, "websocket")
+    await first.open()
+    await second.open()
+    await until(lambda: len(endpoint) == 2)
+    extra = Client(client.session, base, transport)
+    if transport == "websocket":
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await extra.open()
+        assert info.value.status == 503
+    else:
+        path = {
+            "xhr": ("POST", "/xhr"),
+            "jsonp": ("GET", "/jsonp?c=cb"),
+            "xhr_streaming": ("POST", "/xhr_streaming"),
+            "eventsource": ("GET", "/eventsource"),
+            "htmlfile": ("GET", "/htmlfile?c=cb"),
+        }[transport]
+        async with client.session.request(path[0], extra.url + path[1]) as r:
+            assert r.status == 503
+    assert len(endpoint) == 2
+    # The sessions already open keep working.
+    await first.send("still")
+    assert await first.messages(1) == ["still"]
+    await second.send("here")
+    assert await second.messages(1) == ["here"]
+    assert_no_tracebacks(caplog)
+    # Once one closes there is room again.
+    await second.close()
+    await until(lambda: len(endpoint) == 1)
+    again = Client(client.session, base, transport)
+    assert (await again.open())[0] == ("o",)
+    await again.close()
+    await first.close()
+
+
+# --- outbound queue bounds ------------------------------------------------------
+
+
+async def test_absent_polling_client_overflow_closes(aiohttp_client: Factory) -> None:
+    sessions: list[Session] = []
+
+    async def flood(session: Session) -> None:
+        sessions.append(session)
+        async for _ in session:
+            # The client asked for a flood and then never polls again.
+            for i in range(1000):
+                session.send(f"{i:04d}" + "x" * 996)
+                assert session._queued + session._inflight <= 50_000
+
+    client, endpoint, base = await serve(
+        aiohttp_client, flood, max_queue_size=50_000, disconnect_delay=0.3, heartbeat_delay=0.1
+    )
+    c = Client(client.session, base, "xhr")
+    await c.open()
+    assert await c.send("go") == 204
+    await until(lambda: sessions[0].closed)
+    assert sessions[0].close_code == 1013
+    # The client learns why on its next poll.
+    assert await c.poll() == [("c", [1013, "Send queue overflow"])]
+    await until(lambda: not endpoint._sessions)
+
+
+async def test_drop_oldest_keeps_the_newest(aiohttp_client: Factory) -> None:
+    async def flood(session: Session) -> None:
+        async for _ in session:
+            for i in range(100):
+                session.send(f"{i:03d}" + "x" * 97)
+
+    # Each message encodes to 102 characters: ten fit.
+    client, _, base = await serve(
+        aiohttp_client, flood, max_queue_size=1020, queue_overflow="drop_oldest"
+    )
+    c = Client(client.session, base, "xhr")
+    await c.open()
+    await c.send("go")
+    got = await c.messages(10)
+    assert [m[:3] for m in got] == [f"{i:03d}" for i in range(90, 100)]
+    # The session stays open.
+    await c.send("go")
+    got = await c.messages(10)
+    assert [m[:3] for m in got] == [f"{i:03d}" for i in range(90, 100)]
+
+
+async def test_one_message_larger_than_the_bound_still_goes_out(aiohttp_client: Factory) -> None:
+    client, _, base = await serve(aiohttp_client, max_queue_size=1000)
+    for transport in ("websocket", "xhr", "xhr_streaming"):
+        c = Client(client.session, base, transport)
+        await c.open()
+        await c.send("q" * 50_000)
+        assert await c.messages(1) == ["q" * 50_000]
+        await c.close()
+
+
+async def test_default_bound_round_trips_max_size_messages(aiohttp_client: Factory) -> None:
+    client, endpoint, base = await serve(aiohttp_client)
+    size = endpoint.max_message_size
+    # The worst case: a control character is 6 characters on the wire.
+    worst = "\x01" * size
+    plain = ["p" * size, "q" * size, "r" * size]
+    for transport in ("websocket", "xhr", "xhr_streaming"):
+        c = Client(client.session, base, transport)
+        await c.open()
+        await c.send(worst)
+        assert await c.messages(1) == [worst]
+        # Three plain ones echoed back to back fit the default bound together.
+        await c.send(*plain)
+        assert await c.messages(3) == plain
+        await c.close()
+
+
+def _stalled_socket(port: int, request: bytes) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(request)
+    return sock
+
+
+@pytest.mark.parametrize("transport", ["websocket", "raw_websocket", "xhr_streaming"])
+async def test_stalled_client_cannot_grow_memory(
+    aiohttp_client: Factory, caplog: pytest.LogCaptureFixture, transport: str
+) -> None:
+    caplog.set_level(logging.INFO, "aiohttp_sockjs")
+    sessions: list[Session] = []
+    bound = 100_000
+
+    async def flood(session: Session) -> None:
+        sessions.append(session)
+        chunk = "s" * 10_000
+        while not session.closed:
+            session.send(chunk)
+            assert session._queued + session._inflight <= bound + 10_002
+            await asyncio.sleep(0)
+
+    client, endpoint, _ = await serve(
+        aiohttp_client,
+        flood,
+        max_queue_size=bound,
+        disconnect_delay=0.2,
+        heartbeat_delay=0.1,
+        response_limit=1 << 30,
+    )
+    port = client.port
+    if transport == "xhr_streaming":
+        request = (
+            b"POST /echo/000/stall/xhr_streaming HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )
+    else:
+        path = b"/echo/websocket" if transport == "raw_websocket" else b"/echo/000/stall/websocket"
+        request = (
+            b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+    sock = await asyncio.get_running_loop().run_in_executor(None, _stalled_socket, port, request)
+    try:
+        await until(lambda: bool(sessions) and sessions[0].closed, timeout=20)
+        assert sessions[0].close_code == 1013
+        await until(lambda: not endpoint._sessions, timeout=5)
+        assert any("queue" in r.getMessage() for r in limit_records(caplog))
+        assert_no_tracebacks(caplog)
+    finally:
+        sock.close()
+
+
+async def test_broadcast_with_stalled_sessions_reaches_the_healthy(
+    aiohttp_client: Factory,
+) -> None:
+    sessions: list[Session] = []
+
+    async def idle(session: Session) -> None:
+        sessions.append(session)
+        async for _ in session:
+            pass
+
+    client, endpoint, base = await serve(
+        aiohttp_client,
+        idle,
+        max_sessions=None,
+        max_queue_size=200_000,
+        disconnect_delay=60,
+        response_limit=1 << 30,
+    )
+    # 10,000 polling sessions whose clients never come back.
+    sem = asyncio.Semaphore(64)
+
+    async def absent() -> None:
+        async with sem:
+            await Client(client.session, base, "xhr").open()
+
+    await asyncio.gather(*(absent() for _ in range(10_000)))
+    # Three websockets whose clients stop reading.
+    request = (
+        b"GET /echo/000/stalled%d/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    loop = asyncio.get_running_loop()
+    stalled = [
+        await loop.run_in_executor(None, _stalled_socket, client.port, request % i)
+        for i in range(3)
+    ]
+    healthy = [Client(client.session, base, t) for t in ("websocket", "xhr_streaming") * 5]
+    for c in healthy:
+        await c.open()
+    await until(lambda: len(endpoint) == 10_013)
+    messages = [f"{i:05d}" + "b" * 9_994 for i in range(1000)]
+
+    async def produce() -> None:
+        for m in messages:
+            endpoint.broadcast(m)
+            await asyncio.sleep(0)
+
+    try:
+        results = await asyncio.gather(produce(), *(c.messages(len(messages)) for c in healthy))
+        for got in results[1:]:
+            assert got == messages
+        # Every absent and stalled session went over its bound and was closed.
+        await until(lambda: len(endpoint) == 10)
+        closed = [s for s in sessions if s._id and s._id.startswith("stalled")]
+        assert [s.close_code for s in closed] == [1013, 1013, 1013]
+    finally:
+        for sock in stalled:
+            sock.close()
+    for c in healthy:
+        await c.close()
+
+
+# --- liveness -----------------------------------------------------------------
+
+
+async def test_dead_websocket_peer_is_detected(aiohttp_client: Factory) -> None:
+    sessions: list[Session] = []
+
+    async def keep(session: Session) -> None:
+        sessions.append(session)
+        await echo(session)
+
+    client, endpoint, base = await serve(aiohttp_client, keep, websocket_ping_interval=0.05)
+    alive = await client.session.ws_connect(base + "/000/alive/websocket")
+    dead = await client.session.ws_connect(base + "/000/dead/websocket", autoping=False)
+    assert await alive.receive_str() == "o"
+    assert await dead.receive_str() == "o"
+    await until(lambda: len(sessions) == 2)
+    by_id = {s._id: s for s in sessions}
+
+    received: asyncio.Queue[str] = asyncio.Queue()
+
+    async def answer_pings() -> None:
+        # Reading is what makes aiohttp answer pings.
+        async for msg in alive:
+            received.put_nowait(msg.data)
+
+    reader = asyncio.ensure_future(answer_pings())
+    # The peer that never answers pings is dropped; the other stays.
+    await until(lambda: by_id["dead"].closed)
+    await until(lambda: by_id["dead"] not in endpoint._sessions)
+    await asyncio.sleep(0.2)  # several more ping intervals
+    assert not by_id["alive"].closed
+    await alive.send_str('["ping"]')
+    assert await received.get() == 'a["ping"]'
+    await alive.close()
+    await reader
+    await dead.close()
+
+
+# --- handler faults ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["websocket", *POLLING, "xhr_streaming"])
+async def test_handler_exception_closes_only_its_session(
+    aiohttp_client: Factory, caplog: pytest.LogCaptureFixture, transport: str
+) -> None:
+    async def fragile(session: Session) -> None:
+        async for message in session:
+            if message == "boom":
+                raise RuntimeError("application bug")
+            session.send(message)
+
+    client, endpoint, base = await serve(aiohttp_client, fragile)
+    bystanders = [Client(client.session, base, t) for t in ("websocket", "xhr", "eventsource")]
+    for b in bystanders:
+        await b.open()
+    victim = Client(client.session, base, transport)
+    await victim.open()
+    await victim.send("fine")
+    assert await victim.messages(1) == ["fine"]
+    await victim.send("boom")
+    frames = await victim.receive()
+    while frames and frames[0] == ("h",):
+        frames = await victim.receive()
+    assert frames[0] == ("c", [1011, "Internal error"])
+    errors = [r for r in caplog.records if r.exc_info]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None and errors[0].exc_info[0] is RuntimeError
+    for b in bystanders:
+        await b.send("alive")
+        assert await b.messages(1) == ["alive"]
+    assert len(endpoint) == 3
+    for b in bystanders:
+        await b.close()
+    await victim.close()
+
+
+async def test_lone_surrogate_to_a_raw_websocket(aiohttp_client: Factory) -> None:
+    app = web.Application()
+    endpoint = aiohttp_sockjs.setup(app, "/b")
+
+    @endpoint.on_message
+    def relay(session: Session, message: str) -> None:
+        endpoint.broadcast(message)
+
+    client = await aiohttp_client(app)
+    raw = await client.ws_connect("/b/websocket")
+    sockjs = await client.ws_connect("/b/000/s/websocket")
+    assert await sockjs.receive_str() == "o"
+    await asyncio.sleep(0.05)
+    # A browser may send a lone surrogate; the raw socket cannot carry one.
+    await sockjs.send_str('["a\\ud800b"]')
+    assert await raw.receive_str() == "a\ufffdb"
+    assert await sockjs.receive_str() == 'a["a\\ud800b"]'
+    await sockjs.send_str('["next"]')
+    assert await raw.receive_str() == "next"
+    await raw.close()
+    await sockjs.close()
