@@ -191,7 +191,9 @@ class Session:
         # actor drains; ``_queued`` counts their characters and ``_inflight``
         # those of the batch the actor is writing, so the bound holds even
         # while the actor waits on a client that stopped reading.
-        self._outbox: deque[str] = deque()
+        # Created with the first send: an empty deque is 760 bytes, and idle
+        # sessions need none.
+        self._outbox: deque[str] | None = None
         self._queued = 0
         self._inflight = 0
         self._overflow = False
@@ -271,6 +273,8 @@ class Session:
                 self._on_overflow()
                 return
         outbox = self._outbox
+        if outbox is None:
+            outbox = self._outbox = deque()
         outbox.append(item)
         self._queued += size
         if len(outbox) == 1:
@@ -280,7 +284,7 @@ class Session:
         # Close policy: free the queue now, close ahead of anything queued,
         # and unblock the actor if it is stuck writing to this client.
         self._overflow = True
-        self._outbox.clear()
+        self._outbox = None
         self._queued = 0
         log.info(
             "SockJS session %s: send queue over %d characters; closing it",
@@ -602,7 +606,7 @@ class Session:
         if self._receiver is not None:
             self._receiver.release()
             self._receiver = None
-        self._outbox.clear()
+        self._outbox = None
         self._queued = 0
         # Drop every command but the attaches, which the actor still answers.
         attaches = [command for command in self._mailbox if command[0] == _ATTACH]
