@@ -198,7 +198,10 @@ class Session:
         self._state = SessionState.NEW
         self._close_info: tuple[int, str] | None = None
         self._close_waiter: asyncio.Future[None] | None = None
-        self._mailbox: deque[tuple[int, Any]] = deque()
+        # A list, not a deque: an empty deque is 760 bytes, an empty list 56,
+        # and a mailbox rarely holds more than a command or two, so pop(0)
+        # costs no more than popleft().
+        self._mailbox: list[tuple[int, Any]] = []
         self._wakeup: asyncio.Future[None] | None = None
         # Created with the first message: idle sessions need none.
         self._inbox: deque[str] | None = None
@@ -350,7 +353,7 @@ class Session:
             self._id or self.transport,
             self._endpoint.max_queue_size,
         )
-        self._mailbox.appendleft((_CLOSE, protocol.CLOSE_QUEUE_OVERFLOW))
+        self._mailbox.insert(0, (_CLOSE, protocol.CLOSE_QUEUE_OVERFLOW))
         wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
@@ -402,14 +405,21 @@ class Session:
         return self
 
     async def __anext__(self) -> str:
-        inbox = self._inbox
-        if inbox:
-            # Messages waiting: no receive() coroutine to create per message.
-            return inbox.popleft()
-        try:
-            return await self.receive()
-        except SessionClosed:
-            raise StopAsyncIteration from None
+        # receive() spelled out, ending in StopAsyncIteration: a handler
+        # idling in ``async for`` then holds one coroutine, not two.
+        while True:
+            inbox = self._inbox
+            if inbox:
+                return inbox.popleft()
+            if self._close_info is not None:
+                raise StopAsyncIteration
+            if self._inbox_waiter is not None:
+                raise SessionMisuse("Concurrent call to receive() is not allowed")
+            waiter = self._inbox_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._inbox_waiter = None
 
     # --- the commands -----------------------------------------------------
 
@@ -486,7 +496,7 @@ class Session:
                     wakeup = self._wakeup = asyncio.get_running_loop().create_future()
                     await wakeup
                     continue
-                op, arg = mailbox.popleft()
+                op, arg = mailbox.pop(0)
                 self._busy = True
                 try:
                     await self._apply(op, arg)
@@ -500,7 +510,7 @@ class Session:
             # close frame rather than waiting forever.
             close = self._close_info or protocol.CLOSE_INTERRUPTED
             while mailbox:
-                op, arg = mailbox.popleft()
+                op, arg = mailbox.pop(0)
                 if op == _ATTACH:
                     try:
                         await arg.send_close(*close)
@@ -512,7 +522,7 @@ class Session:
                 # Cancelled (shutdown of a stuck session): still end cleanly.
                 self._finish()
             while mailbox:
-                op, arg = mailbox.popleft()
+                op, arg = mailbox.pop(0)
                 if op == _ATTACH:
                     arg.release()
 
@@ -684,9 +694,7 @@ class Session:
         self._outbox = None
         self._queued = 0
         # Drop every command but the attaches, which the actor still answers.
-        attaches = [command for command in self._mailbox if command[0] == _ATTACH]
-        self._mailbox.clear()
-        self._mailbox.extend(attaches)
+        self._mailbox[:] = [command for command in self._mailbox if command[0] == _ATTACH]
         self._endpoint._forget(self)
 
 
