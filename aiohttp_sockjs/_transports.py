@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import re
@@ -332,6 +333,24 @@ class Routes:
         self._builtin_cors = endpoint.cors_config is None
         self._iframe = protocol.iframe_page(endpoint.sockjs_url)
         self._iframe_etag = protocol.iframe_etag(self._iframe)
+        # The xhr_streaming and eventsource route handlers are _stream itself
+        # with the transport's framing bound, not coroutines awaiting it:
+        # the handler's frame lives as long as the stream, so a wrapper
+        # would cost one more coroutine for every streaming session.
+        self.xhr_streaming = functools.partial(
+            self._stream,
+            transport="xhr_streaming",
+            content_type=JS,
+            prelude=protocol.XHR_STREAMING_PRELUDE,
+            encode=protocol.xhr_chunk,
+        )
+        self.eventsource = functools.partial(
+            self._stream,
+            transport="eventsource",
+            content_type="text/event-stream",
+            prelude=protocol.EVENTSOURCE_PRELUDE,
+            encode=protocol.eventsource_chunk,
+        )
 
     # --- headers ---
 
@@ -554,20 +573,6 @@ class Routes:
             session._detach(receiver, True)
             raise
         return response
-
-    async def xhr_streaming(self, request: web.Request) -> web.StreamResponse:
-        return await self._stream(
-            request, "xhr_streaming", JS, protocol.XHR_STREAMING_PRELUDE, protocol.xhr_chunk
-        )
-
-    async def eventsource(self, request: web.Request) -> web.StreamResponse:
-        return await self._stream(
-            request,
-            "eventsource",
-            "text/event-stream",
-            protocol.EVENTSOURCE_PRELUDE,
-            protocol.eventsource_chunk,
-        )
 
     async def htmlfile(self, request: web.Request) -> web.StreamResponse:
         try:
