@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import logging
 import re
 import time
@@ -41,6 +43,33 @@ _WRITE_ERRORS: Final = (ConnectionError, RuntimeError, OSError)
 # Read once per websocket frame; an Enum member read off its class is a
 # descriptor call on Python 3.11.
 _WS_TEXT: Final = WSMsgType.TEXT
+
+
+def _sync_websocket_writes() -> bool:
+    """Whether this aiohttp's websocket writer has the internals we write through.
+
+    :meth:`WebSocketReceiver.send_messages_now` uses the writer's
+    synchronous frame writer and its flow-control counters (aiohttp 3.14);
+    with any other layout it never writes and every frame takes
+    ``send_str``.
+    """
+    try:
+        from aiohttp._websocket.writer import WebSocketWriter
+    except ImportError:  # pragma: no cover - another aiohttp layout
+        return False
+    write = getattr(WebSocketWriter, "_write_websocket_frame", None)
+    init = getattr(WebSocketWriter.__init__, "__code__", None)
+    if write is None or init is None:  # pragma: no cover
+        return False
+    try:
+        params = list(inspect.signature(write).parameters)
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+    needed = {"transport", "protocol", "use_mask", "compress", "_closing", "_limit", "_output_size"}
+    return params == ["self", "message", "opcode", "rsv"] and needed <= set(init.co_names)
+
+
+_SYNC_WS: Final = _sync_websocket_writes()
 
 
 def _connection_lost(request: web.BaseRequest) -> bool:
@@ -194,6 +223,32 @@ class WebSocketReceiver(_FramedReceiver):
             return False
         return True
 
+    sends_now = _SYNC_WS
+
+    def send_messages_now(self, messages: list[str]) -> bool:
+        # What ``ws.send_str(frame)`` does when it would not suspend: no
+        # permessage-deflate (compression may wait on the writer's lock or
+        # an executor), the writer and transport open, and the bytes written
+        # since the writer last checked flow control staying within its
+        # limit (past it, send_frame may wait for the transport to drain).
+        # Any other case writes nothing and leaves it to send_messages.
+        ws = self._ws
+        writer = ws._writer
+        if writer is None or ws.closed or writer.compress or writer.use_mask or writer._closing:
+            return False
+        if writer.transport.is_closing():
+            return False
+        try:
+            data = protocol.messages_frame(messages).encode()
+        except UnicodeEncodeError:
+            return False
+        size = len(data)
+        header = 2 if size < 126 else 4 if size < 65536 else 10
+        if writer._output_size + header + size > writer._limit:
+            return False
+        writer._write_websocket_frame(data, _WS_TEXT, 0)
+        return True
+
     async def _end(self) -> None:
         await self._ws.close()
 
@@ -278,6 +333,24 @@ class Routes:
         self._builtin_cors = endpoint.cors_config is None
         self._iframe = protocol.iframe_page(endpoint.sockjs_url)
         self._iframe_etag = protocol.iframe_etag(self._iframe)
+        # The xhr_streaming and eventsource route handlers are _stream itself
+        # with the transport's framing bound, not coroutines awaiting it:
+        # the handler's frame lives as long as the stream, so a wrapper
+        # would cost one more coroutine for every streaming session.
+        self.xhr_streaming = functools.partial(
+            self._stream,
+            transport="xhr_streaming",
+            content_type=JS,
+            prelude=protocol.XHR_STREAMING_PRELUDE,
+            encode=protocol.xhr_chunk,
+        )
+        self.eventsource = functools.partial(
+            self._stream,
+            transport="eventsource",
+            content_type="text/event-stream",
+            prelude=protocol.EVENTSOURCE_PRELUDE,
+            encode=protocol.eventsource_chunk,
+        )
 
     # --- headers ---
 
@@ -500,20 +573,6 @@ class Routes:
             session._detach(receiver, True)
             raise
         return response
-
-    async def xhr_streaming(self, request: web.Request) -> web.StreamResponse:
-        return await self._stream(
-            request, "xhr_streaming", JS, protocol.XHR_STREAMING_PRELUDE, protocol.xhr_chunk
-        )
-
-    async def eventsource(self, request: web.Request) -> web.StreamResponse:
-        return await self._stream(
-            request,
-            "eventsource",
-            "text/event-stream",
-            protocol.EVENTSOURCE_PRELUDE,
-            protocol.eventsource_chunk,
-        )
 
     async def htmlfile(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -112,6 +112,9 @@ class Endpoint:
         self._on_close: Callable[[Session], Any] | None = None
         self._by_id: dict[str, Session] = {}
         self._sessions: dict[Session, None] = {}
+        # Handlers still running for sessions that have left _sessions (a
+        # live session holds its own); kept here so none is lost or left
+        # out of shutdown. The session's done callback discards them.
         self._handler_tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
@@ -223,11 +226,14 @@ class Endpoint:
         session._start(self._handler or self._callback_handler)
         task = session._handler_task
         assert task is not None
-        # The session's own done callback discards it again.
-        self._handler_tasks.add(task)
+        if session not in self._sessions and not task.done():
+            self._handler_tasks.add(task)
 
     def _forget(self, session: Session) -> None:
         self._sessions.pop(session, None)
+        task = session._handler_task
+        if task is not None and not task.done():
+            self._handler_tasks.add(task)
         sid = session._id
         if sid is not None and self._by_id.get(sid) is session:
             del self._by_id[sid]
@@ -282,7 +288,8 @@ class Endpoint:
         for session in sessions:
             session._shutdown()
         actors = [s._task for s in sessions if s._task is not None]
-        pending = [t for t in actors if not t.done()] + list(self._handler_tasks)
+        handlers = [s._handler_task for s in sessions if s._handler_task is not None]
+        pending = [t for t in actors + handlers if not t.done()] + list(self._handler_tasks)
         if pending:
             _, still = await asyncio.wait(pending, timeout=timeout)
             for session in sessions:

@@ -101,6 +101,22 @@ class Receiver(abc.ABC):
         progress then fails and the session carries on without it.
         """
 
+    #: Whether :meth:`send_messages_now` can ever succeed; the session only
+    #: schedules a synchronous flush for receivers that say so.
+    sends_now: bool = False
+
+    def send_messages_now(self, messages: list[str]) -> bool:
+        """Deliver ``messages`` at once, without waiting, if the connection allows.
+
+        Returns ``True`` only if the frame was written exactly as
+        :meth:`send_messages` would have written it, in a call that would
+        have completed without suspending and returned ``True``. Returns
+        ``False`` with nothing written otherwise (a write that would have
+        to wait for the client, a connection that is ending); the session
+        then takes the ordinary path. The default never writes.
+        """
+        return False
+
     def release(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """The session has let go of this connection: end it if it still waits.
 
@@ -182,7 +198,10 @@ class Session:
         self._state = SessionState.NEW
         self._close_info: tuple[int, str] | None = None
         self._close_waiter: asyncio.Future[None] | None = None
-        self._mailbox: deque[tuple[int, Any]] = deque()
+        # A list, not a deque: an empty deque is 760 bytes, an empty list 56,
+        # and a mailbox rarely holds more than a command or two, so pop(0)
+        # costs no more than popleft().
+        self._mailbox: list[tuple[int, Any]] = []
         self._wakeup: asyncio.Future[None] | None = None
         # Created with the first message: idle sessions need none.
         self._inbox: deque[str] | None = None
@@ -278,7 +297,50 @@ class Session:
         outbox.append(item)
         self._queued += size
         if len(outbox) == 1:
-            self._post(_SEND)
+            wakeup = self._wakeup
+            receiver = self._receiver
+            if wakeup is not None and (receiver is None or receiver.sends_now):
+                # The actor is parked with an empty mailbox. Queue the _SEND
+                # but, instead of waking the actor, run it from a callback
+                # (_send_soon) once this task yields: sends made until then
+                # still go out as one frame, and a write that needs no
+                # waiting skips the actor's wakeup and task step.
+                # _wakeup stays None meanwhile, so later posts queue behind
+                # the _SEND without waking the actor: _send_soon owns the
+                # wakeup until it runs.
+                self._wakeup = None
+                self._mailbox.append((_SEND, None))
+                wakeup.get_loop().call_soon(self._send_soon, wakeup)
+            else:
+                self._post(_SEND)
+
+    def _send_soon(self, wakeup: asyncio.Future[None]) -> None:
+        """Apply a deferred _SEND for the parked actor, or wake it to do so.
+
+        The actor is still parked on ``wakeup`` and nothing has run since
+        the _SEND was queued. If the _SEND is still the only command, and
+        flushing needs no waiting, applying it here is what the actor would
+        do if it ran now: pop it, flush without suspending, find the mailbox
+        empty and park again (here, on the same future). Otherwise the actor
+        is woken and applies the _SEND and whatever came after, in order.
+        """
+        if wakeup.done():  # the actor was cancelled meanwhile
+            return
+        mailbox = self._mailbox
+        if len(mailbox) == 1 and mailbox[0][0] == _SEND and self._state is not _CLOSED:
+            try:
+                applied = self._flush_now()
+            except Exception:
+                # As in _run: this session ends, no other is touched; the
+                # woken actor then answers pending attaches and exits.
+                log.exception("SockJS session failed; closing it")
+                self._fail()
+                applied = False
+            if applied:
+                mailbox.clear()
+                self._wakeup = wakeup
+                return
+        wakeup.set_result(None)
 
     def _on_overflow(self) -> None:
         # Close policy: free the queue now, close ahead of anything queued,
@@ -291,7 +353,7 @@ class Session:
             self._id or self.transport,
             self._endpoint.max_queue_size,
         )
-        self._mailbox.appendleft((_CLOSE, protocol.CLOSE_QUEUE_OVERFLOW))
+        self._mailbox.insert(0, (_CLOSE, protocol.CLOSE_QUEUE_OVERFLOW))
         wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
@@ -343,14 +405,21 @@ class Session:
         return self
 
     async def __anext__(self) -> str:
-        inbox = self._inbox
-        if inbox:
-            # Messages waiting: no receive() coroutine to create per message.
-            return inbox.popleft()
-        try:
-            return await self.receive()
-        except SessionClosed:
-            raise StopAsyncIteration from None
+        # receive() spelled out, ending in StopAsyncIteration: a handler
+        # idling in ``async for`` then holds one coroutine, not two.
+        while True:
+            inbox = self._inbox
+            if inbox:
+                return inbox.popleft()
+            if self._close_info is not None:
+                raise StopAsyncIteration
+            if self._inbox_waiter is not None:
+                raise SessionMisuse("Concurrent call to receive() is not allowed")
+            waiter = self._inbox_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._inbox_waiter = None
 
     # --- the commands -----------------------------------------------------
 
@@ -374,8 +443,8 @@ class Session:
 
     def _incoming(self, messages: list[str]) -> None:
         if self._wakeup is not None:
-            # The actor is parked with an empty mailbox (posting clears
-            # _wakeup), so this command would be the next and only one it
+            # The actor is parked with an empty mailbox (posting, and a
+            # deferred _SEND, clear _wakeup), so this command would be the next and only one it
             # runs: run it now and save two task switches per batch of
             # frames. Order is kept: anything queued takes the mailbox path.
             self._on_incoming(messages)
@@ -427,7 +496,7 @@ class Session:
                     wakeup = self._wakeup = asyncio.get_running_loop().create_future()
                     await wakeup
                     continue
-                op, arg = mailbox.popleft()
+                op, arg = mailbox.pop(0)
                 self._busy = True
                 try:
                     await self._apply(op, arg)
@@ -441,7 +510,7 @@ class Session:
             # close frame rather than waiting forever.
             close = self._close_info or protocol.CLOSE_INTERRUPTED
             while mailbox:
-                op, arg = mailbox.popleft()
+                op, arg = mailbox.pop(0)
                 if op == _ATTACH:
                     try:
                         await arg.send_close(*close)
@@ -453,7 +522,7 @@ class Session:
                 # Cancelled (shutdown of a stuck session): still end cleanly.
                 self._finish()
             while mailbox:
-                op, arg = mailbox.popleft()
+                op, arg = mailbox.pop(0)
                 if op == _ATTACH:
                     arg.release()
 
@@ -486,6 +555,22 @@ class Session:
     def _set_state(self, state: SessionState) -> None:
         assert state in _TRANSITIONS[self._state], (self._state, state)
         self._state = state
+
+    def _flush_now(self) -> bool:
+        """Apply a _SEND without suspending, if possible; ``False`` if not.
+
+        The synchronous twin of :meth:`_flush`: same effect when it returns
+        ``True``, no effect at all when it returns ``False``.
+        """
+        receiver = self._receiver
+        outbox = self._outbox
+        if receiver is None or self._state is not _OPEN or not outbox:
+            return True  # _flush would do nothing
+        if not receiver.send_messages_now(list(outbox)):
+            return False
+        outbox.clear()
+        self._queued = 0
+        return True
 
     async def _flush(self) -> None:
         receiver = self._receiver
@@ -609,9 +694,7 @@ class Session:
         self._outbox = None
         self._queued = 0
         # Drop every command but the attaches, which the actor still answers.
-        attaches = [command for command in self._mailbox if command[0] == _ATTACH]
-        self._mailbox.clear()
-        self._mailbox.extend(attaches)
+        self._mailbox[:] = [command for command in self._mailbox if command[0] == _ATTACH]
         self._endpoint._forget(self)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import aiohttp
@@ -314,3 +315,32 @@ async def test_ended_sessions_leave_no_tasks(serve: Any) -> None:
 
     await eventually(only_sweeper)
     assert len(endpoint_of(client)) == 0
+
+
+async def test_handler_outliving_its_session_is_kept_and_awaited(serve: Any) -> None:
+    """A handler still running after its session ended is neither lost to the
+    garbage collector nor left out of shutdown, which waits for it."""
+    release = asyncio.Event()
+    finished: list[str] = []
+
+    async def lingering(session: Session) -> None:
+        async for _ in session:
+            pass
+        await release.wait()  # keeps running after the session has ended
+        finished.append("done")
+
+    client = await serve(lingering)
+    endpoint = endpoint_of(client)
+    rx = Receiver(client, "/e", new_id(), "websocket")
+    assert await rx.start() == "o"
+    await rx.close()
+    await eventually(lambda: len(endpoint) == 0)
+    assert len(endpoint._handler_tasks) == 1
+    gc.collect()
+    shutdown = asyncio.ensure_future(endpoint.shutdown(timeout=5))
+    await asyncio.sleep(0.05)
+    assert not shutdown.done()  # waiting for the handler
+    release.set()
+    await bounded(shutdown)
+    assert finished == ["done"]
+    assert endpoint._handler_tasks == set()
