@@ -835,7 +835,8 @@ def run(name: str, port: int, pid: int, scale: str) -> dict[str, Any]:
         import uvloop
     except ImportError:  # pragma: no cover - the bench extra is not installed
         return asyncio.run(scenario(name, port, pid, scale))
-    return uvloop.run(scenario(name, port, pid, scale))
+    result: dict[str, Any] = uvloop.run(scenario(name, port, pid, scale))
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
