@@ -17,19 +17,23 @@ Serve SockJS clients over every transport from an aiohttp application::
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
 from ._transports import Routes
-from .endpoint import TRANSPORTS, Endpoint, Handler
+from .endpoint import TRANSPORTS, Endpoint, EndpointOptions, Handler
 from .exceptions import SessionClosed, SessionMisuse, SockJSError
 from .session import Session, SessionState
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "ENDPOINTS",
     "TRANSPORTS",
     "Endpoint",
+    "EndpointOptions",
     "Handler",
     "Session",
     "SessionClosed",
@@ -52,7 +56,7 @@ def setup(
     app: web.Application,
     prefix: str,
     handler: Handler | None = None,
-    **options: Any,
+    **options: Unpack[EndpointOptions],
 ) -> Endpoint:
     """Serve a SockJS endpoint under ``prefix`` and return it.
 

@@ -15,7 +15,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, TypeVar
 
 from . import protocol
 from .session import Session, SessionState
@@ -23,7 +23,7 @@ from .session import Session, SessionState
 if TYPE_CHECKING:
     import aiohttp_cors
 
-__all__ = ["TRANSPORTS", "Endpoint", "Handler"]
+__all__ = ["TRANSPORTS", "Endpoint", "EndpointOptions", "Handler"]
 
 log = logging.getLogger("aiohttp_sockjs")
 
@@ -44,6 +44,30 @@ TRANSPORTS: Final = frozenset(
         "jsonp",
     }
 )
+
+
+class EndpointOptions(TypedDict, total=False):
+    """The keyword options of :func:`aiohttp_sockjs.setup`, for type checkers."""
+
+    heartbeat_delay: float
+    disconnect_delay: float
+    response_limit: int
+    sockjs_url: str
+    cookie_needed: bool
+    disabled_transports: frozenset[str] | set[str]
+    max_message_size: int
+    max_request_size: int
+    max_messages_per_request: int
+    max_sessions: int | None
+    max_queue_size: int
+    queue_overflow: Literal["close", "drop_oldest"]
+    allowed_origins: Iterable[str] | None
+    allow_iframe: bool
+    allow_jsonp: bool
+    websocket_ping_interval: float | None
+    cors_config: aiohttp_cors.CorsConfig | None
+    sweep_interval: float | None
+    clock: Callable[[], float]
 
 
 class Endpoint:
@@ -68,7 +92,7 @@ class Endpoint:
         max_messages_per_request: int = 10_000,
         max_sessions: int | None = 10_000,
         max_queue_size: int = 4 << 20,
-        queue_overflow: str = "close",
+        queue_overflow: Literal["close", "drop_oldest"] = "close",
         allowed_origins: Iterable[str] | None = None,
         allow_iframe: bool = False,
         allow_jsonp: bool = False,
