@@ -380,14 +380,16 @@ class Routes:
                 value = "dummy"
             headers[hdrs.SET_COOKIE] = f"JSESSIONID={value}; Path=/"
 
-    def _error(self, request: web.Request, status: int, text: str) -> web.Response:
-        log.debug("SockJS %s %s: %d %s", request.method, request.path, status, text)
+    def _error(
+        self, request: web.Request, status: int, text: str, level: int = logging.DEBUG
+    ) -> web.Response:
+        """The protocol's error answer, logged as one line without a traceback."""
+        log.log(level, "SockJS %s %s: %d %s", request.method, request.path, status, text)
         return web.Response(status=status, body=text.encode(), headers=self._headers(request, TEXT))
 
     def _limit(self, request: web.Request, status: int, text: str) -> web.Response:
-        """Refuse a request over one of the endpoint's caps, with one log line."""
-        log.info("SockJS %s %s refused: %d %s", request.method, request.path, status, text)
-        return web.Response(status=status, body=text.encode(), headers=self._headers(request, TEXT))
+        """Refuse a request over one of the endpoint's caps (logged at INFO)."""
+        return self._error(request, status, text, logging.INFO)
 
     def _bad_origin(self, request: web.Request) -> web.Response | None:
         """A 403 (without CORS headers) if the request's origin is not allowed."""

@@ -381,6 +381,18 @@ class Session:
             self._close_waiter = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._close_waiter)
 
+    def _next_message(self) -> str | asyncio.Future[None] | None:
+        """A queued message, else ``None`` once closed, else a waiter to await."""
+        inbox = self._inbox
+        if inbox:
+            return inbox.popleft()
+        if self._close_info is not None:
+            return None
+        if self._inbox_waiter is not None:
+            raise SessionMisuse("Concurrent call to receive() is not allowed")
+        waiter = self._inbox_waiter = asyncio.get_running_loop().create_future()
+        return waiter
+
     async def receive(self) -> str:
         """Wait for the next message from the client.
 
@@ -388,16 +400,14 @@ class Session:
         message that arrived before has been received.
         """
         while True:
-            inbox = self._inbox
-            if inbox:
-                return inbox.popleft()
-            if self._close_info is not None:
+            got = self._next_message()
+            if isinstance(got, str):
+                return got
+            if got is None:
+                assert self._close_info is not None
                 raise SessionClosed(*self._close_info)
-            if self._inbox_waiter is not None:
-                raise SessionMisuse("Concurrent call to receive() is not allowed")
-            waiter = self._inbox_waiter = asyncio.get_running_loop().create_future()
             try:
-                await waiter
+                await got
             finally:
                 self._inbox_waiter = None
 
@@ -405,19 +415,16 @@ class Session:
         return self
 
     async def __anext__(self) -> str:
-        # receive() spelled out, ending in StopAsyncIteration: a handler
-        # idling in ``async for`` then holds one coroutine, not two.
+        # Not a call to receive(): a handler idling in ``async for`` then
+        # holds one coroutine, not two.
         while True:
-            inbox = self._inbox
-            if inbox:
-                return inbox.popleft()
-            if self._close_info is not None:
+            got = self._next_message()
+            if isinstance(got, str):
+                return got
+            if got is None:
                 raise StopAsyncIteration
-            if self._inbox_waiter is not None:
-                raise SessionMisuse("Concurrent call to receive() is not allowed")
-            waiter = self._inbox_waiter = asyncio.get_running_loop().create_future()
             try:
-                await waiter
+                await got
             finally:
                 self._inbox_waiter = None
 
