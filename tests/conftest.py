@@ -43,6 +43,14 @@ def serve(aiohttp_client: Any) -> ClientFactory:
     return go
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by its layer's folder, so ``-m "not slow"`` picks a quick run."""
+    for item in items:
+        layer = item.path.parent.name
+        if layer in ("slow", "browser", "cluster"):
+            item.add_marker(layer)
+
+
 def endpoint_of(client: TestClient[Any, Any], prefix: str = "/e") -> aiohttp_sockjs.Endpoint:
     """The endpoint served under ``prefix``."""
     app = client.app

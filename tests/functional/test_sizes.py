@@ -11,9 +11,8 @@ import pytest
 from aiohttp import WSMsgType
 
 from aiohttp_sockjs import Session
-
-from .conftest import endpoint_of
-from .helpers import (
+from tests.conftest import endpoint_of
+from tests.helpers import (
     ALL_TRANSPORTS,
     TEXT,
     Receiver,

@@ -13,9 +13,8 @@ from aiohttp import WSMsgType, web
 import aiohttp_sockjs
 from aiohttp_sockjs import ENDPOINTS, Session
 from demo.conformance import echo
-
-from .conftest import FAST, endpoint_of
-from .helpers import (
+from tests.conftest import FAST, endpoint_of
+from tests.helpers import (
     XHR_PRELUDE,
     Receiver,
     Stream,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import (
+from tests.helpers import (
     ALL_TRANSPORTS,
     HTMLFILE_CHUNK,
     SERVER_ESCAPE_SET,

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from .conftest import FAST
-from .helpers import (
+from tests.conftest import FAST
+from tests.functional.test_static import assert_year_ahead
+from tests.helpers import (
     CACHE_YEAR,
     JS,
     NO_CACHE,
@@ -23,7 +24,6 @@ from .helpers import (
     xhr,
     xhr_send,
 )
-from .test_static import assert_year_ahead
 
 
 async def test_xhr_opens_session(conformance: TestClient[Any, Any]) -> None:

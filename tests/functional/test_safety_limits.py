@@ -16,8 +16,7 @@ from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
 from aiohttp_sockjs import Endpoint, Session
-
-from .safety_client import ALL, POLLING, Client
+from tests.safety_client import ALL, POLLING, Client
 
 Factory = Callable[..., Awaitable[TestClient[Any, Any]]]
 SENDERS = ("websocket", "xhr", "jsonp")

@@ -18,10 +18,9 @@ from aiohttp.test_utils import TestClient
 
 from aiohttp_sockjs import SessionState
 from aiohttp_sockjs._transports import WebSocketReceiver
-
-from .conftest import ClientFactory, endpoint_of
-from .helpers import bounded, new_id, session_url
-from .test_actor import Clock, Recorder, make, open_session, settle
+from tests.actor.test_actor import Clock, Recorder, make, open_session, settle
+from tests.conftest import ClientFactory, endpoint_of
+from tests.helpers import bounded, new_id, session_url
 
 pytestmark = pytest.mark.skipif(
     not WebSocketReceiver.sends_now, reason="aiohttp without a synchronous websocket writer"

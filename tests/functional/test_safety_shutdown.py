@@ -14,8 +14,7 @@ from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
 from aiohttp_sockjs import Session, SessionState
-
-from .safety_client import Client
+from tests.safety_client import Client
 
 Factory = Callable[..., Awaitable[TestClient[Any, Any]]]
 

@@ -9,9 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from aiohttp_sockjs import Session, SessionState
-
-from .conftest import endpoint_of
-from .helpers import (
+from tests.conftest import endpoint_of
+from tests.helpers import (
     ALL_TRANSPORTS,
     HTTP_RECEIVERS,
     Receiver,

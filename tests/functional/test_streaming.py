@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from .helpers import (
+from tests.helpers import (
     HTML,
     NO_CACHE,
     XHR_PRELUDE,

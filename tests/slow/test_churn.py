@@ -17,8 +17,7 @@ from aiohttp import web
 import aiohttp_sockjs
 from aiohttp_sockjs import Session
 from aiohttp_sockjs.session import Receiver
-
-from .safety_client import churn
+from tests.safety_client import churn
 
 
 async def echo(session: Session) -> None:

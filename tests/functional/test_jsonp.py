@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from .helpers import (
+from tests.helpers import (
     JS,
     NO_CACHE,
     TEXT,
