@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import logging
 import re
 import time
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 from aiohttp import WSMsgType, hdrs, web
 
-from . import protocol
+from . import _aiohttp, protocol
 from .protocol import PayloadError
 from .session import Receiver, Session
 
@@ -45,31 +44,6 @@ _WRITE_ERRORS: Final = (ConnectionError, RuntimeError, OSError)
 _WS_TEXT: Final = WSMsgType.TEXT
 
 
-def _sync_websocket_writes() -> bool:
-    """Whether this aiohttp's websocket writer has the internals we write through.
-
-    :meth:`WebSocketReceiver.send_messages_now` uses the writer's
-    synchronous frame writer and its flow-control counters (aiohttp 3.14);
-    with any other layout it never writes and every frame takes
-    ``send_str``.
-    """
-    try:
-        from aiohttp._websocket.writer import WebSocketWriter
-    except ImportError:  # pragma: no cover - another aiohttp layout
-        return False
-    write = getattr(WebSocketWriter, "_write_websocket_frame", None)
-    init = getattr(WebSocketWriter.__init__, "__code__", None)
-    if write is None or init is None:  # pragma: no cover
-        return False
-    try:
-        params = list(inspect.signature(write).parameters)
-    except (TypeError, ValueError):  # pragma: no cover
-        return False
-    needed = {"transport", "protocol", "use_mask", "compress", "_closing", "_limit", "_output_size"}
-    return params == ["self", "message", "opcode", "rsv"] and needed <= set(init.co_names)
-
-
-_SYNC_WS: Final = _sync_websocket_writes()
 
 
 def _connection_lost(request: web.BaseRequest) -> bool:
@@ -223,31 +197,14 @@ class WebSocketReceiver(_FramedReceiver):
             return False
         return True
 
-    sends_now = _SYNC_WS
+    sends_now = _aiohttp.SUPPORTED
 
     def send_messages_now(self, messages: list[str]) -> bool:
-        # What ``ws.send_str(frame)`` does when it would not suspend: no
-        # permessage-deflate (compression may wait on the writer's lock or
-        # an executor), the writer and transport open, and the bytes written
-        # since the writer last checked flow control staying within its
-        # limit (past it, send_frame may wait for the transport to drain).
-        # Any other case writes nothing and leaves it to send_messages.
-        ws = self._ws
-        writer = ws._writer
-        if writer is None or ws.closed or writer.compress or writer.use_mask or writer._closing:
-            return False
-        if writer.transport.is_closing():
-            return False
         try:
             data = protocol.messages_frame(messages).encode()
         except UnicodeEncodeError:
             return False
-        size = len(data)
-        header = 2 if size < 126 else 4 if size < 65536 else 10
-        if writer._output_size + header + size > writer._limit:
-            return False
-        writer._write_websocket_frame(data, _WS_TEXT, 0)
-        return True
+        return _aiohttp.write_text_now(self._ws, data)
 
     async def _end(self) -> None:
         await self._ws.close()

@@ -22,10 +22,6 @@ from tests.actor.test_actor import Clock, Recorder, make, open_session, settle
 from tests.conftest import ClientFactory, endpoint_of
 from tests.helpers import bounded, new_id, session_url
 
-pytestmark = pytest.mark.skipif(
-    not WebSocketReceiver.sends_now, reason="aiohttp without a synchronous websocket writer"
-)
-
 
 class Spy:
     """Counts the frames each send path of WebSocketReceiver wrote."""
