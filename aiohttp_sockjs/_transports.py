@@ -554,6 +554,10 @@ class Routes:
             body = await _read_body(request, endpoint.max_request_size)
         except _BodyTooLarge:
             return self._limit(request, 413, "Payload too large.")
+        except ConnectionError:
+            # The client left before its whole body came (aiohttp's
+            # "Connection lost"): nothing was delivered; nobody reads this answer.
+            return self._error(request, 400, "Client went away mid-body.")
         if form and request.content_type == "application/x-www-form-urlencoded":
             try:
                 fields = urllib.parse.parse_qs(body.decode(), errors="strict")
@@ -640,6 +644,7 @@ class Routes:
         self._run(session, True, receiver)
         limit = endpoint.max_message_size
         count_limit = endpoint.max_messages_per_request
+        gone = False
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.ERROR:
@@ -674,6 +679,16 @@ class Routes:
                         session._incoming(messages)
                     continue
                 break
+        except ConnectionError:
+            # The client went away while aiohttp answered one of its pings:
+            # receive() raises the pong's failed write.
+            gone = True
+            log.debug("SockJS websocket: the client went away")
+        except asyncio.CancelledError:
+            # aiohttp's handler_cancellation: the client went away. (On
+            # shutdown the session is closed with 1001 first.)
+            gone = True
+            raise
         finally:
-            session._detach(receiver, ws.close_code not in (None, 1000, 1001))
+            session._detach(receiver, gone or ws.close_code not in (None, 1000, 1001))
         return ws

@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
+import socket
+import struct
 import urllib.parse
 import uuid
 from collections.abc import Awaitable
@@ -352,3 +355,57 @@ async def eventually(predicate: Any, timeout: float = WAIT) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"condition never held: {predicate}")
         await asyncio.sleep(0.01)
+
+
+# --- raw sockets: cutting a connection at an exact point ----------------------
+
+
+def raw_http(method: str, path: str, body: bytes = b"", length: int | None = None) -> bytes:
+    """A raw HTTP/1.1 request; ``length`` may promise more body than is sent."""
+    length = len(body) if length is None else length
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+    return head.encode() + body
+
+
+def ws_frame(opcode: int, payload: bytes, length: int | None = None) -> bytes:
+    """A masked client websocket frame; ``length`` may announce more payload than follows."""
+    length = len(payload) if length is None else length
+    if length < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+    elif length < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def raw_websocket(
+    port: int, path: str, *, rcvbuf: int | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A websocket handshake over a raw socket (with a small receive buffer if
+    ``rcvbuf`` is given); returns the streams after the 101 headers."""
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await bounded(asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = await bounded(reader.readuntil(b"\r\n\r\n"))
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return reader, writer
+
+
+def cut(writer: asyncio.StreamWriter, how: str) -> None:
+    """Go away: ``"fin"`` closes the socket normally, ``"rst"`` resets it (as an
+    aborting browser or a crashed client does)."""
+    if how == "rst":
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+    else:
+        writer.close()
