@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
+from . import protocol
 from ._transports import Routes
 from .endpoint import TRANSPORTS, Endpoint, EndpointOptions, Handler
 from .exceptions import SessionClosed, SessionMisuse, SockJSError
@@ -49,7 +50,8 @@ __version__ = "0.1.0"
 #: The endpoints of an application, by prefix: ``app[ENDPOINTS]["/echo"]``.
 ENDPOINTS: Final = web.AppKey("aiohttp_sockjs_endpoints", dict[str, Endpoint])
 
-_SEGMENT: Final = "[^/.]+"
+# Ids outside the protocol's rules (or over the length cap) match no route: 404.
+_SEGMENT: Final = protocol.ID_PATTERN
 
 
 def setup(

@@ -341,7 +341,8 @@ class Routes:
         self, request: web.Request, status: int, text: str, level: int = logging.DEBUG
     ) -> web.Response:
         """The protocol's error answer, logged as one line without a traceback."""
-        log.log(level, "SockJS %s %s: %d %s", request.method, request.path, status, text)
+        path = protocol.loggable(request.path)
+        log.log(level, "SockJS %s %s: %d %s", request.method, path, status, text)
         return web.Response(status=status, body=text.encode(), headers=self._headers(request, TEXT))
 
     def _limit(self, request: web.Request, status: int, text: str) -> web.Response:
@@ -357,7 +358,12 @@ class Routes:
         # No Origin header: not a cross-origin browser request.
         if origin is None or policy.allows(origin):
             return None
-        log.info("SockJS %s %s refused: origin %r", request.method, request.path, origin[:200])
+        log.info(
+            "SockJS %s %s refused: origin %s",
+            request.method,
+            protocol.loggable(request.path),
+            protocol.loggable(origin),
+        )
         return web.Response(
             status=403,
             body=b"Origin not allowed.",
@@ -518,7 +524,9 @@ class Routes:
         if opened is None:
             # Filled up while this response started.
             log.info(
-                "SockJS %s %s refused: no room for a new session", request.method, request.path
+                "SockJS %s %s refused: no room for a new session",
+                request.method,
+                protocol.loggable(request.path),
             )
             with contextlib.suppress(*_WRITE_ERRORS):
                 await response.write(encode(protocol.close_frame(*protocol.CLOSE_TRY_AGAIN)))
@@ -650,7 +658,7 @@ class Routes:
                 if msg.type is WSMsgType.ERROR:
                     # aiohttp closed the socket already (e.g. 1009 for a frame
                     # over max_request_size).
-                    log.info("SockJS websocket closed: %s", msg.data)
+                    log.info("SockJS websocket closed: %s", protocol.loggable(msg.data))
                     break
                 if msg.type is not _WS_TEXT:
                     # Binary frames are not part of the protocol.

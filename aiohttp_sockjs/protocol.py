@@ -2,9 +2,10 @@
 
 Everything a transport puts on the wire or reads off it is built or parsed
 here: frames, the JSON encoding with the escapes the protocol demands,
-per-transport framing, client payload decoding, callback validation, the
-``/info`` body and the iframe page. Keeping this free of I/O lets the whole
-wire format be tested with plain function calls.
+per-transport framing, client payload decoding, callback and id
+validation, the ``/info`` body and the iframe page, and the one escape that
+client strings go through before they reach a log. Keeping this free of
+I/O lets the whole wire format be tested with plain function calls.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ __all__ = [
     "CLOSE_TOO_BIG",
     "CLOSE_TRY_AGAIN",
     "HEARTBEAT_FRAME",
+    "ID_PATTERN",
+    "LOG_VALUE_LIMIT",
+    "MAX_ID_LENGTH",
     "OPEN_FRAME",
     "PayloadError",
     "close_frame",
@@ -43,7 +47,9 @@ __all__ = [
     "iframe_page",
     "info_body",
     "jsonp_body",
+    "loggable",
     "messages_frame",
+    "valid_id",
     "validate_callback",
     "xhr_chunk",
 ]
@@ -216,6 +222,39 @@ def validate_callback(callback: str | None) -> str:
 
 
 # --- client payloads -----------------------------------------------------
+
+#: The longest server or session id accepted, in characters. Clients make
+#: short ones (sockjs-client: 8 random characters, server id 3 digits).
+MAX_ID_LENGTH: Final = 128
+#: A server or session id: 1 to MAX_ID_LENGTH characters, none of them
+#: ``/``, ``.`` or a control character. The session routes match their ids
+#: with this pattern, so any other id is a 404 before a handler runs.
+ID_PATTERN: Final = rf"[^/.\x00-\x1f\x7f-\x9f]{{1,{MAX_ID_LENGTH}}}"
+_ID_RE: Final = re.compile(ID_PATTERN)
+
+
+def valid_id(value: str) -> bool:
+    """Whether ``value`` may be a server or session id (see :data:`ID_PATTERN`)."""
+    return _ID_RE.fullmatch(value) is not None
+
+
+#: The most characters of one client-controlled value that reach a log line.
+LOG_VALUE_LIMIT: Final = 200
+
+
+def loggable(value: object, limit: int = LOG_VALUE_LIMIT) -> str:
+    """A client-controlled ``value`` (a path, an origin, an id...) fit for a log line.
+
+    Quoted and escaped like ``repr()``: line breaks, control, bidi and other
+    non-printable characters come out as escapes, so a client can neither
+    start a forged line nor hide text. Past ``limit`` characters the value is
+    cut, and its full length is said.
+    """
+    text = str(value)
+    if len(text) > limit:
+        return f"{text[:limit]!r}... ({len(text)} characters)"
+    return repr(text)
+
 
 PAYLOAD_EXPECTED: Final = "Payload expected."
 BROKEN_JSON: Final = "Broken JSON encoding."
