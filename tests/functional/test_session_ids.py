@@ -49,12 +49,14 @@ BAD_SESSION_IDS = {
 
 
 async def status_of(port: int, method: str, path: str, body: bytes = b"") -> int:
-    """The status code of one raw request on a fresh connection."""
+    """The status code of one raw request on a fresh connection (GETs go without ``body``)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    headers = UPGRADE if path.endswith("/websocket") else ""
+    if method == "GET":
+        body = b""
+    headers = UPGRADE if path.endswith("/websocket") else "Connection: close\r\n"
     writer.write(
         f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{headers}"
-        "Connection: close\r\n\r\n".encode()
+        "\r\n".encode()
         + body
     )
     line = await asyncio.wait_for(reader.readline(), 3)
