@@ -23,9 +23,10 @@ from aiohttp import web
 
 from . import protocol
 from ._transports import Routes
-from .endpoint import TRANSPORTS, Endpoint, EndpointOptions, Handler
+from .endpoint import TRANSPORTS, Endpoint, EndpointOptions, Handler, Options
 from .exceptions import SessionClosed, SessionMisuse, SockJSError
-from .session import Session, SessionState
+from .machine import RateLimit, SessionState
+from .session import Session
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -36,6 +37,8 @@ __all__ = [
     "Endpoint",
     "EndpointOptions",
     "Handler",
+    "Options",
+    "RateLimit",
     "Session",
     "SessionClosed",
     "SessionMisuse",
@@ -97,6 +100,18 @@ def setup(
       ``"close"`` frees the queue and closes the session with 1013 "Send
       queue overflow" (a connection stuck writing is cut); ``"drop_oldest"``
       drops the oldest undelivered messages instead.
+    - ``max_inbox_size`` (1 MiB): the bound on each session's client
+      messages the application has not taken yet, in characters. Past it the
+      client is slowed, not dropped: a websocket is not read until there is
+      room, and ``xhr_send``/``jsonp_send`` answer once their messages are
+      taken. A session's memory is then at most ``max_inbox_size`` +
+      ``max_queue_size``, plus the one request or frame being taken in.
+    - ``inbound_timeout`` (30.0): seconds an ``xhr_send``/``jsonp_send``
+      waits for room before it is refused with 503 "Session inbox full.";
+      its messages are then not delivered.
+    - ``rate_limit`` (None): a :class:`RateLimit` of client messages and
+      bytes per second per session, with a burst; a session over it is
+      closed with 1008 "Rate limit exceeded".
     - ``websocket_ping_interval`` (None): send websocket pings this often and
       close sockets whose peer stops answering.
     - ``allowed_origins`` (None): browser origins allowed to connect, exact
@@ -108,9 +123,14 @@ def setup(
       served, as the protocol expects.
     - ``cors_config``: an ``aiohttp_cors.CorsConfig``; when given, CORS is
       left to it instead of the built-in headers.
-    - ``sweep_interval``: how often the manager checks deadlines (derived
-      from the delays by default); ``clock``: a monotonic clock for tests.
+
+    The options are validated at once into an :class:`Options`
+    (``endpoint.options``); a bad value raises ``ValueError`` here.
     """
+    return _setup(app, prefix, Endpoint(handler, Options(**options)))
+
+
+def _setup(app: web.Application, prefix: str, endpoint: Endpoint) -> Endpoint:
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     endpoints = app.get(ENDPOINTS)
     if endpoints is None:
@@ -119,7 +139,7 @@ def setup(
         app.on_shutdown.append(_shutdown)
     if prefix in endpoints:
         raise ValueError(f"a SockJS endpoint is already set up at {prefix!r}")
-    endpoint = Endpoint(handler, prefix=prefix, **options)
+    endpoint.prefix = prefix
     endpoints[prefix] = endpoint
     _add_routes(app, endpoint)
     return endpoint
@@ -134,8 +154,8 @@ def get_endpoint(app: web.Application, prefix: str) -> Endpoint:
 def _add_routes(app: web.Application, endpoint: Endpoint) -> None:
     routes = Routes(endpoint)
     base = endpoint.prefix
-    enabled = endpoint.transports
-    cors = endpoint.cors_config
+    enabled = endpoint.options.transports
+    cors = endpoint.options.cors_config
     router = app.router
     added: list[web.AbstractRoute] = []
 

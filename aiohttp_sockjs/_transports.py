@@ -287,8 +287,8 @@ class Routes:
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self._builtin_cors = endpoint.cors_config is None
-        self._iframe = protocol.iframe_page(endpoint.sockjs_url)
+        self._builtin_cors = endpoint.options.cors_config is None
+        self._iframe = protocol.iframe_page(endpoint.options.sockjs_url)
         self._iframe_etag = protocol.iframe_etag(self._iframe)
         # The xhr_streaming and eventsource route handlers are _stream itself
         # with the transport's framing bound, not coroutines awaiting it:
@@ -331,7 +331,7 @@ class Routes:
         return headers
 
     def _cookie(self, request: web.Request, headers: dict[str, str]) -> None:
-        if self.endpoint.cookie_needed:
+        if self.endpoint.options.cookie_needed:
             value = request.cookies.get("JSESSIONID", "dummy")
             if _COOKIE_VALUE_RE.fullmatch(value) is None:
                 value = "dummy"
@@ -351,7 +351,7 @@ class Routes:
 
     def _bad_origin(self, request: web.Request) -> web.Response | None:
         """A 403 (without CORS headers) if the request's origin is not allowed."""
-        policy = self.endpoint.origins
+        policy = self.endpoint.options.origins
         if policy is None:
             return None
         origin = request.headers.get(hdrs.ORIGIN)
@@ -408,8 +408,8 @@ class Routes:
         refused = self._bad_origin(request)
         if refused is not None:
             return refused
-        endpoint = self.endpoint
-        body = protocol.info_body("websocket" in endpoint.transports, endpoint.cookie_needed)
+        options = self.endpoint.options
+        body = protocol.info_body("websocket" in options.transports, options.cookie_needed)
         headers: dict[str, str] = {hdrs.CONTENT_TYPE: JSON, hdrs.CACHE_CONTROL: NO_CACHE}
         self._cors(request, headers)
         return web.Response(body=body, headers=headers)
@@ -418,7 +418,7 @@ class Routes:
         return self._bad_origin(request) or self._preflight(request, "OPTIONS, GET")
 
     async def iframe(self, request: web.Request) -> web.Response:
-        if not self.endpoint.allow_iframe:
+        if not self.endpoint.options.allow_iframe:
             # The page relays for any parent page, so no origin check is possible.
             return self._limit(request, 404, "Iframe transports are disabled.")
         headers: dict[str, str] = {
@@ -482,7 +482,7 @@ class Routes:
         return await self._poll(request, "xhr", protocol.xhr_chunk, self._headers(request, JS))
 
     async def jsonp(self, request: web.Request) -> web.Response:
-        if not self.endpoint.allow_jsonp:
+        if not self.endpoint.options.allow_jsonp:
             # A script tag sends no Origin, so any page could read the poll.
             return self._limit(request, 404, "JSONP polling is disabled.")
         try:
@@ -532,7 +532,8 @@ class Routes:
                 await response.write(encode(protocol.close_frame(*protocol.CLOSE_TRY_AGAIN)))
             return response
         session, created = opened
-        receiver = StreamingReceiver(request, response, encode, self.endpoint.response_limit)
+        limit = self.endpoint.options.response_limit
+        receiver = StreamingReceiver(request, response, encode, limit)
         self._run(session, created, receiver)
         try:
             await receiver.done
@@ -559,7 +560,7 @@ class Routes:
     async def _receive(self, request: web.Request, form: bool) -> list[str] | web.Response:
         endpoint = self.endpoint
         try:
-            body = await _read_body(request, endpoint.max_request_size)
+            body = await _read_body(request, endpoint.options.max_request_size)
         except _BodyTooLarge:
             return self._limit(request, 413, "Payload too large.")
         except ConnectionError:
@@ -576,9 +577,9 @@ class Routes:
             messages = protocol.decode_payload(body)
         except PayloadError as exc:
             return self._error(request, 500, str(exc))
-        if len(messages) > endpoint.max_messages_per_request:
+        if len(messages) > endpoint.options.max_messages_per_request:
             return self._limit(request, 413, "Too many messages.")
-        limit = endpoint.max_message_size
+        limit = endpoint.options.max_message_size
         for message in messages:
             if len(message) > limit:
                 return self._limit(request, 413, "Message too large.")
@@ -591,9 +592,21 @@ class Routes:
         session = self.endpoint._get(request.match_info["session_id"])
         if session is None:
             return self._error(request, 404, "Session not found.")
-        messages = await self._receive(request, form)
-        if isinstance(messages, list) and messages:
-            session._incoming(messages)
+        # One sender at a time per session, and none reads its body before
+        # the application's inbox has room: waiting requests hold no body.
+        turn = session._sender_turn
+        if turn is None:
+            turn = session._sender_turn = asyncio.Lock()
+        async with turn:
+            try:
+                await asyncio.wait_for(session._room(), self.endpoint.options.inbound_timeout)
+            except asyncio.TimeoutError:
+                return self._limit(request, 503, "Session inbox full.")
+            messages = await self._receive(request, form)
+            if isinstance(messages, list) and messages:
+                processed = session._deliver(messages, sum(map(len, messages)))
+                if processed is not None:
+                    await processed
         return messages
 
     async def xhr_send(self, request: web.Request) -> web.Response:
@@ -632,8 +645,8 @@ class Routes:
         if refused is not None:
             return refused
         ws = web.WebSocketResponse(
-            max_msg_size=endpoint.max_request_size,
-            heartbeat=endpoint.websocket_ping_interval,
+            max_msg_size=endpoint.options.max_request_size,
+            heartbeat=endpoint.options.websocket_ping_interval,
         )
         await ws.prepare(request)
         if endpoint._full() or endpoint._closing:
@@ -650,8 +663,8 @@ class Routes:
             )
             receiver = WebSocketReceiver(request, ws)
         self._run(session, True, receiver)
-        limit = endpoint.max_message_size
-        count_limit = endpoint.max_messages_per_request
+        limit = endpoint.options.max_message_size
+        count_limit = endpoint.options.max_messages_per_request
         gone = False
         try:
             async for msg in ws:
@@ -684,7 +697,13 @@ class Routes:
                         break
                 else:
                     if messages:
-                        session._incoming(messages)
+                        processed = session._deliver(messages, sum(map(len, messages)))
+                        if processed is not None:
+                            await processed
+                        if session._gate is not None:
+                            # The inbox is full: read nothing more (TCP
+                            # backpressure) until the application takes some.
+                            await session._room()
                     continue
                 break
         except ConnectionError:

@@ -15,15 +15,17 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, TypeVar
 
 from . import protocol
-from .session import Session, SessionState
+from .machine import Limits, RateLimit
+from .session import Session
 
 if TYPE_CHECKING:
     import aiohttp_cors
 
-__all__ = ["TRANSPORTS", "Endpoint", "EndpointOptions", "Handler"]
+__all__ = ["TRANSPORTS", "Endpoint", "EndpointOptions", "Handler", "Options", "OriginPolicy"]
 
 log = logging.getLogger("aiohttp_sockjs")
 
@@ -61,74 +63,124 @@ class EndpointOptions(TypedDict, total=False):
     max_sessions: int | None
     max_queue_size: int
     queue_overflow: Literal["close", "drop_oldest"]
+    max_inbox_size: int
+    inbound_timeout: float
+    rate_limit: RateLimit | None
     allowed_origins: Iterable[str] | None
     allow_iframe: bool
     allow_jsonp: bool
     websocket_ping_interval: float | None
     cors_config: aiohttp_cors.CorsConfig | None
-    sweep_interval: float | None
-    clock: Callable[[], float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """An endpoint's options, validated once: the one source of truth.
+
+    Made by :func:`aiohttp_sockjs.setup` from its keyword options (see
+    there for each); read it as ``endpoint.options``.
+    """
+
+    heartbeat_delay: float = 25.0
+    disconnect_delay: float = 5.0
+    response_limit: int = 128 * 1024
+    sockjs_url: str = protocol.DEFAULT_SOCKJS_URL
+    cookie_needed: bool = False
+    disabled_transports: frozenset[str] | set[str] = frozenset()
+    max_message_size: int = 1 << 20
+    max_request_size: int = 8 << 20
+    max_messages_per_request: int = 10_000
+    max_sessions: int | None = 10_000
+    max_queue_size: int = 4 << 20
+    queue_overflow: Literal["close", "drop_oldest"] = "close"
+    max_inbox_size: int = 1 << 20
+    inbound_timeout: float = 30.0
+    rate_limit: RateLimit | None = None
+    allowed_origins: Iterable[str] | None = None
+    allow_iframe: bool = False
+    allow_jsonp: bool = False
+    websocket_ping_interval: float | None = None
+    cors_config: aiohttp_cors.CorsConfig | None = field(default=None, compare=False)
+
+    #: The transports served: every one of :data:`TRANSPORTS` not disabled.
+    transports: frozenset[str] = field(init=False)
+    #: The ``allowed_origins`` policy, or ``None`` when every origin is served.
+    origins: OriginPolicy | None = field(init=False)
+    #: What the session machine decides by.
+    limits: Limits = field(init=False)
+
+    def __post_init__(self) -> None:
+        disabled = frozenset(self.disabled_transports)
+        unknown = disabled - TRANSPORTS
+        if unknown:
+            raise ValueError(f"unknown transports: {sorted(unknown)}")
+        if not (self.heartbeat_delay > 0 and self.disconnect_delay > 0):
+            raise ValueError("heartbeat_delay and disconnect_delay must be positive")
+        if self.queue_overflow not in ("close", "drop_oldest"):
+            raise ValueError('queue_overflow must be "close" or "drop_oldest"')
+        for name in (
+            "response_limit",
+            "max_message_size",
+            "max_request_size",
+            "max_messages_per_request",
+            "max_queue_size",
+            "max_inbox_size",
+        ):
+            if not int(getattr(self, name)) > 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_sessions is not None and not self.max_sessions > 0:
+            raise ValueError("max_sessions must be positive (or None)")
+        if not self.inbound_timeout > 0:
+            raise ValueError("inbound_timeout must be positive")
+        if self.rate_limit is not None and not isinstance(self.rate_limit, RateLimit):
+            raise TypeError("rate_limit must be an aiohttp_sockjs.RateLimit (or None)")
+        origins = None if self.allowed_origins is None else OriginPolicy(self.allowed_origins)
+        # Unset, every origin is served, and the transports that cannot be
+        # origin-checked are on; set, they are off unless asked for.
+        set_ = object.__setattr__
+        set_(self, "disabled_transports", disabled)
+        set_(self, "transports", TRANSPORTS - disabled)
+        set_(self, "origins", origins)
+        set_(self, "allow_iframe", bool(self.allow_iframe) or origins is None)
+        set_(self, "allow_jsonp", bool(self.allow_jsonp) or origins is None)
+        set_(
+            self,
+            "limits",
+            Limits(
+                heartbeat_delay=float(self.heartbeat_delay),
+                disconnect_delay=float(self.disconnect_delay),
+                max_queue_size=int(self.max_queue_size),
+                queue_overflow=self.queue_overflow,
+                max_inbox_size=int(self.max_inbox_size),
+                rate_limit=self.rate_limit,
+            ),
+        )
 
 
 class Endpoint:
     """One SockJS endpoint: its options, its sessions and their manager.
 
-    Made by :func:`aiohttp_sockjs.setup`; see there for the options.
+    Made by :func:`aiohttp_sockjs.setup`; see there for the options. The
+    keyword-only ``clock`` and ``sweep_interval`` are the test seam (see
+    :mod:`aiohttp_sockjs.testing`), not options.
     """
 
     def __init__(
         self,
         handler: Handler | None = None,
+        options: Options | None = None,
         *,
         prefix: str = "",
-        heartbeat_delay: float = 25.0,
-        disconnect_delay: float = 5.0,
-        response_limit: int = 128 * 1024,
-        sockjs_url: str = protocol.DEFAULT_SOCKJS_URL,
-        cookie_needed: bool = False,
-        disabled_transports: frozenset[str] | set[str] = frozenset(),
-        max_message_size: int = 1 << 20,
-        max_request_size: int = 8 << 20,
-        max_messages_per_request: int = 10_000,
-        max_sessions: int | None = 10_000,
-        max_queue_size: int = 4 << 20,
-        queue_overflow: Literal["close", "drop_oldest"] = "close",
-        allowed_origins: Iterable[str] | None = None,
-        allow_iframe: bool = False,
-        allow_jsonp: bool = False,
-        websocket_ping_interval: float | None = None,
-        cors_config: aiohttp_cors.CorsConfig | None = None,
-        sweep_interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sweep_interval: float | None = None,
     ) -> None:
-        unknown = set(disabled_transports) - TRANSPORTS
-        if unknown:
-            raise ValueError(f"unknown transports: {sorted(unknown)}")
-        if heartbeat_delay <= 0 or disconnect_delay <= 0:
-            raise ValueError("heartbeat_delay and disconnect_delay must be positive")
         self.prefix = prefix
-        self.heartbeat_delay = float(heartbeat_delay)
-        self.disconnect_delay = float(disconnect_delay)
-        self.response_limit = int(response_limit)
-        self.sockjs_url = sockjs_url
-        self.cookie_needed = bool(cookie_needed)
-        self.transports: frozenset[str] = TRANSPORTS - set(disabled_transports)
-        self.max_message_size = int(max_message_size)
-        self.max_request_size = int(max_request_size)
-        self.max_messages_per_request = int(max_messages_per_request)
-        self.max_sessions = None if max_sessions is None else int(max_sessions)
-        self.max_queue_size = int(max_queue_size)
-        if queue_overflow not in ("close", "drop_oldest"):
-            raise ValueError('queue_overflow must be "close" or "drop_oldest"')
-        self.queue_overflow = queue_overflow
-        self.origins = None if allowed_origins is None else OriginPolicy(allowed_origins)
-        self.allow_iframe = bool(allow_iframe) or self.origins is None
-        self.allow_jsonp = bool(allow_jsonp) or self.origins is None
-        self.websocket_ping_interval = websocket_ping_interval
-        self.cors_config = cors_config
+        #: The validated options.
+        self.options = options = options or Options()
+        self.limits = options.limits
         self.clock = clock
         if sweep_interval is None:
-            sweep_interval = min(1.0, self.heartbeat_delay / 5, self.disconnect_delay / 5)
+            sweep_interval = min(1.0, options.heartbeat_delay / 5, options.disconnect_delay / 5)
         self.sweep_interval = float(sweep_interval)
         self._handler = handler
         self._on_open: Callable[[Session], Any] | None = None
@@ -221,7 +273,7 @@ class Endpoint:
 
     def _get(self, session_id: str) -> Session | None:
         session = self._by_id.get(session_id)
-        if session is not None and session._state is SessionState.CLOSED:
+        if session is not None and session._finished:
             return None
         return session
 
@@ -242,7 +294,7 @@ class Endpoint:
 
     def _full(self) -> bool:
         """Whether a new session would go over ``max_sessions``."""
-        limit = self.max_sessions
+        limit = self.options.max_sessions
         return limit is not None and len(self._sessions) >= limit
 
     def _start(self, session: Session) -> None:
@@ -272,18 +324,15 @@ class Endpoint:
         """
         now = self.clock()
         for session in self._sessions:
-            receiver = session._receiver
-            if receiver is not None:
-                # A websocket session's own read loop sees its socket end and
-                # detaches, so only polling and streaming requests (or a
-                # session stuck on overflow) are asked: this halves the cost
-                # of a sweep over idle websockets.
-                if (not session._websocket or session._overflow) and receiver.interrupted():
-                    session._detach(receiver, True)
-                elif session._overflow and session._busy:
-                    # Closing for overflow but stuck writing to the client.
-                    receiver.abort()
-            if session._deadline <= now:
+            # The sweeper only reads a session's state and posts commands.
+            machine = session._machine
+            receiver = machine.receiver
+            # A websocket session's own read loop sees its socket end and
+            # detaches, so only polling and streaming requests are asked:
+            # this halves the cost of a sweep over idle websockets.
+            if receiver is not None and not session._websocket and receiver.interrupted():
+                session._detach(receiver, True)
+            if machine.deadline <= now:
                 session._tick()
 
     async def _sweep_forever(self) -> None:
@@ -317,15 +366,16 @@ class Endpoint:
         if pending:
             _, still = await asyncio.wait(pending, timeout=timeout)
             for session in sessions:
-                if session._task in still and session._receiver is not None:
+                busy = session._busy
+                if session._task in still and busy is not None:
                     # Stuck writing to a client that stopped reading: cut it.
-                    session._receiver.abort()
+                    busy.abort()
             for task in still:
                 task.cancel()
             if still:
                 await asyncio.wait(still, timeout=timeout)
         for session in list(self._sessions):
-            session._finish()
+            self._forget(session)
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -27,6 +27,7 @@ __all__ = [
     "CLOSE_INTERRUPTED",
     "CLOSE_NORMAL",
     "CLOSE_QUEUE_OVERFLOW",
+    "CLOSE_RATE_LIMIT",
     "CLOSE_TOO_BIG",
     "CLOSE_TRY_AGAIN",
     "HEARTBEAT_FRAME",
@@ -61,6 +62,8 @@ CLOSE_NORMAL: Final = (1000, "Normal closure")
 CLOSE_GOING_AWAY: Final = (1001, "Going away")
 CLOSE_INTERRUPTED: Final = (1002, "Connection interrupted")
 CLOSE_TOO_BIG: Final = (1009, "Message too big")
+#: The client sent faster than the endpoint's ``rate_limit`` allows.
+CLOSE_RATE_LIMIT: Final = (1008, "Rate limit exceeded")
 CLOSE_INTERNAL_ERROR: Final = (1011, "Internal error")
 CLOSE_TRY_AGAIN: Final = (1013, "Try again later")
 # The client stopped taking messages and its send queue hit the bound;

@@ -1,26 +1,49 @@
-"""The session actor.
+"""The session actor: one task that drives a session's :class:`SessionMachine`.
 
-A :class:`Session` is owned by one task, its actor, which reads commands
-from the session's mailbox and applies them in order: attach or detach a
-receiving connection, deliver client messages to the application, queue and
-flush outgoing messages, close, and act on a sweeper tick. Nothing else
-writes the session's state, so no locks are needed. Transports reach the
-session only through :meth:`Session._post` and the :class:`Receiver`
-interface below; the session knows no transport.
+A :class:`Session` is what the application holds. Its actor is the only
+caller of the session's :class:`~aiohttp_sockjs.machine.SessionMachine`:
+everyone else (the application's ``send``/``close``, the transports, the
+sweeper, shutdown) posts a typed command to the session's mailbox, and the
+actor applies commands in order, performing the actions the machine
+returns. Two channels cross the actor's boundary and nothing else does:
+
+- the mailbox (anyone → actor), which also bounds what waits in it, so a
+  sender cannot grow memory while the actor is busy writing;
+- the inbox (actor → application), the client's messages not taken yet.
+
+Transports talk to the session through the :class:`Receiver` interface and
+a few ``_``-prefixed entry points; the session knows no transport.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import enum
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from . import protocol
 from .exceptions import SessionClosed, SessionMisuse
+from .machine import (
+    Abort,
+    Action,
+    Deliver,
+    Finished,
+    NotifyClosed,
+    PauseInbound,
+    Release,
+    ResumeInbound,
+    SendClose,
+    SendHeartbeat,
+    SendMessages,
+    SendOpen,
+    SessionMachine,
+    SessionState,
+    admits,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -31,43 +54,17 @@ __all__ = ["Receiver", "Session", "SessionState"]
 
 log = logging.getLogger("aiohttp_sockjs")
 
-
-class SessionState(enum.Enum):
-    """Where a session is in its life."""
-
-    #: Created; the ``o`` frame has not reached a receiver yet.
-    NEW = "new"
-    #: Open: messages flow both ways.
-    OPEN = "open"
-    #: Closed by the application or the network; every receiving request
-    #: still gets the close frame until the session expires.
-    CLOSING = "closing"
-    #: Gone: expired, or its websocket ended.
-    CLOSED = "closed"
-
-
-# Module constants: reading an Enum member off its class is a Python-level
-# descriptor call on 3.11, and these are read on every command.
-_OPEN: Final[SessionState] = SessionState.OPEN
-_CLOSED: Final[SessionState] = SessionState.CLOSED
-
-# The one table of legal state changes.
-_TRANSITIONS: Final = {
-    SessionState.NEW: {SessionState.OPEN, SessionState.CLOSING, SessionState.CLOSED},
-    SessionState.OPEN: {SessionState.CLOSING, SessionState.CLOSED},
-    SessionState.CLOSING: {SessionState.CLOSED},
-    SessionState.CLOSED: set(),
-}
+_CLOSED: Final = SessionState.CLOSED
 
 
 class Receiver(abc.ABC):
     """A connection that carries frames to the client, as the session sees it.
 
     Each receiving transport implements this. The session calls these
-    methods from its actor task only, one at a time. A ``send_*`` method
-    returns ``False`` when the connection takes no more frames (a polling
-    request answered, a streaming response past its size limit, a write
-    that failed); the session then forgets the receiver.
+    methods from its actor only, one at a time. A ``send_*`` method returns
+    ``False`` when the connection takes no more frames (a polling request
+    answered, a streaming response past its size limit, a write that
+    failed); the session then forgets the receiver.
     """
 
     __slots__ = ()
@@ -96,13 +93,13 @@ class Receiver(abc.ABC):
     def abort(self) -> None:
         """Cut the connection now, dropping whatever it has not written.
 
-        The one method called from outside the actor: it unblocks an actor
-        stuck writing to a client that stopped reading. The write in
-        progress then fails and the session carries on without it.
+        Besides the actor, the mailbox calls this when the send bound is
+        crossed while the actor waits on a write to this connection: the
+        write then fails, and the actor carries on. It touches the
+        connection only, never the session.
         """
 
-    #: Whether :meth:`send_messages_now` can ever succeed; the session only
-    #: schedules a synchronous flush for receivers that say so.
+    #: Whether :meth:`send_messages_now` can ever succeed.
     sends_now: bool = False
 
     def send_messages_now(self, messages: list[str]) -> bool:
@@ -111,29 +108,86 @@ class Receiver(abc.ABC):
         Returns ``True`` only if the frame was written exactly as
         :meth:`send_messages` would have written it, in a call that would
         have completed without suspending and returned ``True``. Returns
-        ``False`` with nothing written otherwise (a write that would have
-        to wait for the client, a connection that is ending); the session
-        then takes the ordinary path. The default never writes.
+        ``False`` with nothing written otherwise; the session then awaits
+        :meth:`send_messages`. The default never writes.
         """
         return False
 
     def release(self) -> None:  # noqa: B027 - optional hook, no-op by default
-        """The session has let go of this connection: end it if it still waits.
-
-        Called when the session unlinks the receiver (the client went away,
-        or the session ended), so no request handler waits forever for a
-        frame that will never come. The default does nothing.
-        """
+        """The session has let go of this connection: end it if it still waits."""
 
 
-# Mailbox commands. Tuples of (op, argument) keep posting cheap.
-_SEND: Final = 0
-_ATTACH: Final = 1
-_DETACH: Final = 2
-_INCOMING: Final = 3
-_CLOSE: Final = 4
-_TICK: Final = 5
-_SHUTDOWN: Final = 6
+# --- commands --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Attach:
+    """A connection that can carry frames arrived."""
+
+    receiver: Receiver
+
+
+@dataclass(slots=True)
+class Detach:
+    """A connection ended; ``interrupted`` if its client went away."""
+
+    receiver: Receiver
+    interrupted: bool
+
+
+@dataclass(slots=True)
+class Send:
+    """The application queued an encoded message."""
+
+    message: str
+
+
+@dataclass(slots=True)
+class Incoming:
+    """The client sent messages (``size`` characters in all)."""
+
+    messages: list[str]
+    size: int
+    processed: asyncio.Future[None] | None = None
+
+
+@dataclass(slots=True)
+class Consumed:
+    """The application took messages while inbound was paused."""
+
+
+@dataclass(slots=True)
+class Close:
+    """Close the session."""
+
+    code: int
+    reason: str
+
+
+@dataclass(slots=True)
+class Tick:
+    """The sweeper found the session's deadline due."""
+
+
+@dataclass(slots=True)
+class Overflow:
+    """The mailbox saw the send bound crossed while the actor was writing."""
+
+
+@dataclass(slots=True)
+class Shutdown:
+    """The server is going away."""
+
+
+Command = Attach | Detach | Send | Incoming | Consumed | Close | Tick | Overflow | Shutdown
+
+_TICK: Final = Tick()
+_CONSUMED: Final = Consumed()
+_OVERFLOW: Final = Overflow()
+_SHUTDOWN: Final = Shutdown()
+_WRITES: Final = (SendOpen, SendHeartbeat, SendMessages, SendClose)
+
+Write = SendOpen[Receiver] | SendHeartbeat[Receiver] | SendMessages[Receiver] | SendClose[Receiver]
 
 
 class Session:
@@ -147,23 +201,26 @@ class Session:
 
     __slots__ = (
         "__weakref__",
+        "_actions",
         "_busy",
         "_close_info",
         "_close_waiter",
-        "_deadline",
         "_endpoint",
+        "_finished",
+        "_gate",
         "_handler_task",
         "_id",
         "_inbox",
+        "_inbox_size",
         "_inbox_waiter",
-        "_inflight",
+        "_machine",
         "_mailbox",
-        "_outbox",
-        "_overflow",
-        "_queued",
+        "_overflow_posted",
+        "_pending",
+        "_pending_sends",
         "_raw",
-        "_receiver",
-        "_state",
+        "_sender_turn",
+        "_streak",
         "_task",
         "_wakeup",
         "_websocket",
@@ -193,37 +250,38 @@ class Session:
         self.transport = transport
         #: Free storage for the application's per-session state.
         self.data: dict[str, Any] = {}
-        self._websocket = websocket
         self._raw = raw
-        self._state = SessionState.NEW
+        self._websocket = websocket
+        self._machine: SessionMachine[Receiver] = SessionMachine(
+            endpoint.limits, endpoint.clock(), websocket=websocket
+        )
+        # Written by the actor only (NotifyClosed, Finished); read by anyone.
         self._close_info: tuple[int, str] | None = None
+        self._finished = False
         self._close_waiter: asyncio.Future[None] | None = None
-        # A list, not a deque: an empty deque is 760 bytes, an empty list 56,
-        # and a mailbox rarely holds more than a command or two, so pop(0)
-        # costs no more than popleft().
-        self._mailbox: list[tuple[int, Any]] = []
+        # The mailbox. A list, not a deque: an empty deque is 760 bytes, an
+        # empty list 56, and it rarely holds more than a command or two.
+        self._mailbox: list[Command] = []
+        self._pending_sends = 0  # characters of the Send commands in it
+        self._overflow_posted = False
         self._wakeup: asyncio.Future[None] | None = None
-        # Created with the first message: idle sessions need none.
+        self._actions: deque[Action[Receiver]] = deque()
+        self._pending: Write | None = None
+        # The receiver the actor is awaiting a write to, if any.
+        self._busy: Receiver | None = None
+        # The inbox: made with the first message, idle sessions need none.
         self._inbox: deque[str] | None = None
+        self._inbox_size = 0
         self._inbox_waiter: asyncio.Future[None] | None = None
-        # Undelivered messages. Like the mailbox, senders append and the
-        # actor drains; ``_queued`` counts their characters and ``_inflight``
-        # those of the batch the actor is writing, so the bound holds even
-        # while the actor waits on a client that stopped reading.
-        # Created with the first send: an empty deque is 760 bytes, and idle
-        # sessions need none.
-        self._outbox: deque[str] | None = None
-        self._queued = 0
-        self._inflight = 0
-        self._overflow = False
-        self._busy = False
-        self._receiver: Receiver | None = None
-        self._deadline = endpoint.clock() + endpoint.disconnect_delay
+        self._streak = False
+        # Set while inbound is paused; transports wait on it before reading more.
+        self._gate: asyncio.Future[None] | None = None
+        self._sender_turn: asyncio.Lock | None = None
         self._task: asyncio.Task[None] | None = None
         self._handler_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        return f"<Session {self.transport} {self._state.value}>"
+        return f"<Session {self.transport} {self._machine.state.value}>"
 
     # --- the application's side ------------------------------------------
 
@@ -235,7 +293,7 @@ class Session:
     @property
     def state(self) -> SessionState:
         """The session's current :class:`SessionState`."""
-        return self._state
+        return self._machine.state
 
     @property
     def closed(self) -> bool:
@@ -257,109 +315,23 @@ class Session:
 
         It goes out on the current connection, or with the next one the
         client opens. Sending on a closed session does nothing: iterate the
-        session (or check :attr:`closed`) to learn that it has ended.
+        session (or check :attr:`closed`) to learn that it has ended. Never
+        waits; past ``max_queue_size`` undelivered characters the endpoint's
+        ``queue_overflow`` policy applies.
         """
         if self._close_info is not None:
             return
         if self._raw:
             if type(message) is not str:
                 raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
-            self._enqueue(message)
+            self._put_send(message)
         else:
-            self._enqueue(protocol.encode_message(message))
+            self._put_send(protocol.encode_message(message))
 
     def _send_encoded(self, raw: str, encoded: str) -> None:
         # For broadcast: the message is encoded once for every session.
         if self._close_info is None:
-            self._enqueue(raw if self._raw else encoded)
-
-    def _enqueue(self, item: str) -> None:
-        """Queue an encoded message, keeping the queue within its bound."""
-        if self._overflow or self._state is _CLOSED:
-            return
-        size = len(item)
-        limit = self._endpoint.max_queue_size
-        # An empty queue takes any one message, so a message larger than the
-        # bound still goes out to a client that keeps up.
-        if self._queued + self._inflight and self._queued + self._inflight + size > limit:
-            if self._endpoint.queue_overflow == "drop_oldest":
-                outbox = self._outbox
-                while outbox and self._queued + self._inflight + size > limit:
-                    self._queued -= len(outbox.popleft())
-                if self._inflight and self._inflight + size > limit:
-                    return  # the batch being written fills the queue: drop this one
-            else:
-                self._on_overflow()
-                return
-        outbox = self._outbox
-        if outbox is None:
-            outbox = self._outbox = deque()
-        outbox.append(item)
-        self._queued += size
-        if len(outbox) == 1:
-            wakeup = self._wakeup
-            receiver = self._receiver
-            if wakeup is not None and (receiver is None or receiver.sends_now):
-                # The actor is parked with an empty mailbox. Queue the _SEND
-                # but, instead of waking the actor, run it from a callback
-                # (_send_soon) once this task yields: sends made until then
-                # still go out as one frame, and a write that needs no
-                # waiting skips the actor's wakeup and task step.
-                # _wakeup stays None meanwhile, so later posts queue behind
-                # the _SEND without waking the actor: _send_soon owns the
-                # wakeup until it runs.
-                self._wakeup = None
-                self._mailbox.append((_SEND, None))
-                wakeup.get_loop().call_soon(self._send_soon, wakeup)
-            else:
-                self._post(_SEND)
-
-    def _send_soon(self, wakeup: asyncio.Future[None]) -> None:
-        """Apply a deferred _SEND for the parked actor, or wake it to do so.
-
-        The actor is still parked on ``wakeup`` and nothing has run since
-        the _SEND was queued. If the _SEND is still the only command, and
-        flushing needs no waiting, applying it here is what the actor would
-        do if it ran now: pop it, flush without suspending, find the mailbox
-        empty and park again (here, on the same future). Otherwise the actor
-        is woken and applies the _SEND and whatever came after, in order.
-        """
-        if wakeup.done():  # the actor was cancelled meanwhile
-            return
-        mailbox = self._mailbox
-        if len(mailbox) == 1 and mailbox[0][0] == _SEND and self._state is not _CLOSED:
-            try:
-                applied = self._flush_now()
-            except Exception:
-                # As in _run: this session ends, no other is touched; the
-                # woken actor then answers pending attaches and exits.
-                log.exception("SockJS session failed; closing it")
-                self._fail()
-                applied = False
-            if applied:
-                mailbox.clear()
-                self._wakeup = wakeup
-                return
-        wakeup.set_result(None)
-
-    def _on_overflow(self) -> None:
-        # Close policy: free the queue now, close ahead of anything queued,
-        # and unblock the actor if it is stuck writing to this client.
-        self._overflow = True
-        self._outbox = None
-        self._queued = 0
-        log.info(
-            "SockJS session %s: send queue over %d characters; closing it",
-            self._id or self.transport,
-            self._endpoint.max_queue_size,
-        )
-        self._mailbox.insert(0, (_CLOSE, protocol.CLOSE_QUEUE_OVERFLOW))
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            wakeup.set_result(None)
-        elif self._busy and self._receiver is not None:
-            self._receiver.abort()
+            self._put_send(raw if self._raw else encoded)
 
     async def close(self, code: int = 3000, reason: str = "Go away!") -> None:
         """Close the session with ``code`` and ``reason``.
@@ -370,7 +342,7 @@ class Session:
         """
         if self._close_info is not None:
             return
-        self._post(_CLOSE, (int(code), str(reason)))
+        self._post(Close(int(code), str(reason)))
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
@@ -385,7 +357,11 @@ class Session:
         """A queued message, else ``None`` once closed, else a waiter to await."""
         inbox = self._inbox
         if inbox:
-            return inbox.popleft()
+            message = inbox.popleft()
+            self._inbox_size -= len(message)
+            if self._gate is not None and _CONSUMED not in self._mailbox:
+                self._post(_CONSUMED)
+            return message
         if self._close_info is not None:
             return None
         if self._inbox_waiter is not None:
@@ -393,12 +369,22 @@ class Session:
         waiter = self._inbox_waiter = asyncio.get_running_loop().create_future()
         return waiter
 
+    async def _fair(self) -> None:
+        # Messages of one batch are handed out with a loop iteration between
+        # them, so what the handler sends for one message (a broadcast, say)
+        # is flushed before the next: a large batch from one client then
+        # cannot overflow the queues of readers that keep up.
+        if self._streak and self._inbox:
+            await asyncio.sleep(0)
+        self._streak = bool(self._inbox)
+
     async def receive(self) -> str:
         """Wait for the next message from the client.
 
         Raises :class:`SessionClosed` once the session is closed and every
         message that arrived before has been received.
         """
+        await self._fair()
         while True:
             got = self._next_message()
             if isinstance(got, str):
@@ -417,6 +403,9 @@ class Session:
     async def __anext__(self) -> str:
         # Not a call to receive(): a handler idling in ``async for`` then
         # holds one coroutine, not two.
+        if self._streak and self._inbox:
+            await asyncio.sleep(0)  # as in _fair()
+        self._streak = bool(self._inbox)
         while True:
             got = self._next_message()
             if isinstance(got, str):
@@ -428,35 +417,97 @@ class Session:
             finally:
                 self._inbox_waiter = None
 
-    # --- the commands -----------------------------------------------------
+    # --- the mailbox ------------------------------------------------------
 
-    def _post(self, op: int, arg: Any = None) -> None:
-        if self._state is SessionState.CLOSED:
-            if op == _ATTACH:
+    def _post(self, command: Command) -> None:
+        """Queue ``command`` for the actor and wake it if it is parked."""
+        if self._finished:
+            if type(command) is Attach:
                 # Found just before the session ended: do not leave it waiting.
-                arg.release()
+                command.receiver.release()
             return
-        self._mailbox.append((op, arg))
+        self._mailbox.append(command)
         wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
-            wakeup.set_result(None)
+            wakeup.get_loop().call_soon(self._step_soon, wakeup)
+
+    def _put_send(self, message: str) -> None:
+        """Post a Send, keeping what waits for the actor within the send bound.
+
+        The actor may be awaiting a write to a client that stopped reading;
+        the sends made meanwhile wait here, so the bound is checked here too,
+        by the machine's own rule, against what the machine holds plus what
+        waits in the mailbox.
+        """
+        if self._overflow_posted or self._finished:
+            return
+        size = len(message)
+        limits = self._endpoint.limits
+        held = self._machine.backlog + self._pending_sends
+        if not admits(held, size, limits.max_queue_size):
+            if limits.queue_overflow == "close":
+                self._overflow_posted = True
+                self._mailbox.insert(0, _OVERFLOW)
+                self._pending_sends = 0
+                self._mailbox[:] = [c for c in self._mailbox if type(c) is not Send]
+                busy = self._busy
+                if busy is not None:
+                    busy.abort()  # unblock the actor's write; see Receiver.abort
+                self._post_wake()
+                return
+            # drop_oldest: drop the oldest sends still waiting here; the
+            # machine drops from its own queue as it takes this one.
+            kept: list[Command] = []
+            for command in self._mailbox:
+                if type(command) is Send and not admits(
+                    self._machine.backlog + self._pending_sends, size, limits.max_queue_size
+                ):
+                    self._pending_sends -= len(command.message)
+                    continue
+                kept.append(command)
+            self._mailbox[:] = kept
+        self._pending_sends += size
+        self._post(Send(message))
+
+    def _post_wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.get_loop().call_soon(self._step_soon, wakeup)
+
+    # --- entry points for transports and the endpoint ----------------------
 
     def _attach(self, receiver: Receiver) -> None:
-        self._post(_ATTACH, receiver)
+        self._post(Attach(receiver))
 
     def _detach(self, receiver: Receiver, interrupted: bool) -> None:
-        self._post(_DETACH, (receiver, interrupted))
+        self._post(Detach(receiver, interrupted))
 
-    def _incoming(self, messages: list[str]) -> None:
-        if self._wakeup is not None:
-            # The actor is parked with an empty mailbox (posting, and a
-            # deferred _SEND, clear _wakeup), so this command would be the next and only one it
-            # runs: run it now and save two task switches per batch of
-            # frames. Order is kept: anything queued takes the mailbox path.
-            self._on_incoming(messages)
-        else:
-            self._post(_INCOMING, messages)
+    def _deliver(self, messages: list[str], size: int) -> asyncio.Future[None] | None:
+        """Hand client messages to the session.
+
+        Returns ``None`` when they were taken at once, else a future that is
+        done once the actor has taken them. Either way, the caller then
+        waits for :meth:`_room` before reading more from the client.
+        """
+        wakeup = self._wakeup
+        if wakeup is not None:
+            # The actor is parked with nothing in progress: take the command
+            # now, from this task, exactly as _step_soon would (see there).
+            self._wakeup = None
+            self._mailbox.append(Incoming(messages, size))
+            self._step_soon(wakeup)
+            return None
+        processed = asyncio.get_running_loop().create_future()
+        self._post(Incoming(messages, size, processed))
+        return processed
+
+    async def _room(self) -> None:
+        """Wait until the application's inbox has room for more client messages."""
+        gate = self._gate
+        if gate is not None:
+            await asyncio.shield(gate)
 
     def _tick(self) -> None:
         self._post(_TICK)
@@ -466,7 +517,7 @@ class Session:
 
     def _force_close(self, code: int, reason: str) -> None:
         # A close decided by the library (a fault, a policy), not the app.
-        self._post(_CLOSE, (code, reason))
+        self._post(Close(code, reason))
 
     # --- the actor --------------------------------------------------------
 
@@ -489,220 +540,230 @@ class Session:
         exc = task.exception()
         if exc is not None and not isinstance(exc, SessionClosed):
             log.error("SockJS handler failed; closing its session", exc_info=exc)
-            # A plain close, not a forced one: the client must still learn the
-            # reason on its next request, until the session expires.
-            self._post(_CLOSE, protocol.CLOSE_INTERNAL_ERROR)
+            # A plain close: the client must still learn the reason on its
+            # next request, until the session expires.
+            self._post(Close(*protocol.CLOSE_INTERNAL_ERROR))
             return
-        self._post(_CLOSE, protocol.CLOSE_GO_AWAY)
+        self._post(Close(*protocol.CLOSE_GO_AWAY))
 
     async def _run(self) -> None:
-        mailbox = self._mailbox
         try:
-            while self._state is not _CLOSED:
-                if not mailbox:
-                    wakeup = self._wakeup = asyncio.get_running_loop().create_future()
-                    await wakeup
+            while not self._finished:
+                action = self._pending
+                self._pending = None
+                if action is None:
+                    try:
+                        action = self._step()
+                    except Exception:
+                        log.exception("SockJS session failed; closing it")
+                        self._fail()
+                        continue
+                if action is not None:
+                    await self._write(action)
                     continue
-                op, arg = mailbox.pop(0)
-                self._busy = True
-                try:
-                    await self._apply(op, arg)
-                except Exception:
-                    # A bug, ours or a receiver's: this session ends, with a
-                    # close frame where possible; no other session is touched.
-                    log.exception("SockJS session failed; closing it")
-                    self._fail()
-                self._busy = False
+                if self._finished:
+                    break
+                wakeup = self._wakeup = asyncio.get_running_loop().create_future()
+                await wakeup
+        except asyncio.CancelledError:
+            # Shutdown cancels an actor stuck on a client: still end cleanly.
+            self._fail(quiet=True)
+            raise
+        finally:
+            self._wakeup = None
+            self._busy = None
             # Connections that arrived while the session was ending get its
             # close frame rather than waiting forever.
             close = self._close_info or protocol.CLOSE_INTERRUPTED
+            mailbox = self._mailbox
             while mailbox:
-                op, arg = mailbox.pop(0)
-                if op == _ATTACH:
+                command = mailbox.pop(0)
+                if type(command) is Attach:
                     try:
-                        await arg.send_close(*close)
-                    except Exception:
-                        arg.release()
-        finally:
-            self._busy = False
-            if self._state is not SessionState.CLOSED:
-                # Cancelled (shutdown of a stuck session): still end cleanly.
-                self._finish()
-            while mailbox:
-                op, arg = mailbox.pop(0)
-                if op == _ATTACH:
-                    arg.release()
+                        await command.receiver.send_close(*close)
+                    except BaseException:
+                        command.receiver.release()
+                        raise
+                elif type(command) is Incoming and command.processed is not None:
+                    command.processed.set_result(None)
 
-    async def _apply(self, op: int, arg: Any) -> None:
-        if op == _SEND:
-            await self._flush()
-        elif op == _ATTACH:
-            await self._on_attach(arg)
-        elif op == _DETACH:
-            self._on_detach(*arg)
-        elif op == _INCOMING:
-            self._on_incoming(arg)
-        elif op == _CLOSE:
-            await self._on_close(*arg)
-        elif op == _TICK:
-            await self._on_tick()
-        elif op == _SHUTDOWN:
-            await self._on_close(*protocol.CLOSE_GOING_AWAY)
-            self._finish()
+    def _step_soon(self, wakeup: asyncio.Future[None]) -> None:
+        """Run the parked actor's next step here, or wake it for a write.
 
-    def _fail(self) -> None:
-        receiver = self._receiver
-        if self._close_info is None:
-            self._mark_closed(*protocol.CLOSE_INTERNAL_ERROR)
-        if receiver is not None:
-            self._receiver = None
-            receiver.abort()
-        self._finish()
-
-    def _set_state(self, state: SessionState) -> None:
-        assert state in _TRANSITIONS[self._state], (self._state, state)
-        self._state = state
-
-    def _flush_now(self) -> bool:
-        """Apply a _SEND without suspending, if possible; ``False`` if not.
-
-        The synchronous twin of :meth:`_flush`: same effect when it returns
-        ``True``, no effect at all when it returns ``False``.
+        Invariant that makes this safe: the actor is parked on ``wakeup``
+        with an empty action list and nothing in progress, and whoever took
+        ``wakeup`` from ``_wakeup`` is the only one to resume it. Applying
+        commands here is then exactly what the actor would do first when
+        woken: the same :meth:`_step`, in the same order. When a step needs
+        to wait (a write that cannot complete now), the write is handed to
+        the actor, which performs it first.
         """
-        receiver = self._receiver
-        outbox = self._outbox
-        if receiver is None or self._state is not _OPEN or not outbox:
-            return True  # _flush would do nothing
-        if not receiver.send_messages_now(list(outbox)):
+        if wakeup.done():  # the actor was cancelled meanwhile
+            return
+        try:
+            action = self._step()
+        except Exception:
+            log.exception("SockJS session failed; closing it")
+            self._fail()
+            action = None
+        if action is None and not self._finished:
+            self._wakeup = wakeup  # parked again, on the same future
+            return
+        self._pending = action
+        wakeup.set_result(None)
+
+    def _step(self) -> Write | None:
+        """Apply commands and perform their actions until one must be awaited.
+
+        The one place that calls the machine. Returns the write to await,
+        or ``None`` once the mailbox is empty (or the session finished).
+        """
+        actions = self._actions
+        mailbox = self._mailbox
+        machine = self._machine
+        while True:
+            while actions:
+                action = actions.popleft()
+                if type(action) in _WRITES:
+                    if type(action) is SendMessages and self._send_now(action):
+                        continue
+                    return action  # type: ignore[return-value]
+                self._perform(action)
+            if self._finished:
+                return None
+            if not mailbox:
+                # Every command applied: what they queued goes out together.
+                flushed = machine.flush()
+                if not flushed:
+                    return None
+                actions.extend(flushed)
+                continue
+            command = mailbox.pop(0)
+            now = self._endpoint.clock()
+            match command:
+                case Send(message):
+                    self._pending_sends -= len(message)
+                    actions.extend(machine.send(message))
+                case Incoming(messages, size, processed):
+                    actions.extend(machine.incoming(messages, size, self._inbox_size, now))
+                    if processed is not None:
+                        processed.set_result(None)
+                case Consumed():
+                    actions.extend(machine.consumed(self._inbox_size))
+                case Attach(receiver):
+                    current = machine.receiver
+                    gone = current is not None and current.interrupted()
+                    actions.extend(machine.attach(receiver, now, current_gone=gone))
+                case Detach(receiver, interrupted):
+                    actions.extend(machine.detach(receiver, now, interrupted=interrupted))
+                case Close(code, reason):
+                    actions.extend(machine.close(code, reason, now))
+                case Tick():
+                    pending = any(type(c) is Attach for c in mailbox)
+                    actions.extend(machine.tick(now, attach_pending=pending))
+                case Overflow():
+                    self._overflow_posted = False
+                    actions.extend(machine.overflow())
+                case Shutdown():
+                    actions.extend(machine.shutdown(now))
+
+    def _send_now(self, action: SendMessages[Receiver]) -> bool:
+        """Write a batch without waiting, if its connection allows; report it."""
+        receiver = action.receiver
+        if not receiver.sends_now or not receiver.send_messages_now(action.messages):
             return False
-        outbox.clear()
-        self._queued = 0
+        self._actions.extend(self._machine.written(receiver, True, self._endpoint.clock()))
         return True
 
-    async def _flush(self) -> None:
-        receiver = self._receiver
-        if receiver is None or self._state is not _OPEN or not self._outbox:
-            return
-        # Every message queued so far goes out as one frame.
-        messages = list(self._outbox)
-        self._outbox.clear()
-        self._inflight, self._queued = self._queued, 0
+    async def _write(self, action: Write) -> None:
+        """Perform a write the machine asked for, and report its outcome."""
+        receiver = action.receiver
+        self._busy = receiver
         try:
-            ok = await receiver.send_messages(messages)
-        finally:
-            self._inflight = 0
-        if not ok:
-            self._on_detach(receiver, receiver.interrupted())
-
-    async def _on_attach(self, receiver: Receiver) -> None:
-        endpoint = self._endpoint
-        current = self._receiver
-        if current is not None and current.interrupted():
-            self._on_detach(current, True)
-            current = None
-        if self._close_info is not None:
-            # Closed: messages queued before the close, then the close frame,
-            # to every receiver until the session expires.
-            self._deadline = endpoint.clock() + endpoint.disconnect_delay
-            if self._outbox:
-                messages = list(self._outbox)
-                self._outbox.clear()
-                self._queued = 0
-                if not await receiver.send_messages(messages):
+            match action:
+                case SendOpen():
+                    ok = await receiver.send_open()
+                case SendHeartbeat():
+                    ok = await receiver.send_heartbeat()
+                case SendMessages(_, messages):
+                    ok = await receiver.send_messages(messages)
+                case SendClose(_, code, reason):
+                    await receiver.send_close(code, reason)
                     return
-            await receiver.send_close(*self._close_info)
+        except Exception:
+            log.exception("SockJS session failed; closing it")
+            self._fail()
             return
-        if current is not None:
-            await receiver.send_close(*protocol.CLOSE_ANOTHER_CONNECTION)
-            return
-        self._receiver = receiver
-        self._deadline = endpoint.clock() + endpoint.heartbeat_delay
-        if self._state is SessionState.NEW:
-            self._set_state(SessionState.OPEN)
-            if not await receiver.send_open():
-                self._on_detach(receiver, receiver.interrupted())
-                return
-        await self._flush()
-
-    def _on_detach(self, receiver: Receiver, interrupted: bool) -> None:
-        if receiver is not self._receiver:
-            return
-        self._receiver = None
-        receiver.release()
-        self._deadline = self._endpoint.clock() + self._endpoint.disconnect_delay
-        if interrupted and self._close_info is None:
-            if self._overflow:
-                self._mark_closed(*protocol.CLOSE_QUEUE_OVERFLOW)
-            else:
-                self._mark_closed(*protocol.CLOSE_INTERRUPTED)
-        if self._websocket:
-            # A websocket session lives exactly as long as its socket.
-            if self._close_info is None:
-                self._mark_closed(*protocol.CLOSE_NORMAL)
-            self._finish()
-
-    def _on_incoming(self, messages: list[str]) -> None:
-        if self._close_info is not None:
-            return
-        if self._inbox is None:
-            self._inbox = deque(messages)
-        else:
-            self._inbox.extend(messages)
-        waiter = self._inbox_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _on_close(self, code: int, reason: str) -> None:
-        if self._close_info is not None:
-            return
-        self._mark_closed(code, reason)
-        receiver = self._receiver
-        if receiver is not None:
-            self._receiver = None
-            self._deadline = self._endpoint.clock() + self._endpoint.disconnect_delay
-            await receiver.send_close(code, reason)
-        if self._websocket:
-            self._finish()
-
-    async def _on_tick(self) -> None:
+        finally:
+            self._busy = None
+        interrupted = not ok and receiver.interrupted()
         now = self._endpoint.clock()
-        if now < self._deadline:
-            return
-        receiver = self._receiver
-        if receiver is None:
-            if not any(op == _ATTACH for op, _ in self._mailbox):
-                self._finish()
-            return
-        self._deadline = now + self._endpoint.heartbeat_delay
-        if not await receiver.send_heartbeat():
-            self._on_detach(receiver, receiver.interrupted())
+        self._actions.extend(self._machine.written(receiver, ok, now, interrupted=interrupted))
 
-    def _mark_closed(self, code: int, reason: str) -> None:
-        """Record the close and let the application see it."""
-        self._close_info = (code, reason)
-        if self._state is not SessionState.CLOSING:
-            self._set_state(SessionState.CLOSING)
-        if self._close_waiter is not None and not self._close_waiter.done():
-            self._close_waiter.set_result(None)
-        waiter = self._inbox_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def _perform(self, action: Action[Receiver]) -> None:
+        """Perform an action that needs no waiting."""
+        match action:
+            case Deliver(messages):
+                inbox = self._inbox
+                if inbox is None:
+                    self._inbox = deque(messages)
+                else:
+                    inbox.extend(messages)
+                self._inbox_size += sum(map(len, messages))
+                waiter = self._inbox_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+            case PauseInbound():
+                self._gate = asyncio.get_running_loop().create_future()
+            case ResumeInbound():
+                gate = self._gate
+                self._gate = None
+                if gate is not None and not gate.done():
+                    gate.set_result(None)
+            case NotifyClosed(code, reason):
+                self._close_info = (code, reason)
+                if self._machine.overflowed:
+                    log.info(
+                        "SockJS session %s: send queue over %d characters; closing it",
+                        protocol.loggable(self._id or self.transport),
+                        self._endpoint.limits.max_queue_size,
+                    )
+                elif (code, reason) == protocol.CLOSE_RATE_LIMIT:
+                    log.info(
+                        "SockJS session %s: over its rate limit; closing it",
+                        protocol.loggable(self._id or self.transport),
+                    )
+                if self._close_waiter is not None and not self._close_waiter.done():
+                    self._close_waiter.set_result(None)
+                waiter = self._inbox_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+            case Release(receiver):
+                receiver.release()
+            case Abort(receiver):
+                receiver.abort()
+            case Finished():
+                self._finished = True
+                self._actions.clear()
+                self._pending_sends = 0
+                # Drop every command but the attaches, which the actor answers.
+                self._mailbox[:] = [c for c in self._mailbox if type(c) in (Attach, Incoming)]
+                self._endpoint._forget(self)
 
-    def _finish(self) -> None:
-        """End the session for good and leave the endpoint."""
-        if self._state is SessionState.CLOSED:
+    def _fail(self, quiet: bool = False) -> None:
+        """End the session after a bug (ours or a receiver's), touching no other."""
+        if self._finished:
             return
-        if self._close_info is None:
-            self._mark_closed(*protocol.CLOSE_INTERRUPTED)
-        self._set_state(SessionState.CLOSED)
-        if self._receiver is not None:
-            self._receiver.release()
-            self._receiver = None
-        self._outbox = None
-        self._queued = 0
-        # Drop every command but the attaches, which the actor still answers.
-        self._mailbox[:] = [command for command in self._mailbox if command[0] == _ATTACH]
-        self._endpoint._forget(self)
+        machine = self._machine
+        actions = machine.shutdown(self._endpoint.clock()) if quiet else machine.fail()
+        for action in actions:
+            if type(action) in _WRITES:
+                # No waiting now: cut the connection instead.
+                receiver: Receiver = action.receiver  # type: ignore[union-attr]
+                receiver.abort()
+                receiver.release()
+                continue
+            self._perform(action)
 
 
 async def _reraise(exc: Exception) -> None:

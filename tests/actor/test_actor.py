@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from aiohttp_sockjs import Endpoint, Session, SessionState
+from aiohttp_sockjs import Endpoint, Session, SessionState, testing
 from aiohttp_sockjs.session import Receiver
 
 
@@ -69,13 +69,13 @@ def make(clock: Clock, handler: Any = None, **options: Any) -> Endpoint:
         async for message in session:
             session.send(message)
 
-    return Endpoint(handler or echo, heartbeat_delay=10, disconnect_delay=5, clock=clock, **options)
+    return testing.make_endpoint(
+        handler or echo, clock=clock, heartbeat_delay=10, disconnect_delay=5, **options
+    )
 
 
 async def open_session(endpoint: Endpoint, receiver: Receiver, sid: str = "s1") -> Session:
-    session = endpoint._create(sid, None, "xhr_streaming")
-    session._attach(receiver)
-    endpoint._start(session)
+    session = testing.open_session(endpoint, receiver, sid)
     await settle()
     return session
 
@@ -87,7 +87,7 @@ async def test_open_then_messages_in_order(clock: Clock) -> None:
     session = await open_session(endpoint, rec)
     assert rec.frames == ["o"]
     assert session.state is SessionState.OPEN
-    session._incoming(["1", "2", "3"])
+    testing.deliver(session, ["1", "2", "3"])
     await settle()
     flat = [m for f in rec.frames[1:] for m in f[1]]
     assert flat == ['"1"', '"2"', '"3"']
@@ -104,7 +104,7 @@ async def test_sends_coalesce_while_no_receiver(clock: Clock) -> None:
         session.send(str(i))
     await settle()
     nxt = Recorder(capacity=1)
-    session._attach(nxt)
+    testing.attach(session, nxt)
     await settle()
     assert nxt.frames == [("a", ['"0"', '"1"', '"2"', '"3"', '"4"'])]
     await endpoint.shutdown()
@@ -116,7 +116,7 @@ async def test_second_receiver_is_refused(clock: Clock) -> None:
     first = Recorder()
     session = await open_session(endpoint, first)
     second = Recorder()
-    session._attach(second)
+    testing.attach(session, second)
     await settle()
     assert second.frames == [("c", 2010, "Another connection still open")]
     session.send("still here")
@@ -168,7 +168,7 @@ async def test_expiry_after_disconnect_delay(clock: Clock) -> None:
     endpoint.sweep()
     await settle()
     assert session.state is SessionState.CLOSED
-    assert endpoint._get("s1") is None
+    assert not testing.held_sessions(endpoint)
     assert len(endpoint) == 0
     assert seen == [(1002, "Connection interrupted")]
     await endpoint.shutdown()
@@ -186,7 +186,7 @@ async def test_close_frame_repeats_until_expiry(clock: Clock) -> None:
     assert first.frames == ["o", ("c", 3001, "bye")]
     for _ in range(3):
         again = Recorder()
-        session._attach(again)
+        testing.attach(session, again)
         await settle()
         assert again.frames == [("c", 3001, "bye")]
         clock.now += 4
@@ -208,15 +208,14 @@ async def test_messages_before_close_are_not_lost(clock: Clock) -> None:
         await session.close()
 
     endpoint = make(clock, handler)
-    session = endpoint._create("s1", None, "xhr")
-    endpoint._start(session)
+    session = testing.open_session(endpoint, None, "s1", "xhr")
     await settle()
     poll = Recorder(capacity=1)
-    session._attach(poll)
+    testing.attach(session, poll)
     await settle()
     assert poll.frames == [("a", ['"last words"'])]
     poll2 = Recorder(capacity=1)
-    session._attach(poll2)
+    testing.attach(session, poll2)
     await settle()
     assert poll2.frames == [("c", 3000, "Go away!")]
     await endpoint.shutdown()
@@ -232,7 +231,7 @@ async def test_interrupted_receiver_closes_with_1002(clock: Clock) -> None:
     await settle()
     assert session.close_code == 1002
     nxt = Recorder()
-    session._attach(nxt)
+    testing.attach(session, nxt)
     await settle()
     assert nxt.frames == [("c", 1002, "Connection interrupted")]
     await endpoint.shutdown()
@@ -245,7 +244,7 @@ async def test_interrupted_receiver_found_on_attach(clock: Clock) -> None:
     session = await open_session(endpoint, rec)
     rec.gone = True
     nxt = Recorder()
-    session._attach(nxt)
+    testing.attach(session, nxt)
     await settle()
     assert nxt.frames == [("c", 1002, "Connection interrupted")]
     assert session.state is SessionState.CLOSING
@@ -272,7 +271,7 @@ async def test_handler_error_closes_with_1011(
     """A failing handler closes only its own session, with 1011, logged once."""
 
     async def broken(session: Session) -> None:
-        if session._id == "bad":
+        if testing.session_id(session) == "bad":
             raise ValueError("boom")
         async for message in session:
             session.send(message)
@@ -282,7 +281,7 @@ async def test_handler_error_closes_with_1011(
     good_session = await open_session(endpoint, good, "good")
     await open_session(endpoint, bad, "bad")
     assert bad.frames == ["o", ("c", 1011, "Internal error")]
-    good_session._incoming(["x"])
+    testing.deliver(good_session, ["x"])
     await settle()
     assert good.frames == ["o", ("a", ['"x"'])]
     errors = [r for r in caplog.records if r.exc_info]
@@ -348,9 +347,7 @@ async def test_shutdown_closes_everything(clock: Clock) -> None:
     assert all(rec.frames[-1] == ("c", 1001, "Going away") for rec in recs)
     assert all(s.state is SessionState.CLOSED for s in sessions)
     assert len(endpoint) == 0
-    tasks = [t for s in sessions for t in (s._task, s._handler_task)]
-    assert all(t is not None and t.done() for t in tasks)
-    assert endpoint._sweeper is None
+    assert testing.running_handlers(endpoint) == 0
 
 
 async def test_broadcast_to_some_and_exclude(clock: Clock) -> None:
@@ -387,12 +384,47 @@ async def test_receiver_fault_ends_only_that_session(
     good = await open_session(endpoint, good_rec, "good")
     bad.send("x")
     late = Recorder()
-    bad._attach(late)
+    testing.attach(bad, late)  # while the failing receiver is still attached
     good.send("y")
     await settle()
     assert bad.state is SessionState.CLOSED
     assert bad.close_code == 1011
-    assert late.frames == [("c", 1011, "Internal error")]
+    assert late.frames == [("c", 2010, "Another connection still open")]
+    later = Recorder()
+    testing.attach(bad, later)
+    await settle()
+    assert later.frames == []  # a session that ended releases late receivers
+    assert good_rec.frames == ["o", ("a", ['"y"'])]
+    assert len([r for r in caplog.records if r.exc_info]) == 1
+    await endpoint.shutdown()
+
+
+class ExplodingNow(Recorder):
+    sends_now = True
+
+    def send_messages_now(self, messages: list[str]) -> bool:
+        raise RuntimeError("a bug in a synchronous write")
+
+
+async def test_synchronous_write_fault_ends_only_that_session(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A synchronous write that raises ends its session with 1011, as a
+    failing actor command does; other sessions carry on, waiters are answered."""
+    endpoint = make(Clock())
+    bad_rec, good_rec = ExplodingNow(), Recorder()
+    bad = await open_session(endpoint, bad_rec, "bad")
+    good = await open_session(endpoint, good_rec, "good")
+    bad.send("x")
+    good.send("y")
+    await settle()
+    assert bad.state is SessionState.CLOSED
+    assert bad.close_code == 1011
+    assert bad_rec.gone  # its connection was cut, as _fail does
+    late = Recorder()
+    testing.attach(bad, late)
+    await settle()
+    assert late.frames == []  # a closed session releases a late receiver
     assert good_rec.frames == ["o", ("a", ['"y"'])]
     assert len([r for r in caplog.records if r.exc_info]) == 1
     await endpoint.shutdown()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp_sockjs.endpoint import Endpoint
+from aiohttp_sockjs import testing
 from aiohttp_sockjs.session import Receiver, Session, SessionState
 
 
@@ -49,11 +49,9 @@ async def _wait(session: Session) -> None:
 async def test_poll_queued_behind_expiry_is_answered() -> None:
     """A poll that found the session just before its expiry tick keeps it alive."""
     now = [0.0]
-    endpoint = Endpoint(_wait, clock=lambda: now[0], disconnect_delay=5)
-    session = endpoint._create("s", None, "xhr")
+    endpoint = testing.make_endpoint(_wait, clock=lambda: now[0], disconnect_delay=5)
     first = _Recorder()
-    session._attach(first)
-    endpoint._start(session)
+    session = testing.open_session(endpoint, first, "s", "xhr")
     for _ in range(100):
         if first.got:
             break
@@ -63,7 +61,7 @@ async def test_poll_queued_behind_expiry_is_answered() -> None:
     now[0] = 10.0
     endpoint.sweep()  # the session has expired: a tick is posted
     second = _Recorder()
-    session._attach(second)  # a poll that found the session just before
+    testing.attach(session, second)  # a poll that found the session just before
     for _ in range(20):
         await asyncio.sleep(0)
     assert session.state is SessionState.OPEN
@@ -72,5 +70,5 @@ async def test_poll_queued_behind_expiry_is_answered() -> None:
     assert session.state is SessionState.CLOSED
     assert second.got == [(1001, "Going away")]
     late = _Recorder()
-    session._attach(late)
+    testing.attach(session, late)
     assert late.got == ["released"]

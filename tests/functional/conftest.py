@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 import aiohttp_sockjs
+from aiohttp_sockjs import testing
 from tests.conftest import FAST
 from tests.helpers import eventually
 
@@ -81,7 +82,7 @@ async def live(
                 handled.append(request.path)
 
         app = web.Application(middlewares=[record])
-        endpoint = aiohttp_sockjs.setup(app, "/e", handler, **{**FAST, **options})
+        endpoint = testing.setup(app, "/e", handler, **{**FAST, **options})
         runner = web.AppRunner(app, handler_cancellation=request.param)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

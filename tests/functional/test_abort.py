@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
-import aiohttp_sockjs
-from aiohttp_sockjs import Session
+from aiohttp_sockjs import Session, testing
 
 
 async def echo(session: Session) -> None:
@@ -56,7 +55,7 @@ async def serve(request: pytest.FixtureRequest) -> AsyncIterator[Serve]:
 async def test_aborted_poll_is_found_and_released(serve: Serve) -> None:
     """An aborted xhr poll closes the session with 1002 and its request ends."""
     app = web.Application()
-    endpoint = aiohttp_sockjs.setup(
+    endpoint = testing.setup(
         app, "/echo", echo, heartbeat_delay=60, disconnect_delay=60, sweep_interval=0.02
     )
     port = await serve(app)
@@ -77,7 +76,7 @@ async def test_aborted_poll_is_found_and_released(serve: Serve) -> None:
 async def test_aborted_stream_is_found_and_released(serve: Serve) -> None:
     """An aborted xhr_streaming closes the session with 1002 without a write."""
     app = web.Application()
-    endpoint = aiohttp_sockjs.setup(
+    endpoint = testing.setup(
         app, "/echo", echo, heartbeat_delay=60, disconnect_delay=60, sweep_interval=0.02
     )
     port = await serve(app)

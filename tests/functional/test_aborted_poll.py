@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 import aiohttp_sockjs
+from aiohttp_sockjs import testing
 
 _finished: list[str] = []
 
@@ -48,7 +49,7 @@ async def test_aborted_receiving_request_finishes(
     method: str, transport: str, query: str, polling: bool
 ) -> None:
     app = web.Application()
-    endpoint = aiohttp_sockjs.setup(app, "/echo", _echo, sweep_interval=0.01)
+    endpoint = testing.setup(app, "/echo", _echo, sweep_interval=0.01)
     runner = web.AppRunner(app, access_log_class=_Finished, shutdown_timeout=1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -70,10 +71,10 @@ async def test_aborted_receiving_request_finishes(
             await _until_finished([path])
             await loop.sock_sendall(sock, request.encode())
             for _ in range(500):
-                if endpoint.sessions[0]._receiver is not None:
+                if testing.attached(endpoint.sessions[0]):
                     break
                 await asyncio.sleep(0.01)
-            assert endpoint.sessions[0]._receiver is not None
+            assert testing.attached(endpoint.sessions[0])
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
         await _until_finished([path, path] if polling else [path])

@@ -18,6 +18,9 @@ from aiohttp_sockjs import _aiohttp
 from tests.helpers import bounded
 
 
+TEXTS = ["a", "é" * 200, "x" * 30_000, "y" * 70_000]
+
+
 def _allowed(v: str) -> bool:
     parts = tuple(int(p) for p in v.split(".")[:3] if p.isdigit())
     return (3, 13, 2) <= parts < (3, 15)
@@ -31,9 +34,9 @@ def test_running_aiohttp_is_a_supported_one_and_has_the_layout() -> None:
 async def _serve(aiohttp_client: Any, compress: bool, results: list[bool]) -> TestClient[Any, Any]:
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(compress=compress)
+        ws = web.WebSocketResponse(compress=compress, writer_limit=65536)
         await ws.prepare(request)
-        for text in ("a", "é" * 200, "x" * 70_000):
+        for text in TEXTS:
             wrote = _aiohttp.write_text_now(ws, text.encode())
             results.append(wrote)
             if not wrote:
@@ -60,8 +63,9 @@ async def test_frames_written_at_once_arrive_exactly(aiohttp_client: Any) -> Non
     results: list[bool] = []
     client = await _serve(aiohttp_client, False, results)
     async with client.ws_connect("/ws", compress=0) as ws:
-        assert await _receive_all(ws) == ["a", "é" * 200, "x" * 70_000]
-    assert results == [True, True, True]
+        assert await _receive_all(ws) == TEXTS
+    # The last frame would take the writer past its flow-control limit.
+    assert results == [True, True, True, False]
 
 
 async def test_compressed_sockets_are_left_to_send_str(aiohttp_client: Any) -> None:
@@ -69,5 +73,5 @@ async def test_compressed_sockets_are_left_to_send_str(aiohttp_client: Any) -> N
     client = await _serve(aiohttp_client, True, results)
     async with client.ws_connect("/ws", compress=15) as ws:
         assert ws.compress == 15
-        assert await _receive_all(ws) == ["a", "é" * 200, "x" * 70_000]
-    assert results == [False, False, False]
+        assert await _receive_all(ws) == TEXTS
+    assert results == [False] * len(TEXTS)

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 import aiohttp_sockjs
-from aiohttp_sockjs import ENDPOINTS, Session
+from aiohttp_sockjs import ENDPOINTS, Session, testing
 from demo.conformance import echo
 from tests.conftest import FAST, endpoint_of
 from tests.helpers import (
@@ -334,7 +334,7 @@ async def test_handler_outliving_its_session_is_kept_and_awaited(serve: Any) -> 
     assert await rx.start() == "o"
     await rx.close()
     await eventually(lambda: len(endpoint) == 0)
-    assert len(endpoint._handler_tasks) == 1
+    assert testing.running_handlers(endpoint) == 1
     gc.collect()
     shutdown = asyncio.ensure_future(endpoint.shutdown(timeout=5))
     await asyncio.sleep(0.05)
@@ -342,4 +342,4 @@ async def test_handler_outliving_its_session_is_kept_and_awaited(serve: Any) -> 
     release.set()
     await bounded(shutdown)
     assert finished == ["done"]
-    assert endpoint._handler_tasks == set()
+    assert testing.running_handlers(endpoint) == 0

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
-from aiohttp_sockjs import Endpoint, Session
+from aiohttp_sockjs import Endpoint, Session, testing
 from tests.safety_client import ALL, POLLING, Client
 
 Factory = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -196,7 +196,7 @@ async def test_absent_polling_client_overflow_closes(aiohttp_client: Factory) ->
             # The client asked for a flood and then never polls again.
             for i in range(1000):
                 session.send(f"{i:04d}" + "x" * 996)
-                assert session._queued + session._inflight <= 50_000
+                assert testing.backlog(session) <= 50_000
 
     client, endpoint, base = await serve(
         aiohttp_client, flood, max_queue_size=50_000, disconnect_delay=0.3, heartbeat_delay=0.1
@@ -208,7 +208,7 @@ async def test_absent_polling_client_overflow_closes(aiohttp_client: Factory) ->
     assert sessions[0].close_code == 1013
     # The client learns why on its next poll.
     assert await c.poll() == [("c", [1013, "Send queue overflow"])]
-    await until(lambda: not endpoint._sessions)
+    await until(lambda: not testing.held_sessions(endpoint))
 
 
 async def test_drop_oldest_keeps_the_newest(aiohttp_client: Factory) -> None:
@@ -244,7 +244,7 @@ async def test_one_message_larger_than_the_bound_still_goes_out(aiohttp_client: 
 
 async def test_default_bound_round_trips_max_size_messages(aiohttp_client: Factory) -> None:
     client, endpoint, base = await serve(aiohttp_client)
-    size = endpoint.max_message_size
+    size = endpoint.options.max_message_size
     # The worst case: a control character is 6 characters on the wire.
     worst = "\x01" * size
     plain = ["p" * size, "q" * size, "r" * size]
@@ -280,7 +280,7 @@ async def test_stalled_client_cannot_grow_memory(
         chunk = "s" * 10_000
         while not session.closed:
             session.send(chunk)
-            assert session._queued + session._inflight <= bound + 10_002
+            assert testing.backlog(session) <= bound + 10_002
             await asyncio.sleep(0)
 
     client, endpoint, _ = await serve(
@@ -307,7 +307,7 @@ async def test_stalled_client_cannot_grow_memory(
     try:
         await until(lambda: bool(sessions) and sessions[0].closed, timeout=20)
         assert sessions[0].close_code == 1013
-        await until(lambda: not endpoint._sessions, timeout=5)
+        await until(lambda: not testing.held_sessions(endpoint), timeout=5)
         assert any("queue" in r.getMessage() for r in limit_records(caplog))
         assert_no_tracebacks(caplog)
     finally:
@@ -368,7 +368,7 @@ async def test_broadcast_with_stalled_sessions_reaches_the_healthy(
             assert got == messages
         # Every absent and stalled session went over its bound and was closed.
         await until(lambda: len(endpoint) == 10)
-        closed = [s for s in sessions if s._id and s._id.startswith("stalled")]
+        closed = [s for s in sessions if (testing.session_id(s) or "").startswith("stalled")]
         assert [s.close_code for s in closed] == [1013, 1013, 1013]
     finally:
         for sock in stalled:
@@ -393,7 +393,7 @@ async def test_dead_websocket_peer_is_detected(aiohttp_client: Factory) -> None:
     assert await alive.receive_str() == "o"
     assert await dead.receive_str() == "o"
     await until(lambda: len(sessions) == 2)
-    by_id = {s._id: s for s in sessions}
+    by_id = {testing.session_id(s): s for s in sessions}
 
     received: asyncio.Queue[str] = asyncio.Queue()
 
@@ -405,7 +405,7 @@ async def test_dead_websocket_peer_is_detected(aiohttp_client: Factory) -> None:
     reader = asyncio.ensure_future(answer_pings())
     # The peer that never answers pings is dropped; the other stays.
     await until(lambda: by_id["dead"].closed)
-    await until(lambda: by_id["dead"] not in endpoint._sessions)
+    await until(lambda: by_id["dead"] not in testing.held_sessions(endpoint))
     await asyncio.sleep(0.2)  # several more ping intervals
     assert not by_id["alive"].closed
     await alive.send_str('["ping"]')

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
-from aiohttp_sockjs import Session, SessionState
+from aiohttp_sockjs import Session, SessionState, testing
 from tests.safety_client import Client
 
 Factory = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -49,11 +49,11 @@ async def test_shutdown_closes_1000_sessions(aiohttp_client: Factory) -> None:
         waiting = [asyncio.ensure_future(c.receive()) for c in clients]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
-        while any(s._receiver is None for s in sessions):
+        while any(not testing.attached(s) for s in sessions):
             assert loop.time() < deadline
             await asyncio.sleep(0.01)
         await endpoint.shutdown()
-        assert not endpoint._sessions
+        assert not testing.held_sessions(endpoint)
         assert all(s.state is SessionState.CLOSED for s in sessions)
         assert all(s.close_code == 1001 for s in sessions)
         results = await asyncio.wait_for(asyncio.gather(*waiting), 10)
@@ -74,7 +74,7 @@ async def test_shutdown_closes_1000_sessions(aiohttp_client: Factory) -> None:
             assert exc.status == 503
         else:
             raise AssertionError("websocket opened after shutdown")
-        assert not endpoint._sessions
+        assert not testing.held_sessions(endpoint)
     finally:
         for c in clients:
             await c.close()
@@ -123,11 +123,15 @@ async def test_shutdown_cuts_a_stalled_websocket(aiohttp_client: Factory) -> Non
     loop = asyncio.get_running_loop()
     reader = loop.run_in_executor(None, _read_until_closed, client.port, request, stalled)
     deadline = loop.time() + 10
-    while not (sessions and sessions[0]._busy and sessions[0]._queued > 1_000_000):
+    def stuck() -> bool:
+        first = sessions[0] if sessions else None
+        return first is not None and testing.writing(first) and testing.backlog(first) > 1e6
+
+    while not stuck():
         assert loop.time() < deadline
         await asyncio.sleep(0.01)
     await endpoint.shutdown(timeout=0.2)
-    assert not endpoint._sessions
+    assert not testing.held_sessions(endpoint)
     assert sessions[0].closed
     stalled.set()
     assert await reader, "the server never hung up on the stalled websocket"

@@ -277,7 +277,10 @@ async def test_disabled_transport_is_404(
             "Sec-WebSocket-Version": "13",
             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
         }
-    async with client.request(method, path, headers=headers, data=b'["x"]') as resp:
+    # No body with an upgrade request: some aiohttp versions drop the
+    # connection when one follows it.
+    data = None if headers else b'["x"]'
+    async with client.request(method, path, headers=headers, data=data) as resp:
         assert resp.status == 404
 
 

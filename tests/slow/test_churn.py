@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 import aiohttp_sockjs
-from aiohttp_sockjs import Session
+from aiohttp_sockjs import Session, testing
 from aiohttp_sockjs.session import Receiver
 from tests.safety_client import churn
 
@@ -73,14 +73,13 @@ async def _churn(
     # Every session expires or ends; no task or receiver outlives them.
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10
-    while endpoint._sessions or endpoint._handler_tasks:
-        assert loop.time() < deadline, f"left: {len(endpoint._sessions)} sessions"
+    while testing.held_sessions(endpoint) or testing.running_handlers(endpoint):
+        assert loop.time() < deadline, f"left: {len(testing.held_sessions(endpoint))} sessions"
         await asyncio.sleep(0.05)
     while set(asyncio.all_tasks()) - baseline - {asyncio.current_task()}:
         left = set(asyncio.all_tasks()) - baseline
         assert loop.time() < deadline, f"{len(left)} tasks left, e.g. {list(left)[:2]}"
         await asyncio.sleep(0.05)
-    assert endpoint._by_id == {}
     assert _receivers() == 0
     assert [r for r in caplog.records if r.exc_info] == []
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

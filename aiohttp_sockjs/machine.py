@@ -1,0 +1,610 @@
+"""The rules of one SockJS session, as a pure state machine (sans-I/O).
+
+:class:`SessionMachine` owns every decision a session makes: the ``o``
+frame once, 2010 to a second receiver, the close frame repeated to every
+receiver until the session expires, 1002 when the client goes away, 1011
+after a handler error, 1001 on shutdown, the one deadline that means "next
+heartbeat" or "expire", the bound on undelivered outbound messages and its
+policy, the bound on undelivered inbound messages, and the inbound rate
+limit. It takes events (method calls, with the current time where time
+matters) and returns :data:`Action` values for its driver to perform. It
+knows no asyncio, no aiohttp and no transport: a receiver is an opaque
+token to it.
+
+The driver is the session's actor (:mod:`aiohttp_sockjs.session`). After a
+write action (:class:`SendOpen`, :class:`SendHeartbeat`,
+:class:`SendMessages`) it reports the outcome with :meth:`SessionMachine.written`;
+until then the machine counts that batch as in flight and writes nothing
+else to that receiver.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Final, Generic, Literal, TypeVar
+
+from .protocol import (
+    CLOSE_ANOTHER_CONNECTION,
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_INTERRUPTED,
+    CLOSE_NORMAL,
+    CLOSE_QUEUE_OVERFLOW,
+    CLOSE_RATE_LIMIT,
+)
+
+__all__ = [
+    "Abort",
+    "Action",
+    "Deliver",
+    "Finished",
+    "Limits",
+    "NotifyClosed",
+    "PauseInbound",
+    "RateLimit",
+    "Release",
+    "ResumeInbound",
+    "SendClose",
+    "SendHeartbeat",
+    "SendMessages",
+    "SendOpen",
+    "SessionMachine",
+    "SessionState",
+    "admits",
+]
+
+R = TypeVar("R")
+
+
+
+class SessionState(enum.Enum):
+    """Where a session is in its life."""
+
+    #: Created; the ``o`` frame has not reached a receiver yet.
+    NEW = "new"
+    #: Open: messages flow both ways.
+    OPEN = "open"
+    #: Closed by either side; every receiving request still gets the close
+    #: frame until the session expires.
+    CLOSING = "closing"
+    #: Gone: expired, or its websocket ended.
+    CLOSED = "closed"
+
+
+_NEW: Final = SessionState.NEW
+_OPEN: Final = SessionState.OPEN
+_CLOSING: Final = SessionState.CLOSING
+_CLOSED: Final = SessionState.CLOSED
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """An inbound rate limit per session: a token bucket for messages and bytes.
+
+    ``messages_per_second`` and ``bytes_per_second`` (either may be
+    ``None``) are the sustained rates; ``burst`` is how many seconds' worth
+    of each a client may send at once. A session that goes over is closed
+    with 1008 "Rate limit exceeded".
+    """
+
+    messages_per_second: float | None = None
+    bytes_per_second: float | None = None
+    burst: float = 2.0
+
+    def __post_init__(self) -> None:
+        for rate in (self.messages_per_second, self.bytes_per_second):
+            if rate is not None and not rate > 0:
+                raise ValueError("rates must be positive (or None)")
+        if not self.burst >= 1 / 1000:
+            raise ValueError("burst must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The numbers the machine decides by; made from the endpoint's options."""
+
+    heartbeat_delay: float = 25.0
+    disconnect_delay: float = 5.0
+    #: Characters of encoded, undelivered outbound messages.
+    max_queue_size: int = 4 << 20
+    queue_overflow: Literal["close", "drop_oldest"] = "close"
+    #: Characters of inbound messages the application has not taken yet.
+    max_inbox_size: int = 1 << 20
+    rate_limit: RateLimit | None = None
+
+
+# --- actions ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendOpen(Generic[R]):
+    """Write the ``o`` frame to ``receiver``; report with :meth:`SessionMachine.written`."""
+
+    receiver: R
+
+
+@dataclass(frozen=True, slots=True)
+class SendHeartbeat(Generic[R]):
+    """Write the ``h`` frame to ``receiver``; report with :meth:`SessionMachine.written`."""
+
+    receiver: R
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessages(Generic[R]):
+    """Write one ``a`` frame of encoded ``messages``; report with :meth:`SessionMachine.written`."""
+
+    receiver: R
+    messages: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SendClose(Generic[R]):
+    """Write the close frame to ``receiver`` and end that connection (no report)."""
+
+    receiver: R
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Release(Generic[R]):
+    """The machine let go of ``receiver``: end its request if it still waits."""
+
+    receiver: R
+
+
+@dataclass(frozen=True, slots=True)
+class Abort(Generic[R]):
+    """Cut ``receiver``'s connection now: its write in flight must fail."""
+
+    receiver: R
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Hand ``messages`` from the client to the application."""
+
+    messages: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PauseInbound:
+    """Stop taking client messages: the application's inbox is full."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeInbound:
+    """Take client messages again."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyClosed:
+    """The session just closed with ``code`` and ``reason``: tell the application."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The session is over for good: it leaves its endpoint."""
+
+
+Action = (
+    SendOpen[R]
+    | SendHeartbeat[R]
+    | SendMessages[R]
+    | SendClose[R]
+    | Release[R]
+    | Abort[R]
+    | Deliver
+    | PauseInbound
+    | ResumeInbound
+    | NotifyClosed
+    | Finished
+)
+
+_PAUSE: Final = PauseInbound()
+_RESUME: Final = ResumeInbound()
+_FINISHED: Final = Finished()
+
+
+class SessionMachine(Generic[R]):
+    """The state and rules of one session; see the module docstring.
+
+    ``websocket`` sessions live exactly as long as their one socket: when
+    it ends, or the session closes, the session is finished.
+    """
+
+    __slots__ = (
+        "_bytes_tokens",
+        "_close",
+        "_deadline",
+        "_inbound_paused",
+        "_inflight",
+        "_limits",
+        "_messages_tokens",
+        "_outbox",
+        "_overflowed",
+        "_queued",
+        "_rate_time",
+        "_receiver",
+        "_state",
+        "_websocket",
+        "_writing",
+    )
+
+    def __init__(self, limits: Limits, now: float, *, websocket: bool = False) -> None:
+        self._limits = limits
+        self._websocket = websocket
+        self._state = _NEW
+        self._close: tuple[int, str] | None = None
+        self._deadline = now + limits.disconnect_delay
+        self._receiver: R | None = None
+        # Whether a write to the receiver is in flight (reported by written()).
+        self._writing = False
+        # Undelivered encoded messages; _queued counts their characters and
+        # _inflight those of the batch being written, so the bound holds
+        # while a write waits on a client that stopped reading. Made with
+        # the first message: idle sessions need none.
+        self._outbox: deque[str] | None = None
+        self._queued = 0
+        self._inflight = 0
+        self._overflowed = False
+        self._inbound_paused = False
+        rate = limits.rate_limit
+        self._rate_time = now
+        self._messages_tokens = _bucket(rate.messages_per_second, rate.burst) if rate else 0.0
+        self._bytes_tokens = _bucket(rate.bytes_per_second, rate.burst) if rate else 0.0
+
+    # --- what the driver may read -----------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        """The session's :class:`SessionState`."""
+        return self._state
+
+    @property
+    def close_info(self) -> tuple[int, str] | None:
+        """``(code, reason)`` once the session is closing or closed."""
+        return self._close
+
+    @property
+    def deadline(self) -> float:
+        """When :meth:`tick` has something to do: a heartbeat, or expiry."""
+        return self._deadline
+
+    @property
+    def receiver(self) -> R | None:
+        """The attached receiver, if any."""
+        return self._receiver
+
+    @property
+    def writing(self) -> bool:
+        """Whether a write to the receiver is in flight."""
+        return self._writing
+
+    @property
+    def backlog(self) -> int:
+        """Characters of outbound messages queued or being written."""
+        return self._queued + self._inflight
+
+    @property
+    def overflowed(self) -> bool:
+        """Whether the outbound bound closed this session."""
+        return self._overflowed
+
+    @property
+    def inbound_paused(self) -> bool:
+        """Whether client messages wait for room in the application's inbox."""
+        return self._inbound_paused
+
+    # --- events -------------------------------------------------------------
+
+    def attach(self, receiver: R, now: float, *, current_gone: bool = False) -> list[Action[R]]:
+        """A connection that can carry frames to the client arrived.
+
+        ``current_gone`` says whether the receiver attached so far has lost
+        its client (the driver asks the connection; the machine cannot).
+        """
+        actions: list[Action[R]] = []
+        if self._state is _CLOSED:
+            actions.append(SendClose(receiver, *(self._close or CLOSE_INTERRUPTED)))
+            return actions
+        current = self._receiver
+        if current is not None and current_gone and not self._writing:
+            actions += self.detach(current, now, interrupted=True)
+            if self.state is _CLOSED:  # a websocket session ends with its socket
+                actions.append(SendClose(receiver, *(self._close or CLOSE_INTERRUPTED)))
+                return actions
+            current = None
+        if self._close is not None:
+            # Closed: queued messages first, then the close frame, to every
+            # receiver until the session expires.
+            self._deadline = now + self._limits.disconnect_delay
+            if self._outbox:
+                self._receiver = receiver
+                actions.append(self._take_batch(receiver))
+                return actions
+            actions.append(SendClose(receiver, *self._close))
+            return actions
+        if current is not None:
+            actions.append(SendClose(receiver, *CLOSE_ANOTHER_CONNECTION))
+            return actions
+        self._receiver = receiver
+        self._deadline = now + self._limits.heartbeat_delay
+        if self._state is _NEW:
+            self._state = _OPEN
+            self._writing = True
+            actions.append(SendOpen(receiver))
+        return actions
+
+    def written(
+        self, receiver: R, ok: bool, now: float, *, interrupted: bool = False
+    ) -> list[Action[R]]:
+        """The write asked for last finished; ``ok`` is False if the connection took no more.
+
+        A connection that takes no more is a polling request that was
+        answered, a stream at its size limit, or a write that failed
+        (``interrupted``: the client went away).
+        """
+        if receiver is not self._receiver:
+            return []
+        self._writing = False
+        self._inflight = 0
+        if not ok:
+            return self.detach(receiver, now, interrupted=interrupted)
+        if self._close is not None:
+            # A batch queued before the close went out: now the close frame.
+            self._receiver = None
+            self._deadline = now + self._limits.disconnect_delay
+            actions: list[Action[R]] = [SendClose(receiver, *self._close)]
+            if self._websocket:
+                actions += self._finish()
+            return actions
+        return []
+
+    def flush(self) -> list[Action[R]]:
+        """The driver has applied every command it had: write what is queued.
+
+        Every message queued since the last write goes out as one frame,
+        so sends made together share a frame.
+        """
+        receiver = self._receiver
+        if receiver is None or self._writing or not self._outbox or self._state is not _OPEN:
+            return []
+        if self._close is not None:
+            return []
+        return [self._take_batch(receiver)]
+
+    def detach(self, receiver: R, now: float, *, interrupted: bool) -> list[Action[R]]:
+        """``receiver`` ended; ``interrupted`` if its client went away."""
+        if receiver is not self._receiver:
+            return []
+        self._receiver = None
+        self._writing = False
+        self._inflight = 0
+        actions: list[Action[R]] = [Release(receiver)]
+        if self._state is _CLOSED:
+            return actions
+        self._deadline = now + self._limits.disconnect_delay
+        if interrupted and self._close is None:
+            code = CLOSE_QUEUE_OVERFLOW if self._overflowed else CLOSE_INTERRUPTED
+            actions += self._mark_closed(*code)
+        if self._websocket:
+            # A websocket session lives exactly as long as its socket.
+            if self._close is None:
+                actions += self._mark_closed(*CLOSE_NORMAL)
+            actions += self._finish()
+        return actions
+
+    def send(self, message: str) -> list[Action[R]]:
+        """The application queued ``message`` (already encoded).
+
+        It goes out with the next :meth:`flush`.
+        """
+        if self._close is not None or self._state is _CLOSED:
+            return []
+        size = len(message)
+        limits = self._limits
+        if not admits(self._queued + self._inflight, size, limits.max_queue_size):
+            if limits.queue_overflow == "close":
+                return self.overflow()
+            outbox = self._outbox
+            while outbox and self._queued + self._inflight + size > limits.max_queue_size:
+                self._queued -= len(outbox.popleft())
+            if self._inflight and self._inflight + size > limits.max_queue_size:
+                return []  # the batch being written fills the queue: drop this one
+        outbox = self._outbox
+        if outbox is None:
+            outbox = self._outbox = deque()
+        outbox.append(message)
+        self._queued += size
+        return []
+
+    def overflow(self) -> list[Action[R]]:
+        """The outbound bound was crossed (by :meth:`send` or seen by the driver's channel).
+
+        Frees the queue and closes the session with 1013; a write stuck on
+        a client that stopped reading is cut.
+        """
+        if self._close is not None or self._state is _CLOSED:
+            return []
+        self._overflowed = True
+        self._outbox = None
+        self._queued = 0
+        actions = self._mark_closed(*CLOSE_QUEUE_OVERFLOW)
+        receiver = self._receiver
+        if receiver is None:
+            return actions
+        if self._writing:
+            # The write in flight fails once cut; written() then ends it.
+            actions.append(Abort(receiver))
+            return actions
+        self._receiver = None
+        actions.append(SendClose(receiver, *CLOSE_QUEUE_OVERFLOW))
+        if self._websocket:
+            actions += self._finish()
+        return actions
+
+    def incoming(
+        self, messages: list[str], size: int, inbox_size: int, now: float
+    ) -> list[Action[R]]:
+        """The client sent ``messages`` (``size`` characters in all).
+
+        ``inbox_size`` is how many characters the application has not taken
+        yet. The messages are always delivered (the driver reads no more
+        while inbound is paused); past ``max_inbox_size`` inbound pauses.
+        """
+        if self._close is not None or self._state is _CLOSED:
+            return []
+        rate = self._limits.rate_limit
+        if rate is not None and not self._admit(rate, len(messages), size, now):
+            return self.close(*CLOSE_RATE_LIMIT, now)
+        actions: list[Action[R]] = [Deliver(messages)]
+        if inbox_size + size >= self._limits.max_inbox_size and not self._inbound_paused:
+            self._inbound_paused = True
+            actions.append(_PAUSE)
+        return actions
+
+    def consumed(self, inbox_size: int) -> list[Action[R]]:
+        """The application took messages; ``inbox_size`` characters are left."""
+        if self._inbound_paused and (
+            inbox_size < self._limits.max_inbox_size or self._close is not None
+        ):
+            self._inbound_paused = False
+            return [_RESUME]
+        return []
+
+    def close(self, code: int, reason: str, now: float) -> list[Action[R]]:
+        """Close the session with ``code`` and ``reason`` (either side's decision)."""
+        if self._close is not None or self._state is _CLOSED:
+            return []
+        actions = self._mark_closed(code, reason)
+        receiver = self._receiver
+        if receiver is not None and not self._writing and self._outbox:
+            # What was sent before the close goes first; written() then
+            # sends the close frame.
+            actions.append(self._take_batch(receiver))
+        elif receiver is not None and not self._writing:
+            self._receiver = None
+            self._deadline = now + self._limits.disconnect_delay
+            actions.append(SendClose(receiver, code, reason))
+            if self._websocket:
+                actions += self._finish()
+        # With a write in flight, written() sends the close frame after it.
+        return actions
+
+    def tick(self, now: float, *, attach_pending: bool = False) -> list[Action[R]]:
+        """The sweeper found the deadline due: a heartbeat, or expiry.
+
+        ``attach_pending``: a connection is already waiting to attach, so
+        the session must not expire under it.
+        """
+        if now < self._deadline or self._state is _CLOSED:
+            return []
+        receiver = self._receiver
+        if receiver is None:
+            if attach_pending:
+                return []
+            return self._finish()
+        self._deadline = now + self._limits.heartbeat_delay
+        if self._writing or self._close is not None:
+            return []
+        self._writing = True
+        return [SendHeartbeat(receiver)]
+
+    def shutdown(self, now: float) -> list[Action[R]]:
+        """The server is going away: close with 1001 and finish."""
+        actions = self.close(*CLOSE_GOING_AWAY, now)
+        receiver = self._receiver
+        if receiver is not None:
+            # Still writing: no waiting for it now.
+            self._receiver = None
+            actions.append(Abort(receiver))
+        return actions + self._finish()
+
+    def fail(self) -> list[Action[R]]:
+        """A bug in the driver or a receiver: close with 1011 and finish."""
+        actions: list[Action[R]] = []
+        if self._close is None:
+            actions += self._mark_closed(*CLOSE_INTERNAL_ERROR)
+        receiver = self._receiver
+        if receiver is not None:
+            self._receiver = None
+            actions.append(Abort(receiver))
+        return actions + self._finish()
+
+    # --- helpers --------------------------------------------------------------
+
+    def _take_batch(self, receiver: R) -> SendMessages[R]:
+        # Every message queued so far goes out as one frame.
+        outbox = self._outbox
+        assert outbox
+        messages = list(outbox)
+        outbox.clear()
+        self._inflight, self._queued = self._queued, 0
+        self._writing = True
+        return SendMessages(receiver, messages)
+
+    def _mark_closed(self, code: int, reason: str) -> list[Action[R]]:
+        self._close = (code, reason)
+        if self._state is not _CLOSED:
+            self._state = _CLOSING
+        if self._inbound_paused:
+            self._inbound_paused = False
+            return [NotifyClosed(code, reason), _RESUME]
+        return [NotifyClosed(code, reason)]
+
+    def _finish(self) -> list[Action[R]]:
+        if self._state is _CLOSED:
+            return []
+        actions: list[Action[R]] = []
+        if self._close is None:
+            actions += self._mark_closed(*CLOSE_INTERRUPTED)
+        self._state = _CLOSED
+        receiver = self._receiver
+        if receiver is not None:
+            self._receiver = None
+            actions.append(Release(receiver))
+        self._outbox = None
+        self._queued = 0
+        self._inflight = 0
+        self._writing = False
+        actions.append(_FINISHED)
+        return actions
+
+    def _admit(self, rate: RateLimit, count: int, size: int, now: float) -> bool:
+        elapsed = max(0.0, now - self._rate_time)
+        self._rate_time = now
+        ok = True
+        if rate.messages_per_second is not None:
+            cap = _bucket(rate.messages_per_second, rate.burst)
+            tokens = min(cap, self._messages_tokens + elapsed * rate.messages_per_second)
+            tokens -= count
+            self._messages_tokens = tokens
+            ok = tokens >= 0
+        if rate.bytes_per_second is not None:
+            cap = _bucket(rate.bytes_per_second, rate.burst)
+            tokens = min(cap, self._bytes_tokens + elapsed * rate.bytes_per_second)
+            tokens -= size
+            self._bytes_tokens = tokens
+            ok = ok and tokens >= 0
+        return ok
+
+
+def admits(held: int, size: int, limit: int) -> bool:
+    """The send bound: whether ``size`` more characters fit beside ``held``.
+
+    An empty queue takes any one message, so a message larger than the
+    bound still goes out to a client that keeps up.
+    """
+    return not held or held + size <= limit
+
+
+def _bucket(rate: float | None, burst: float) -> float:
+    return math.inf if rate is None else rate * burst

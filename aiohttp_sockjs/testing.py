@@ -1,0 +1,138 @@
+"""The one documented test seam: endpoints and sessions without real time or sockets.
+
+The library's own actor tests (``tests/actor``) and an application's tests
+may use these; everything else goes through :func:`aiohttp_sockjs.setup`
+and real connections.
+
+- :func:`setup` is :func:`aiohttp_sockjs.setup` with two hooks that are not
+  options: ``clock`` (a monotonic clock, e.g. a fake one the test moves)
+  and ``sweep_interval`` (how often the manager checks deadlines).
+- :func:`make_endpoint` makes an endpoint with no application, driven by
+  :meth:`Endpoint.sweep` and an injected clock.
+- :func:`open_session`, :func:`attach`, :func:`detach` and :func:`deliver`
+  do what a transport does: a :class:`~aiohttp_sockjs.session.Receiver` of
+  the test's own stands in for the client's connection.
+- :func:`held_sessions`, :func:`running_handlers`, :func:`session_id`,
+  :func:`attached`, :func:`writing` and :func:`backlog` read what a test
+  may want to assert on (they change nothing).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from . import _setup
+from .endpoint import Endpoint, EndpointOptions, Handler, Options
+from .session import Receiver, Session
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "attach",
+    "attached",
+    "backlog",
+    "deliver",
+    "detach",
+    "held_sessions",
+    "make_endpoint",
+    "open_session",
+    "running_handlers",
+    "session_id",
+    "setup",
+    "writing",
+]
+
+
+def setup(
+    app: web.Application,
+    prefix: str,
+    handler: Handler | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sweep_interval: float | None = None,
+    **options: Unpack[EndpointOptions],
+) -> Endpoint:
+    """Like :func:`aiohttp_sockjs.setup`, with a clock and a sweep interval of the test's."""
+    endpoint = Endpoint(handler, Options(**options), clock=clock, sweep_interval=sweep_interval)
+    return _setup(app, prefix, endpoint)
+
+
+def make_endpoint(
+    handler: Handler | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    **options: Unpack[EndpointOptions],
+) -> Endpoint:
+    """An endpoint outside any application; call ``endpoint.sweep()`` to tick it."""
+    return Endpoint(handler, Options(**options), clock=clock)
+
+
+def open_session(
+    endpoint: Endpoint,
+    receiver: Receiver | None,
+    session_id: str = "s1",
+    transport: str = "xhr_streaming",
+    request: Any = None,
+) -> Session:
+    """Create a session as a transport would, attach ``receiver`` (if any) and start it."""
+    session = endpoint._create(session_id, request, transport)
+    if receiver is not None:
+        session._attach(receiver)
+    endpoint._start(session)
+    return session
+
+
+def attach(session: Session, receiver: Receiver) -> None:
+    """A new connection for ``session``, as a receiving transport makes one."""
+    session._attach(receiver)
+
+
+def detach(session: Session, receiver: Receiver, interrupted: bool = False) -> None:
+    """``receiver``'s connection ended; ``interrupted`` if its client went away."""
+    session._detach(receiver, interrupted)
+
+
+def deliver(session: Session, messages: list[str]) -> None:
+    """Messages from the client, as a sending transport hands them over."""
+    session._deliver(messages, sum(map(len, messages)))
+
+
+# --- what a test may observe --------------------------------------------------
+
+
+def held_sessions(endpoint: Endpoint) -> list[Session]:
+    """Every session the endpoint still holds: open, and closing until they expire."""
+    return list(endpoint._sessions)
+
+
+def running_handlers(endpoint: Endpoint) -> int:
+    """How many application handlers are still running, for live and ended sessions."""
+    live = sum(
+        1 for s in endpoint._sessions if s._handler_task is not None and not s._handler_task.done()
+    )
+    return live + len(endpoint._handler_tasks)
+
+
+def session_id(session: Session) -> str | None:
+    """The id the client chose for ``session`` (``None`` for a raw websocket)."""
+    return session._id
+
+
+def attached(session: Session) -> bool:
+    """Whether a connection to the client is attached to ``session``."""
+    return session._machine.receiver is not None
+
+
+def writing(session: Session) -> bool:
+    """Whether the session is waiting on a write to its client."""
+    return session._busy is not None
+
+
+def backlog(session: Session) -> int:
+    """Characters of outbound messages the session holds: queued, being written, or posted."""
+    return session._machine.backlog + session._pending_sends
