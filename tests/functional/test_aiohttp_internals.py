@@ -17,7 +17,6 @@ from aiohttp.test_utils import TestClient
 from aiohttp_sockjs import _aiohttp
 from tests.helpers import bounded
 
-
 TEXTS = ["a", "é" * 200, "x" * 30_000, "y" * 70_000]
 
 
