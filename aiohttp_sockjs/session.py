@@ -376,7 +376,6 @@ class Session:
         # cannot overflow the queues of readers that keep up.
         if self._streak and self._inbox:
             await asyncio.sleep(0)
-        self._streak = bool(self._inbox)
 
     async def receive(self) -> str:
         """Wait for the next message from the client.
@@ -388,10 +387,12 @@ class Session:
         while True:
             got = self._next_message()
             if isinstance(got, str):
+                self._streak = True
                 return got
             if got is None:
                 assert self._close_info is not None
                 raise SessionClosed(*self._close_info)
+            self._streak = False
             try:
                 await got
             finally:
@@ -405,13 +406,14 @@ class Session:
         # holds one coroutine, not two.
         if self._streak and self._inbox:
             await asyncio.sleep(0)  # as in _fair()
-        self._streak = bool(self._inbox)
         while True:
             got = self._next_message()
             if isinstance(got, str):
+                self._streak = True
                 return got
             if got is None:
                 raise StopAsyncIteration
+            self._streak = False
             try:
                 await got
             finally:
