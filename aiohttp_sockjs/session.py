@@ -424,9 +424,11 @@ class Session:
     def _post(self, command: Command) -> None:
         """Queue ``command`` for the actor and wake it if it is parked."""
         if self._finished:
+            # Found just before the session ended: do not leave it waiting.
             if type(command) is Attach:
-                # Found just before the session ended: do not leave it waiting.
                 command.receiver.release()
+            elif type(command) is Incoming and command.processed is not None:
+                command.processed.set_result(None)
             return
         self._mailbox.append(command)
         wakeup = self._wakeup
