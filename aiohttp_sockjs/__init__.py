@@ -24,8 +24,9 @@ from aiohttp import web
 from . import protocol
 from ._transports import Routes
 from .endpoint import TRANSPORTS, Endpoint, EndpointOptions, Handler, Options
-from .exceptions import SessionClosed, SessionMisuse, SockJSError
+from .exceptions import BrokerError, SessionClosed, SessionMisuse, SockJSError
 from .machine import RateLimit, SessionState
+from .rooms import Presence, Rooms
 from .session import Session
 
 if TYPE_CHECKING:
@@ -34,11 +35,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ENDPOINTS",
     "TRANSPORTS",
+    "BrokerError",
     "Endpoint",
     "EndpointOptions",
     "Handler",
     "Options",
     "RateLimit",
+    "Presence",
+    "Rooms",
     "Session",
     "SessionClosed",
     "SessionMisuse",
@@ -123,6 +127,11 @@ def setup(
       served, as the protocol expects.
     - ``cors_config``: an ``aiohttp_cors.CorsConfig``; when given, CORS is
       left to it instead of the built-in headers.
+    - ``broker`` (None): an :class:`aiohttp_sockjs.broker.RedisBroker` (one
+      per process, shared by its endpoints): broadcasts to everyone or to
+      rooms then reach the sessions of every process of the cluster, and
+      :meth:`Endpoint.presence` counts them all. Without it, rooms and
+      presence work within this process.
 
     The options are validated at once into an :class:`Options`
     (``endpoint.options``); a bad value raises ``ValueError`` here.

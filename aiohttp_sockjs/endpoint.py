@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, TypeVar
 
 from . import protocol
 from .machine import Limits, RateLimit
+from .rooms import LOCAL_PROCESS, Presence, Rooms, RoomSpec, room_names
 from .session import Session
 
 if TYPE_CHECKING:
     import aiohttp_cors
+
+    from .broker import RedisBroker
 
 __all__ = ["TRANSPORTS", "Endpoint", "EndpointOptions", "Handler", "Options", "OriginPolicy"]
 
@@ -71,6 +74,7 @@ class EndpointOptions(TypedDict, total=False):
     allow_jsonp: bool
     websocket_ping_interval: float | None
     cors_config: aiohttp_cors.CorsConfig | None
+    broker: RedisBroker | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +105,7 @@ class Options:
     allow_jsonp: bool = False
     websocket_ping_interval: float | None = None
     cors_config: aiohttp_cors.CorsConfig | None = field(default=None, compare=False)
+    broker: RedisBroker | None = field(default=None, compare=False)
 
     #: The transports served: every one of :data:`TRANSPORTS` not disabled.
     transports: frozenset[str] = field(init=False)
@@ -194,6 +199,13 @@ class Endpoint:
         self._handler_tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
+        # --- rooms and broker (issue 10) ---
+        #: The endpoint's rooms: which sessions are in which room.
+        self.rooms = Rooms()
+        #: The broker that carries broadcasts to the other processes, if any.
+        self.broker = broker = options.broker
+        if broker is not None:
+            broker._register(self)
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.prefix!r} sessions={len(self._sessions)}>"
@@ -217,20 +229,59 @@ class Endpoint:
         self,
         message: str,
         *,
+        room: RoomSpec | None = None,
         sessions: Iterable[Session] | None = None,
         exclude: Session | None = None,
     ) -> None:
-        """Send ``message`` to every open session, or to ``sessions``.
+        """Send ``message`` to every open session, to a room, or to ``sessions``.
 
-        The message is encoded once for all sessions. ``exclude`` leaves one
-        session out (typically the sender). Like ``session.send``, this never
-        waits: each session queues the message and delivers it when its
-        client is reachable; closed sessions are skipped.
+        ``room`` is one room name or several: the message reaches the
+        members of any of them, each session once. ``sessions`` names the
+        sessions instead (of this process only); give one or the other.
+        ``exclude`` leaves one session out (typically the sender).
+
+        The message is encoded once for all sessions. Like ``session.send``,
+        this never waits: each session queues the message and delivers it
+        when its client is reachable; closed sessions are skipped. With a
+        broker, a broadcast to everyone or to rooms also goes to the
+        sessions of every other process of the endpoint (see the broker for
+        what is guaranteed); local sessions get it at once.
         """
+        rooms = None
+        if room is not None:
+            if sessions is not None:
+                raise ValueError("give room= or sessions=, not both")
+            rooms = room_names(room)
+        if self.broker is not None and sessions is None:
+            self.broker._publish(self, message, rooms)
+        self._deliver(message, rooms, sessions, exclude)
+
+    def _deliver(
+        self,
+        message: str,
+        rooms: tuple[str, ...] | None,
+        sessions: Iterable[Session] | None = None,
+        exclude: Session | None = None,
+    ) -> None:
+        """Deliver a broadcast to this process's sessions (the broker calls this too)."""
         encoded = protocol.encode_message(message)
+        if rooms is not None:
+            sessions = self.rooms.members(rooms)
         for session in self._sessions if sessions is None else sessions:
             if session is not exclude:
                 session._send_encoded(message, encoded)
+
+    async def presence(self) -> Presence:
+        """Open sessions in total and per room, across the cluster.
+
+        With a broker this asks Redis (see the broker for how fresh the
+        figures of the other processes are); without, it counts this
+        process's sessions.
+        """
+        if self.broker is not None:
+            return await self.broker.presence(self.prefix)
+        total = len(self)
+        return Presence(total, self.rooms.counts(), {LOCAL_PROCESS: total})
 
     # --- the decorator style ------------------------------------------------
 
@@ -307,6 +358,7 @@ class Endpoint:
 
     def _forget(self, session: Session) -> None:
         self._sessions.pop(session, None)
+        self.rooms.leave_all(session)
         task = session._handler_task
         if task is not None and not task.done():
             self._handler_tasks.add(task)
@@ -348,6 +400,8 @@ class Endpoint:
         self._closing = False
         if self._sweeper is None:
             self._sweeper = asyncio.ensure_future(self._sweep_forever())
+        if self.broker is not None:
+            await self.broker._attach(self)
 
     async def shutdown(self, timeout: float = 1.0) -> None:
         """Close every session with 1001 "Going away" and stop the sweeper.
@@ -357,6 +411,8 @@ class Endpoint:
         cancelled, so this always returns.
         """
         self._closing = True
+        if self.broker is not None:
+            await self.broker._detach(self)
         sessions = list(self._sessions)
         for session in sessions:
             session._shutdown()

@@ -4,12 +4,13 @@ Tree::
 
     SockJSError
     ├── SessionClosed   the session is closed; nothing more can be received
-    └── SessionMisuse   the application used the API wrongly (a bug in the app)
+    ├── SessionMisuse   the application used the API wrongly (a bug in the app)
+    └── BrokerError     the cluster broker cannot reach Redis when it must
 """
 
 from __future__ import annotations
 
-__all__ = ["SessionClosed", "SessionMisuse", "SockJSError"]
+__all__ = ["BrokerError", "SessionClosed", "SessionMisuse", "SockJSError"]
 
 
 class SockJSError(Exception):
@@ -31,3 +32,12 @@ class SessionClosed(SockJSError):
 
 class SessionMisuse(SockJSError, RuntimeError):
     """The application called the session API in a way it does not allow."""
+
+
+class BrokerError(SockJSError):
+    """The broker could not reach Redis where it must: at app start.
+
+    Raised from the app's startup when the Redis URL does not connect (or
+    the server does not answer) within the broker's ``connect_timeout``.
+    Once running, the broker rides out outages on its own and raises nothing.
+    """

@@ -310,6 +310,25 @@ class Session:
         """The close reason once the session is closed, else ``None``."""
         return None if self._close_info is None else self._close_info[1]
 
+    # --- rooms (issue 10): the registry lives on the endpoint ---
+
+    def join(self, room: str) -> None:
+        """Join ``room``: broadcasts to it reach this session (see :meth:`Endpoint.broadcast`).
+
+        Joining twice is the same as once. The session leaves its rooms when
+        it ends; a closed session joins nothing.
+        """
+        self._endpoint.rooms.join(self, room)
+
+    def leave(self, room: str) -> None:
+        """Leave ``room``; leaving a room the session is not in does nothing."""
+        self._endpoint.rooms.leave(self, room)
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """The rooms this session is in."""
+        return self._endpoint.rooms.rooms_of(self)
+
     def send(self, message: str) -> None:
         """Queue ``message`` for the client.
 

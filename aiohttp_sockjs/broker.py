@@ -1,0 +1,795 @@
+"""Cluster-wide broadcast and presence through Redis (or Valkey).
+
+Needs the ``redis`` extra: ``pip install 'aiohttp-sockjs[redis]'``.
+
+One :class:`RedisBroker` per process, given to :func:`aiohttp_sockjs.setup`
+as ``broker=``, carries the broadcasts of one or several endpoints to every
+other process of the cluster::
+
+    broker = RedisBroker("redis://localhost:6379/0")
+    aiohttp_sockjs.setup(app, "/chat", chat, broker=broker)
+    aiohttp_sockjs.setup(app, "/news", news, broker=broker)
+
+How it works, and what it guarantees:
+
+- Each endpoint has one Redis stream, ``{namespace}:stream:{prefix}``,
+  capped at about ``stream_maxlen`` entries (``XADD MAXLEN ~``). A
+  broadcast to everyone or to rooms is delivered to this process's
+  sessions at once and appended to the stream; every process reads the
+  streams of its endpoints with one blocking ``XREAD`` from the last entry
+  it has seen, so broadcasts arrive in stream order, each encoded once per
+  process. Only commands that Redis 5+ and Valkey share are used.
+- Through a Redis outage, local delivery goes on. Broadcasts meant for
+  other processes wait in a bounded outbox (``max_outbox_size``
+  characters; past it the oldest are dropped and counted) and are written,
+  in order, once Redis is back. A process whose connection dropped reads
+  on from its last entry when it reconnects, so it misses nothing as long
+  as fewer than ``stream_maxlen`` entries were appended to that endpoint's
+  stream meanwhile. If Redis itself restarted empty, the stream is read
+  from its start. Entries carry their publisher's sequence number, so a
+  retried write is delivered once, and a gap is logged.
+- One warning is logged when Redis becomes unreachable, and one line when
+  it is back; never one per message.
+- Presence: every ``heartbeat_interval`` seconds each process writes its
+  session counts (in total and per room, per endpoint) to a key that
+  expires after ``process_ttl`` seconds. A process that dies stops
+  refreshing it, so its sessions drop out of :meth:`RedisBroker.presence`
+  within ``process_ttl`` seconds. The asking process's own figures are
+  always live.
+
+From a process with no sessions, :class:`Publisher` (asyncio) and
+:class:`SyncPublisher` broadcast to an endpoint or its rooms and read its
+presence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Union
+
+try:
+    import redis
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "aiohttp_sockjs.broker needs redis-py: pip install 'aiohttp-sockjs[redis]'"
+    ) from exc
+
+from .exceptions import BrokerError
+from .rooms import Presence, RoomSpec, room_names
+
+if TYPE_CHECKING:
+    from .endpoint import Endpoint
+
+__all__ = [
+    "BadEntry",
+    "Entry",
+    "Presence",
+    "Publisher",
+    "RedisBroker",
+    "SyncPublisher",
+    "decode_entry",
+    "encode_entry",
+]
+
+log = logging.getLogger("aiohttp_sockjs.broker")
+
+DEFAULT_NAMESPACE: Final = "sockjs"
+
+# Stream entry fields: publisher id, its sequence number, rooms (absent for
+# everyone), the message. Values are bytes: the message is UTF-8 with lone
+# surrogates passed through, so every SockJS message survives the trip.
+_ORIGIN: Final = b"o"
+_SEQ: Final = b"s"
+_ROOMS: Final = b"r"
+_MESSAGE: Final = b"m"
+# Each outbox entry costs its message plus this, so many tiny broadcasts
+# are bounded too.
+_ENTRY_OVERHEAD: Final = 64
+# Most entries written in one pipeline, and read in one XREAD.
+_BATCH: Final = 512
+# How long one XREAD blocks. New endpoints join the read this often; the
+# latency of delivery does not depend on it.
+_BLOCK_MS: Final = 1000
+# Forget the sequence number of a publisher not heard from for this long.
+_SEQ_MEMORY: Final = 600.0
+
+RedisClient = Union[str, aioredis.Redis]  # noqa: UP007 - a runtime alias on 3.10
+
+
+def _normalise_prefix(prefix: str) -> str:
+    stripped = prefix.strip("/")
+    return "/" + stripped if stripped else ""
+
+
+def _stream_key(namespace: str, prefix: str) -> str:
+    return f"{namespace}:stream:{prefix}"
+
+
+def _process_key(namespace: str, process_id: str) -> str:
+    return f"{namespace}:process:{process_id}"
+
+
+def _processes_key(namespace: str) -> str:
+    return f"{namespace}:processes"
+
+
+def _new_process_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+# --- the wire format (pure) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One broadcast as read back from a stream."""
+
+    origin: str
+    seq: int
+    rooms: tuple[str, ...] | None
+    message: str
+
+
+class BadEntry(ValueError):
+    """A stream entry that is not a broadcast this package wrote (or is too large)."""
+
+
+def encode_entry(
+    origin: str, seq: int, rooms: tuple[str, ...] | None, message: str
+) -> dict[bytes, bytes]:
+    """The stream fields of one broadcast."""
+    fields = {
+        _ORIGIN: origin.encode(),
+        _SEQ: str(seq).encode(),
+        _MESSAGE: message.encode("utf-8", "surrogatepass"),
+    }
+    if rooms is not None:
+        fields[_ROOMS] = json.dumps(list(rooms)).encode()
+    return fields
+
+
+def decode_entry(fields: Mapping[Any, Any], max_message_size: int) -> Entry:
+    """Read the fields of a stream entry; :class:`BadEntry` if they are not a broadcast."""
+    if not isinstance(fields, Mapping):
+        raise BadEntry("not a field map")
+    origin = fields.get(_ORIGIN)
+    seq = fields.get(_SEQ)
+    message = fields.get(_MESSAGE)
+    if not isinstance(origin, bytes) or not isinstance(seq, bytes):
+        raise BadEntry("no origin or sequence field")
+    if not isinstance(message, bytes):
+        raise BadEntry("no message field")
+    if len(message) > max_message_size:
+        raise BadEntry(f"message of {len(message)} bytes, over {max_message_size}")
+    try:
+        origin_text = origin.decode()
+        seq_number = int(seq)
+        text = message.decode("utf-8", "surrogatepass")
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
+        raise BadEntry(f"undecodable field: {exc}") from None
+    rooms: tuple[str, ...] | None = None
+    raw_rooms = fields.get(_ROOMS)
+    if raw_rooms is not None:
+        if not isinstance(raw_rooms, bytes) or len(raw_rooms) > max_message_size:
+            raise BadEntry("rooms field too large")
+        try:
+            names = json.loads(raw_rooms)
+        except ValueError:
+            raise BadEntry("rooms field is not JSON") from None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise BadEntry("rooms field is not a list of names")
+        rooms = tuple(names)
+    return Entry(origin_text, seq_number, rooms, text)
+
+
+def _heartbeat_value(endpoints: Iterable[Endpoint]) -> bytes:
+    return json.dumps(
+        {e.prefix: {"n": len(e), "r": e.rooms.counts()} for e in endpoints},
+        separators=(",", ":"),
+    ).encode()
+
+
+def _merge_presence(
+    prefix: str, snapshots: Iterable[tuple[str, bytes | str | None]], local: Endpoint | None
+) -> Presence:
+    """Add up the process snapshots of ``prefix`` (and ``local``'s live counts)."""
+    total = 0
+    rooms: dict[str, int] = {}
+    processes: dict[str, int] = {}
+
+    def add(process: str, n: int, room_counts: Mapping[str, int]) -> None:
+        nonlocal total
+        total += n
+        processes[process] = n
+        for room, count in room_counts.items():
+            rooms[room] = rooms.get(room, 0) + count
+
+    for process, value in snapshots:
+        if value is None:
+            continue
+        try:
+            info = json.loads(value).get(prefix)
+            if info is None:
+                continue
+            n = int(info["n"])
+            room_counts = {str(k): int(v) for k, v in info["r"].items()}
+        except (ValueError, TypeError, KeyError, AttributeError):
+            log.warning("SockJS broker: dropped the unreadable presence of process %s", process)
+            continue
+        add(process, n, room_counts)
+    if local is not None and local.broker is not None:
+        add(local.broker.process_id, len(local), local.rooms.counts())
+    return Presence(total, rooms, processes)
+
+
+def _client_from(source: RedisClient, connect_timeout: float) -> tuple[aioredis.Redis, bool, str]:
+    """A redis-py asyncio client, whether we own it, and where it points (no password)."""
+    if isinstance(source, str):
+        try:
+            client = aioredis.Redis.from_url(
+                source,
+                socket_connect_timeout=connect_timeout,
+                # The broker retries on its own; one quick retry covers a
+                # pooled connection that went stale while Redis restarted.
+                retry=Retry(NoBackoff(), 1),
+            )
+        except ValueError as exc:
+            raise ValueError(f"not a Redis URL: {exc}") from None
+        owned = True
+    elif isinstance(source, aioredis.Redis):
+        client = source
+        owned = False
+    else:
+        raise TypeError(f"need a Redis URL or a redis.asyncio.Redis, not {type(source).__name__}")
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("decode_responses"):
+        raise ValueError("the broker needs a Redis client with decode_responses=False")
+    where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+    return client, owned, str(where)
+
+
+async def _read_presence(
+    client: aioredis.Redis, namespace: str, prefix: str, local: Endpoint | None
+) -> Presence:
+    members = await client.smembers(_processes_key(namespace))
+    ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+    if local is not None and local.broker is not None:
+        ids = [i for i in ids if i != local.broker.process_id]
+    values = await client.mget([_process_key(namespace, i) for i in ids]) if ids else []
+    dead = [i for i, v in zip(ids, values, strict=True) if v is None]
+    if dead:
+        await client.srem(_processes_key(namespace), *dead)
+    return _merge_presence(prefix, zip(ids, values, strict=True), local)
+
+
+# --- the broker ---------------------------------------------------------------
+
+
+class RedisBroker:
+    """Carries broadcasts and presence of this process's endpoints through Redis.
+
+    ``redis`` is a URL (``redis://host:6379/0``, ``rediss://``,
+    ``unix:///path``) or a ``redis.asyncio.Redis`` client made with
+    ``decode_responses=False`` (the broker closes only a client it made).
+    One broker serves every endpoint of the process it is given to; it
+    starts with the first endpoint and stops with the last. Each process
+    holds two Redis connections for it: one blocked reading, one writing.
+
+    Options:
+
+    - ``namespace`` (``"sockjs"``): prefix of every key, so several
+      clusters can share one Redis.
+    - ``stream_maxlen`` (10,000): about how many broadcasts each endpoint's
+      stream keeps; the backlog a process can catch up on after losing Redis.
+    - ``max_outbox_size`` (16 MiB): characters of broadcasts kept for other
+      processes while Redis is unreachable; past it the oldest are dropped.
+    - ``max_message_size`` (1 MiB): the largest broadcast, in UTF-8 bytes,
+      sent through Redis; larger ones raise :class:`ValueError` at
+      ``broadcast()``, and larger entries read from Redis are dropped.
+    - ``heartbeat_interval`` (5.0) and ``process_ttl`` (15.0): how often
+      each process refreshes its presence, and how long after its last
+      refresh a silent process stops counting.
+    - ``retry_interval`` (1.0): the longest wait between attempts to reach
+      Redis while it is down (attempts start at 50 ms and double).
+    - ``connect_timeout`` (5.0): how long app start waits for Redis before
+      failing with :class:`~aiohttp_sockjs.BrokerError`.
+    - ``process_id``: this process's name in presence (default
+      ``host:pid:random``).
+    """
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        stream_maxlen: int = 10_000,
+        max_outbox_size: int = 16 << 20,
+        max_message_size: int = 1 << 20,
+        heartbeat_interval: float = 5.0,
+        process_ttl: float = 15.0,
+        retry_interval: float = 1.0,
+        connect_timeout: float = 5.0,
+        process_id: str | None = None,
+    ) -> None:
+        if stream_maxlen < 1 or max_outbox_size < 1 or max_message_size < 1:
+            raise ValueError("stream_maxlen, max_outbox_size and max_message_size must be positive")
+        if heartbeat_interval <= 0 or process_ttl <= heartbeat_interval:
+            raise ValueError("need 0 < heartbeat_interval < process_ttl")
+        if retry_interval <= 0 or connect_timeout <= 0:
+            raise ValueError("retry_interval and connect_timeout must be positive")
+        self._client, self._owned, self._where = _client_from(redis, connect_timeout)
+        self.namespace = namespace
+        self.stream_maxlen = int(stream_maxlen)
+        self.max_outbox_size = int(max_outbox_size)
+        self.max_message_size = int(max_message_size)
+        self.heartbeat_interval = float(heartbeat_interval)
+        self.process_ttl = float(process_ttl)
+        self.retry_interval = float(retry_interval)
+        self.connect_timeout = float(connect_timeout)
+        #: This process's name in presence and on the entries it writes.
+        self.process_id = process_id or _new_process_id()
+        #: Broadcasts dropped from the outbox, since the broker was made.
+        self.dropped = 0
+        self._endpoints: dict[str, Endpoint] = {}  # attached, by prefix
+        self._by_key: dict[bytes, Endpoint] = {}
+        self._last_ids: dict[bytes, bytes] = {}
+        self._seqs: dict[str, int] = {}  # our next sequence number, by stream
+        # Newest sequence number seen per (stream, publisher), and when.
+        self._seen: dict[tuple[bytes, str], tuple[int, float]] = {}
+        # (number, stream key, fields, cost): written in order, removed
+        # only once Redis has taken them.
+        self._outbox: deque[tuple[int, str, dict[bytes, bytes], int]] = deque()
+        self._outbox_chars = 0
+        self._outbox_count = 0
+        self._wake = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._down_since: float | None = None
+        self._dropped_in_outage = 0
+
+    def __repr__(self) -> str:
+        state = "down" if self._down_since is not None else "up"
+        return f"<RedisBroker {self._where} {self.process_id} {state}>"
+
+    @property
+    def connected(self) -> bool:
+        """Whether the last exchange with Redis went through."""
+        return self._down_since is None
+
+    async def presence(self, prefix: str) -> Presence:
+        """Open sessions of the endpoint at ``prefix``, across the cluster.
+
+        This process's figures are live; the others' are their last
+        heartbeat. Raises ``redis.RedisError`` if Redis cannot be reached.
+        """
+        prefix = _normalise_prefix(prefix)
+        return await _read_presence(
+            self._client, self.namespace, prefix, self._endpoints.get(prefix)
+        )
+
+    async def processes(self) -> frozenset[str]:
+        """The ids of the processes whose heartbeat is fresh (this one included)."""
+        members = await self._client.smembers(_processes_key(self.namespace))
+        ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        values = await self._client.mget([_process_key(self.namespace, i) for i in ids])
+        alive = {i for i, v in zip(ids, values, strict=True) if v is not None}
+        if self._reader is not None:
+            alive.add(self.process_id)
+        return frozenset(alive)
+
+    # --- called by the endpoint -------------------------------------------
+
+    def _register(self, endpoint: Endpoint) -> None:
+        other = self._endpoints.get(endpoint.prefix)
+        if other is not None and other is not endpoint:
+            raise ValueError(f"this broker already serves an endpoint at {endpoint.prefix!r}")
+
+    async def _attach(self, endpoint: Endpoint) -> None:
+        """Start carrying ``endpoint``'s broadcasts (on the endpoint's start)."""
+        self._register(endpoint)
+        if self._endpoints.get(endpoint.prefix) is endpoint:
+            return
+        key = _stream_key(self.namespace, endpoint.prefix).encode()
+        try:
+            if self._reader is None:
+                await asyncio.wait_for(self._client.ping(), self.connect_timeout)
+            newest = await asyncio.wait_for(
+                self._client.xrevrange(key, count=1), self.connect_timeout
+            )
+        except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
+            raise BrokerError(
+                f"cannot reach Redis at {self._where} for the SockJS broker: "
+                f"{exc or type(exc).__name__}"
+            ) from exc
+        self._last_ids[key] = _bytes(newest[0][0] or b"0-0") if newest else b"0-0"
+        self._by_key[key] = endpoint
+        self._endpoints[endpoint.prefix] = endpoint
+        if self._reader is None:
+            self._down_since = None
+            self._reader = asyncio.ensure_future(self._read_forever())
+            self._writer = asyncio.ensure_future(self._write_forever())
+        else:
+            self._wake.set()  # a heartbeat now, with this endpoint in it
+
+    async def _detach(self, endpoint: Endpoint) -> None:
+        """Stop carrying ``endpoint``'s broadcasts; the last one stops the broker."""
+        if self._endpoints.get(endpoint.prefix) is not endpoint:
+            return
+        del self._endpoints[endpoint.prefix]
+        key = _stream_key(self.namespace, endpoint.prefix).encode()
+        self._by_key.pop(key, None)
+        self._last_ids.pop(key, None)
+        if not self._endpoints:
+            await self._stop()
+
+    def _publish(self, endpoint: Endpoint, message: str, rooms: tuple[str, ...] | None) -> None:
+        """Queue a broadcast for the other processes (called by ``Endpoint.broadcast``)."""
+        key = _stream_key(self.namespace, endpoint.prefix)
+        seq = self._seqs.get(key, 0) + 1
+        fields = encode_entry(self.process_id, seq, rooms, message)
+        size = len(fields[_MESSAGE])
+        if size > self.max_message_size:
+            raise ValueError(
+                f"message of {size} bytes is over the broker's max_message_size "
+                f"({self.max_message_size})"
+            )
+        self._seqs[key] = seq
+        cost = len(message) + _ENTRY_OVERHEAD
+        self._outbox_count += 1
+        self._outbox.append((self._outbox_count, key, fields, cost))
+        self._outbox_chars += cost
+        while self._outbox_chars > self.max_outbox_size and len(self._outbox) > 1:
+            self._outbox_chars -= self._outbox.popleft()[3]
+            self.dropped += 1
+            self._dropped_in_outage += 1
+        self._wake.set()
+
+    # --- the two loops ------------------------------------------------------
+
+    async def _write_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time()
+        failures = 0
+        while True:
+            try:
+                if loop.time() >= next_beat or (self._wake.is_set() and not self._outbox):
+                    self._wake.clear()
+                    await self._heartbeat()
+                    next_beat = loop.time() + self.heartbeat_interval
+                if self._outbox:
+                    await self._write_batch()
+                failures = 0
+            except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
+                self._trouble(exc)
+                failures += 1
+                await asyncio.sleep(min(self.retry_interval, 0.05 * 2 ** min(failures, 10)))
+                continue
+            if not self._outbox:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, next_beat - loop.time()))
+
+    async def _write_batch(self) -> None:
+        batch = [self._outbox[i] for i in range(min(_BATCH, len(self._outbox)))]
+        pipe = self._client.pipeline(transaction=False)
+        for _, key, fields, _ in batch:
+            pipe.xadd(key, fields, maxlen=self.stream_maxlen, approximate=True)  # type: ignore[arg-type]
+        await asyncio.wait_for(pipe.execute(), self.connect_timeout + 5)
+        # Entries may have been dropped from the front meanwhile: remove by number.
+        last = batch[-1][0]
+        outbox = self._outbox
+        while outbox and outbox[0][0] <= last:
+            self._outbox_chars -= outbox.popleft()[3]
+        if not outbox:
+            self._wake.clear()
+
+    async def _heartbeat(self) -> None:
+        ttl_ms = int(self.process_ttl * 1000)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.set(
+            _process_key(self.namespace, self.process_id),
+            _heartbeat_value(self._endpoints.values()),
+            px=ttl_ms,
+        )
+        pipe.sadd(_processes_key(self.namespace), self.process_id)
+        await asyncio.wait_for(pipe.execute(), self.connect_timeout + 5)
+        now = time.monotonic()
+        for source, (_, seen) in list(self._seen.items()):
+            if now - seen > _SEQ_MEMORY:
+                del self._seen[source]
+
+    async def _read_forever(self) -> None:
+        failures = 0
+        while True:
+            try:
+                if failures:
+                    await self._resync()
+                streams = dict(self._last_ids)
+                response = await asyncio.wait_for(
+                    self._client.xread(streams, count=_BATCH, block=_BLOCK_MS),  # type: ignore[arg-type]
+                    _BLOCK_MS / 1000 + self.connect_timeout + 5,
+                )
+            except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
+                self._trouble(exc)
+                failures += 1
+                await asyncio.sleep(min(self.retry_interval, 0.05 * 2 ** min(failures, 10)))
+                continue
+            failures = 0
+            self._recovered()
+            if not response:
+                continue
+            items = response.items() if isinstance(response, dict) else response
+            for key, entries in items:
+                if isinstance(entries, list) and entries and isinstance(entries[0], list):
+                    entries = entries[0]  # RESP3 shape: {key: [[entries]]}
+                self._handle(key, entries)
+
+    async def _resync(self) -> None:
+        """After losing Redis: read on from our last entry, or from the start.
+
+        If the last entry we read is gone, the stream was trimmed past it
+        (every entry left is newer) or Redis restarted empty (every entry
+        is new to us): either way reading from the start misses nothing.
+        """
+        for key, last in list(self._last_ids.items()):
+            if last == b"0-0":
+                continue
+            found = await self._client.xrange(key, min=last, max=last, count=1)
+            if not found and key in self._last_ids:
+                self._last_ids[key] = b"0-0"
+
+    def _handle(self, stream: bytes | str, entries: Iterable[Any]) -> None:
+        key = _bytes(stream)
+        endpoint = self._by_key.get(key)
+        for entry_id, fields in entries:
+            if key in self._last_ids:
+                self._last_ids[key] = _bytes(entry_id)
+            try:
+                entry = decode_entry(fields, self.max_message_size)
+            except BadEntry as exc:
+                log.warning(
+                    "SockJS broker: dropped entry %s of %s: %s", _text(entry_id), _text(key), exc
+                )
+                continue
+            if entry.origin == self.process_id or endpoint is None:
+                continue
+            source = (key, entry.origin)
+            previous = self._seen.get(source)
+            if previous is not None:
+                if entry.seq <= previous[0]:
+                    continue  # a write retried after a lost answer: delivered already
+                if entry.seq > previous[0] + 1:
+                    log.warning(
+                        "SockJS broker: %d broadcasts from %s to %s were lost "
+                        "(dropped while Redis was down, or trimmed from the stream)",
+                        entry.seq - previous[0] - 1,
+                        entry.origin,
+                        _text(key),
+                    )
+            self._seen[source] = (entry.seq, time.monotonic())
+            try:
+                endpoint._deliver(entry.message, entry.rooms)
+            except Exception:  # pragma: no cover - a bug; keep reading
+                log.exception("SockJS broker: delivering a broadcast failed")
+
+    # --- outages ------------------------------------------------------------
+
+    def _trouble(self, exc: BaseException) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            self._dropped_in_outage = 0
+            log.warning(
+                "SockJS broker: Redis at %s is unreachable (%s); local delivery goes on, "
+                "broadcasts for other processes wait (up to %d characters) until it is back",
+                self._where,
+                str(exc) or type(exc).__name__,
+                self.max_outbox_size,
+            )
+
+    def _recovered(self) -> None:
+        if self._down_since is not None:
+            took = time.monotonic() - self._down_since
+            self._down_since = None
+            log.log(
+                logging.WARNING if self._dropped_in_outage else logging.INFO,
+                "SockJS broker: Redis at %s is back after %.1f s; %d broadcasts were dropped",
+                self._where,
+                took,
+                self._dropped_in_outage,
+            )
+
+    async def _stop(self) -> None:
+        tasks = [t for t in (self._reader, self._writer) if t is not None]
+        self._reader = self._writer = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # Hand over what is still queued, then leave presence at once
+        # rather than after process_ttl; both only if Redis answers quickly.
+        with contextlib.suppress(redis.RedisError, OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._leave(), 1.0)
+        self._outbox.clear()
+        self._outbox_chars = 0
+        if self._owned:
+            await self._client.aclose()
+
+    async def _leave(self) -> None:
+        while self._outbox:
+            await self._write_batch()
+        pipe = self._client.pipeline(transaction=False)
+        pipe.delete(_process_key(self.namespace, self.process_id))
+        pipe.srem(_processes_key(self.namespace), self.process_id)
+        await pipe.execute()
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+# --- publishing from outside --------------------------------------------------
+
+
+class Publisher:
+    """Broadcast to a running cluster from a process with no sessions (asyncio).
+
+    ::
+
+        async with Publisher("redis://localhost:6379/0") as publisher:
+            await publisher.publish("/chat", "the build is green", room="team")
+
+    Give the same ``namespace`` and ``stream_maxlen`` as the servers' broker.
+    Each publish is one ``XADD``; errors (Redis unreachable) are raised to
+    the caller, nothing is queued.
+    """
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        stream_maxlen: int = 10_000,
+        max_message_size: int = 1 << 20,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self._client, self._owned, self._where = _client_from(redis, connect_timeout)
+        self.namespace = namespace
+        self.stream_maxlen = int(stream_maxlen)
+        self.max_message_size = int(max_message_size)
+        #: The publisher id written on each entry.
+        self.process_id = "publisher:" + _new_process_id()
+        self._seqs: dict[str, int] = {}
+
+    async def publish(self, prefix: str, message: str, *, room: RoomSpec | None = None) -> str:
+        """Broadcast ``message`` to the endpoint at ``prefix`` (or to ``room``); the entry id."""
+        key, fields = _prepare(self, prefix, message, room)
+        entry_id = await self._client.xadd(
+            key,
+            fields,  # type: ignore[arg-type]
+            maxlen=self.stream_maxlen,
+            approximate=True,
+        )
+        return _text(entry_id)
+
+    async def presence(self, prefix: str) -> Presence:
+        """Open sessions of the endpoint at ``prefix``, across the cluster."""
+        return await _read_presence(self._client, self.namespace, _normalise_prefix(prefix), None)
+
+    async def aclose(self) -> None:
+        """Close the Redis client, if this publisher made it."""
+        if self._owned:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Publisher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class SyncPublisher:
+    """:class:`Publisher` for code without an event loop (a cron script, a job worker).
+
+    ::
+
+        with SyncPublisher("redis://localhost:6379/0") as publisher:
+            publisher.publish("/chat", "nightly report ready", room="user:alice")
+
+    ``redis`` is a URL or a ``redis.Redis`` (sync) client.
+    """
+
+    def __init__(
+        self,
+        redis_: str | redis.Redis,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        stream_maxlen: int = 10_000,
+        max_message_size: int = 1 << 20,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        if isinstance(redis_, str):
+            try:
+                self._client = redis.Redis.from_url(redis_, socket_connect_timeout=connect_timeout)
+            except ValueError as exc:
+                raise ValueError(f"not a Redis URL: {exc}") from None
+            self._owned = True
+        elif isinstance(redis_, redis.Redis):
+            self._client = redis_
+            self._owned = False
+        else:
+            raise TypeError(f"need a Redis URL or a redis.Redis, not {type(redis_).__name__}")
+        if self._client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("the publisher needs a Redis client with decode_responses=False")
+        self.namespace = namespace
+        self.stream_maxlen = int(stream_maxlen)
+        self.max_message_size = int(max_message_size)
+        #: The publisher id written on each entry.
+        self.process_id = "publisher:" + _new_process_id()
+        self._seqs: dict[str, int] = {}
+
+    def publish(self, prefix: str, message: str, *, room: RoomSpec | None = None) -> str:
+        """Broadcast ``message`` to the endpoint at ``prefix`` (or to ``room``); the entry id."""
+        key, fields = _prepare(self, prefix, message, room)
+        entry_id = self._client.xadd(
+            key,
+            fields,  # type: ignore[arg-type]
+            maxlen=self.stream_maxlen,
+            approximate=True,
+        )
+        return _text(entry_id)
+
+    def presence(self, prefix: str) -> Presence:
+        """Open sessions of the endpoint at ``prefix``, across the cluster."""
+        prefix = _normalise_prefix(prefix)
+        members: Any = self._client.smembers(_processes_key(self.namespace))
+        ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        values: Any = (
+            self._client.mget([_process_key(self.namespace, i) for i in ids]) if ids else []
+        )
+        return _merge_presence(prefix, zip(ids, values, strict=True), None)
+
+    def close(self) -> None:
+        """Close the Redis client, if this publisher made it."""
+        if self._owned:
+            self._client.close()
+
+    def __enter__(self) -> SyncPublisher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _prepare(
+    publisher: Publisher | SyncPublisher, prefix: str, message: str, room: RoomSpec | None
+) -> tuple[str, dict[bytes, bytes]]:
+    if not isinstance(message, str):
+        raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
+    key = _stream_key(publisher.namespace, _normalise_prefix(prefix))
+    rooms = None if room is None else room_names(room)
+    seq = publisher._seqs.get(key, 0) + 1
+    fields = encode_entry(publisher.process_id, seq, rooms, message)
+    if len(fields[_MESSAGE]) > publisher.max_message_size:
+        raise ValueError(
+            f"message of {len(fields[_MESSAGE])} bytes is over max_message_size "
+            f"({publisher.max_message_size})"
+        )
+    publisher._seqs[key] = seq
+    return key, fields
