@@ -346,6 +346,7 @@ class RedisBroker:
         self._endpoints: dict[str, Endpoint] = {}  # attached, by prefix
         self._by_key: dict[bytes, Endpoint] = {}
         self._last_ids: dict[bytes, bytes] = {}
+        self._unread: set[bytes] = set()  # attached streams the reader has yet to find
         self._seqs: dict[str, int] = {}  # our next sequence number, by stream
         # Newest sequence number seen per (stream, publisher), and when.
         self._seen: dict[tuple[bytes, str], tuple[int, float]] = {}
@@ -359,6 +360,9 @@ class RedisBroker:
         self._writer: asyncio.Task[None] | None = None
         self._down_since: float | None = None
         self._dropped_in_outage = 0
+        # The loops also check this: on 3.11, wait_for() can swallow a
+        # cancellation that races with the command's own error.
+        self._running = False
 
     def __repr__(self) -> str:
         state = "down" if self._down_since is not None else "up"
@@ -403,26 +407,33 @@ class RedisBroker:
         if self._endpoints.get(endpoint.prefix) is endpoint:
             return
         key = _stream_key(self.namespace, endpoint.prefix).encode()
+        self._by_key[key] = endpoint
+        self._endpoints[endpoint.prefix] = endpoint
+        if self._reader is not None:
+            # The reader finds where the stream ends before its next read,
+            # on its own connection: the process keeps one pair.
+            self._unread.add(key)
+            self._wake.set()  # a heartbeat now, with this endpoint in it
+            return
         try:
-            if self._reader is None:
-                await asyncio.wait_for(self._client.ping(), self.connect_timeout)
-            newest = await asyncio.wait_for(
-                self._client.xrevrange(key, count=1), self.connect_timeout
-            )
+            await asyncio.wait_for(self._client.ping(), self.connect_timeout)
+            self._last_ids[key] = await asyncio.wait_for(self._newest(key), self.connect_timeout)
         except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
+            del self._by_key[key], self._endpoints[endpoint.prefix]
             raise BrokerError(
                 f"cannot reach Redis at {self._where} for the SockJS broker: "
                 f"{exc or type(exc).__name__}"
             ) from exc
-        self._last_ids[key] = _bytes(newest[0][0] or b"0-0") if newest else b"0-0"
-        self._by_key[key] = endpoint
-        self._endpoints[endpoint.prefix] = endpoint
         if self._reader is None:
             self._down_since = None
+            self._running = True
             self._reader = asyncio.ensure_future(self._read_forever())
             self._writer = asyncio.ensure_future(self._write_forever())
-        else:
-            self._wake.set()  # a heartbeat now, with this endpoint in it
+
+    async def _newest(self, key: bytes) -> bytes:
+        """The id of the last entry of stream ``key`` (``0-0`` if it has none)."""
+        newest = await self._client.xrevrange(key, count=1)
+        return _bytes(newest[0][0] or b"0-0") if newest else b"0-0"
 
     async def _detach(self, endpoint: Endpoint) -> None:
         """Stop carrying ``endpoint``'s broadcasts; the last one stops the broker."""
@@ -432,6 +443,7 @@ class RedisBroker:
         key = _stream_key(self.namespace, endpoint.prefix).encode()
         self._by_key.pop(key, None)
         self._last_ids.pop(key, None)
+        self._unread.discard(key)
         if not self._endpoints:
             await self._stop()
 
@@ -463,7 +475,7 @@ class RedisBroker:
         loop = asyncio.get_running_loop()
         next_beat = loop.time()
         failures = 0
-        while True:
+        while self._running:
             try:
                 if loop.time() >= next_beat or (self._wake.is_set() and not self._outbox):
                     self._wake.clear()
@@ -512,11 +524,19 @@ class RedisBroker:
 
     async def _read_forever(self) -> None:
         failures = 0
-        while True:
+        while self._running:
             try:
                 if failures:
                     await self._resync()
+                for key in list(self._unread):
+                    newest = await self._newest(key)
+                    if key in self._unread:
+                        self._unread.discard(key)
+                        self._last_ids[key] = newest
                 streams = dict(self._last_ids)
+                if not streams:
+                    await asyncio.sleep(_BLOCK_MS / 1000)
+                    continue
                 response = await asyncio.wait_for(
                     self._client.xread(streams, count=_BATCH, block=_BLOCK_MS),  # type: ignore[arg-type]
                     _BLOCK_MS / 1000 + self.connect_timeout + 5,
@@ -531,10 +551,10 @@ class RedisBroker:
             if not response:
                 continue
             items = response.items() if isinstance(response, dict) else response
-            for key, entries in items:
+            for stream, entries in items:
                 if isinstance(entries, list) and entries and isinstance(entries[0], list):
                     entries = entries[0]  # RESP3 shape: {key: [[entries]]}
-                self._handle(key, entries)
+                self._handle(stream, entries)
 
     async def _resync(self) -> None:
         """After losing Redis: read on from our last entry, or from the start.
@@ -613,11 +633,12 @@ class RedisBroker:
     async def _stop(self) -> None:
         tasks = [t for t in (self._reader, self._writer) if t is not None]
         self._reader = self._writer = None
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._running = False
+        while tasks:
+            for task in tasks:
+                task.cancel()
+            _, pending = await asyncio.wait(tasks, timeout=1.0)
+            tasks = list(pending)
         # Hand over what is still queued, then leave presence at once
         # rather than after process_ttl; both only if Redis answers quickly.
         with contextlib.suppress(redis.RedisError, OSError, asyncio.TimeoutError):
