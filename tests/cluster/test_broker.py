@@ -255,9 +255,9 @@ async def test_a_killed_process_drops_out_of_presence(
 
             async def counted() -> bool:
                 p = await watcher.endpoint().presence()
-                return p.sessions == 4 and p.rooms == {"lobby": 4} and p.processes.get(
-                    child_id
-                ) == 3
+                return (
+                    p.sessions == 4 and p.rooms == {"lobby": 4} and p.processes.get(child_id) == 3
+                )
 
             await eventually_async(counted)
             child.kill()
@@ -266,9 +266,7 @@ async def test_a_killed_process_drops_out_of_presence(
 
             async def forgotten() -> bool:
                 p = await watcher.endpoint().presence()
-                return p == aiohttp_sockjs.Presence(
-                    1, {"lobby": 1}, {watcher.broker.process_id: 1}
-                )
+                return p == aiohttp_sockjs.Presence(1, {"lobby": 1}, {watcher.broker.process_id: 1})
 
             # process_ttl is 0.6 s; the margin is for a loaded machine.
             await eventually_async(forgotten, timeout=FAST_BROKER["process_ttl"] + 2)
@@ -409,3 +407,30 @@ async def test_a_broadcast_too_large_for_redis_raises(node: NodeFactory) -> None
     with pytest.raises(ValueError, match="max_message_size"):
         a.endpoint().broadcast("x" * 101)
     a.endpoint().broadcast("x" * 100)
+
+
+async def test_the_outbox_is_bounded_while_redis_is_down(
+    node: NodeFactory, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past max_outbox_size the oldest broadcasts are dropped and counted; the rest arrive."""
+    caplog.set_level(logging.INFO, "aiohttp_sockjs.broker")
+    cost = 3 + 64  # a 3-character message and the per-entry overhead
+    a, b = await node(max_outbox_size=10 * cost), await node()
+    local, remote = await a.open("websocket"), await b.open("websocket")
+    a.endpoint().broadcast("m00")
+    assert await remote.messages(1) == ["m00"]
+    redis_server.stop()
+    await eventually(lambda: not a.broker.connected)
+    sent = [f"m{i:02}" for i in range(1, 51)]
+    for text in sent:
+        a.endpoint().broadcast(text)
+    assert await local.messages(51) == ["m00", *sent]
+    assert a.broker.dropped == 40
+    redis_server.start()
+    assert await remote.messages(10) == sent[-10:]
+    await eventually(lambda: a.broker.connected)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("40 broadcasts were dropped" in line for line in lines), lines
+    assert any(f"40 broadcasts from {a.broker.process_id}" in line for line in lines), lines
+    for rx in (local, remote):
+        await rx.close()
