@@ -411,8 +411,6 @@ class Endpoint:
         cancelled, so this always returns.
         """
         self._closing = True
-        if self.broker is not None:
-            await self.broker._detach(self)
         sessions = list(self._sessions)
         for session in sessions:
             session._shutdown()
@@ -437,6 +435,9 @@ class Endpoint:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        if self.broker is not None:
+            # Last, so that what handlers broadcast as they end still goes out.
+            await self.broker._detach(self)
 
 
 class OriginPolicy:

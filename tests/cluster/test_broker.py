@@ -434,3 +434,36 @@ async def test_the_outbox_is_bounded_while_redis_is_down(
     assert any(f"40 broadcasts from {a.broker.process_id}" in line for line in lines), lines
     for rx in (local, remote):
         await rx.close()
+
+
+async def test_broadcasts_made_while_shutting_down_still_cross(
+    node: NodeFactory, redis_server: RedisServer
+) -> None:
+    """A handler that says goodbye as the app stops reaches the other processes."""
+
+    async def farewell(session: aiohttp_sockjs.Session) -> None:
+        async for _ in session:
+            pass
+        session.endpoint.broadcast("bye")
+
+    b = await node()
+    listener = await b.open("websocket")
+    app = web.Application()
+    aiohttp_sockjs.setup(app, PREFIX, farewell, broker=RedisBroker(redis_server.url, **FAST_BROKER))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        endpoint_a = endpoint(app)
+        async with aiohttp.ClientSession() as http:
+            port = runner.addresses[0][1]
+            ws = await http.ws_connect(f"http://127.0.0.1:{port}{PREFIX}/000/{new_id()}/websocket")
+            assert (await ws.receive(timeout=5)).data == "o"
+            await eventually(lambda: len(endpoint_a) == 1)
+            await runner.cleanup()
+            await ws.close()
+    finally:
+        await runner.cleanup()
+    assert await listener.messages(1) == ["bye"]
+    await listener.close()
