@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
+from aiohttp_sockjs import testing
 from demo.conformance import echo, make_app
 
 #: Delays for most tests: heartbeats rare enough not to show up in exact
@@ -36,7 +37,7 @@ def serve(aiohttp_client: Any) -> ClientFactory:
 
     async def go(handler: Any = echo, **options: Any) -> TestClient[Any, Any]:
         app = web.Application()
-        aiohttp_sockjs.setup(app, "/e", handler, **{**FAST, **options})
+        testing.setup(app, "/e", handler, **{**FAST, **options})
         client: TestClient[Any, Any] = await aiohttp_client(app)
         return client
 
