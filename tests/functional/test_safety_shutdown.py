@@ -30,7 +30,9 @@ async def test_shutdown_closes_1000_sessions(aiohttp_client: Factory) -> None:
         ended.append(session)
 
     app = web.Application()
-    endpoint = aiohttp_sockjs.setup(app, "/echo", handler)
+    # Polling sessions wait between their polls until all 1,000 are open:
+    # on a loaded machine that takes longer than the default expiry.
+    endpoint = aiohttp_sockjs.setup(app, "/echo", handler, disconnect_delay=60)
     client = await aiohttp_client(app)
     base = str(client.make_url("/echo"))
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
