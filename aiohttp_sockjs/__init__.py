@@ -24,7 +24,17 @@ from aiohttp import web
 from . import protocol
 from ._transports import Routes
 from .endpoint import TRANSPORTS, Endpoint, EndpointOptions, Handler, Options
-from .exceptions import BrokerError, SessionClosed, SessionMisuse, SockJSError
+from .exceptions import (
+    BrokerError,
+    ClientError,
+    ConnectError,
+    ConnectionLost,
+    RemoteProtocolError,
+    ResponseTimeout,
+    SessionClosed,
+    SessionMisuse,
+    SockJSError,
+)
 from .machine import RateLimit, SessionState
 from .rooms import Presence, Rooms
 from .session import Session
@@ -36,12 +46,17 @@ __all__ = [
     "ENDPOINTS",
     "TRANSPORTS",
     "BrokerError",
+    "ClientError",
+    "ConnectError",
+    "ConnectionLost",
     "Endpoint",
     "EndpointOptions",
     "Handler",
     "Options",
     "Presence",
     "RateLimit",
+    "RemoteProtocolError",
+    "ResponseTimeout",
     "Rooms",
     "Session",
     "SessionClosed",

@@ -3,14 +3,33 @@
 Tree::
 
     SockJSError
-    ├── SessionClosed   the session is closed; nothing more can be received
-    ├── SessionMisuse   the application used the API wrongly (a bug in the app)
-    └── BrokerError     the cluster broker cannot reach Redis when it must
+    ├── SessionClosed       the session is closed; nothing more can be received
+    ├── SessionMisuse       the application used the API wrongly (a bug in the app)
+    ├── BrokerError         the cluster broker cannot reach Redis when it must
+    └── ClientError         the client (aiohttp_sockjs.client) lost or never got a session
+        ├── ConnectError        no transport could open a session
+        ├── ConnectionLost      the connection ended without a close frame
+        ├── RemoteProtocolError the server sent something that is not SockJS
+        └── ResponseTimeout     the server did not answer in time (also a TimeoutError)
+
+The server raises :class:`SessionClosed` and :class:`SessionMisuse`; the
+client raises :class:`SessionClosed` once its session is closed and the
+:class:`ClientError` family when the connection fails.
 """
 
 from __future__ import annotations
 
-__all__ = ["BrokerError", "SessionClosed", "SessionMisuse", "SockJSError"]
+__all__ = [
+    "BrokerError",
+    "ClientError",
+    "ConnectError",
+    "ConnectionLost",
+    "RemoteProtocolError",
+    "ResponseTimeout",
+    "SessionClosed",
+    "SessionMisuse",
+    "SockJSError",
+]
 
 
 class SockJSError(Exception):
@@ -18,10 +37,13 @@ class SockJSError(Exception):
 
 
 class SessionClosed(SockJSError):
-    """Raised by :meth:`Session.receive` once the session is closed.
+    """The session is closed; nothing more can be received or sent.
 
-    ``code`` and ``reason`` are the close frame the client was (or will be)
-    sent.
+    On the server, :meth:`Session.receive` raises it, and ``code`` and
+    ``reason`` are the close frame the client was (or will be) sent. On the
+    client, :meth:`SockJSClient.receive` and :meth:`SockJSClient.send` raise
+    it with the close frame the server sent, or the code and reason the
+    client closed with.
     """
 
     def __init__(self, code: int, reason: str) -> None:
@@ -41,3 +63,37 @@ class BrokerError(SockJSError):
     the server does not answer) within the broker's ``connect_timeout``.
     Once running, the broker rides out outages on its own and raises nothing.
     """
+
+
+class ClientError(SockJSError):
+    """The client's connection to the server failed, or could not be made."""
+
+
+class ConnectError(ClientError):
+    """No transport could open a session.
+
+    ``errors`` maps each transport tried, in order, to the error it failed
+    with; an ``/info`` failure is under ``"info"``.
+    """
+
+    def __init__(self, url: str, errors: Mapping[str, BaseException]) -> None:
+        tried = "; ".join(f"{name}: {error}" for name, error in errors.items())
+        super().__init__(f"could not open a SockJS session at {url} ({tried})")
+        self.url = url
+        self.errors = dict(errors)
+
+
+class ConnectionLost(ClientError):
+    """The connection ended without the server's close frame.
+
+    The server went away, cut a response in the middle of a frame, refused
+    a request of the session, or forgot the session.
+    """
+
+
+class RemoteProtocolError(ClientError):
+    """The server sent something the SockJS protocol does not allow."""
+
+
+class ResponseTimeout(ClientError, TimeoutError):
+    """The server did not answer, or sent nothing at all, within the configured time."""

@@ -4,8 +4,10 @@ Everything a transport puts on the wire or reads off it is built or parsed
 here: frames, the JSON encoding with the escapes the protocol demands,
 per-transport framing, client payload decoding, callback and id
 validation, the ``/info`` body and the iframe page, and the one escape that
-client strings go through before they reach a log. Keeping this free of
-I/O lets the whole wire format be tested with plain function calls.
+client strings go through before they reach a log; and for the client
+(:mod:`aiohttp_sockjs.client`), payload encoding and the decoding of server
+frames, ``/info`` and streamed bodies. Keeping this free of I/O lets the
+whole wire format be tested with plain function calls.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import hashlib
 import random
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from json.encoder import encode_basestring as _json_string
-from typing import Final
+from typing import Final, TypeAlias
 
 import ujson
 
@@ -35,12 +38,25 @@ __all__ = [
     "LOG_VALUE_LIMIT",
     "MAX_ID_LENGTH",
     "OPEN_FRAME",
+    "CloseFrame",
+    "EventStreamReader",
+    "Frame",
+    "FrameError",
+    "HeartbeatFrame",
+    "Info",
+    "LineReader",
+    "MessageFrame",
+    "OpenFrame",
     "PayloadError",
     "close_frame",
+    "decode_eventsource_data",
+    "decode_frame",
+    "decode_info",
     "decode_payload",
     "decode_websocket_payload",
     "encode_message",
     "encode_messages",
+    "encode_payload",
     "eventsource_chunk",
     "htmlfile_chunk",
     "htmlfile_prelude",
@@ -352,3 +368,249 @@ def iframe_page(sockjs_url: str) -> bytes:
 def iframe_etag(page: bytes) -> str:
     """A strong ETag for the iframe page, stable for a given client URL."""
     return '"' + hashlib.md5(page, usedforsecurity=False).hexdigest() + '"'
+
+
+# --- the client side: what a client sends and reads ------------------------
+
+
+def encode_payload(messages: Iterable[str]) -> str:
+    """The body a client sends (xhr_send, a websocket frame): a JSON array of strings.
+
+    It is what :func:`decode_payload` reads, each message encoded by
+    :func:`encode_message`.
+    """
+    return "[" + ",".join([encode_message(m) for m in messages]) + "]"
+
+
+class FrameError(ValueError):
+    """Something a server sent that the protocol does not allow; ``str()`` says what."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFrame:
+    """``o``: the session is open."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatFrame:
+    """``h``: the server is still there."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFrame:
+    """``a[...]``: messages from the server, in order."""
+
+    messages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CloseFrame:
+    """``c[code,"reason"]``: the server closed the session."""
+
+    code: int
+    reason: str
+
+
+#: A decoded server frame.
+Frame: TypeAlias = OpenFrame | HeartbeatFrame | MessageFrame | CloseFrame
+
+
+def _excerpt(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:60] + "...")
+
+
+def decode_frame(text: str) -> Frame:
+    """Decode one server frame, as every transport carries it once unwrapped.
+
+    Raises :class:`FrameError` for anything but ``o``, ``h``, an ``a`` frame
+    holding a JSON array of strings, or a ``c`` frame holding
+    ``[code, "reason"]``.
+    """
+    if text == OPEN_FRAME:
+        return OpenFrame()
+    if text == HEARTBEAT_FRAME:
+        return HeartbeatFrame()
+    kind = text[:1]
+    if kind in ("a", "c"):
+        try:
+            value = ujson.loads(text[1:])
+        except (ValueError, OverflowError):
+            raise FrameError(f"broken JSON in frame {_excerpt(text)}") from None
+        if kind == "a":
+            if type(value) is list and all(type(item) is str for item in value):
+                return MessageFrame(tuple(value))
+            raise FrameError(f"message frame is not an array of strings: {_excerpt(text)}")
+        if (
+            type(value) is list
+            and len(value) == 2
+            and type(value[0]) is int
+            and type(value[1]) is str
+        ):
+            return CloseFrame(value[0], value[1])
+        raise FrameError(f'close frame is not [code, "reason"]: {_excerpt(text)}')
+    raise FrameError(f"not a SockJS frame: {_excerpt(text)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    """What a client needs from the ``/info`` body."""
+
+    websocket: bool
+    cookie_needed: bool
+
+
+def decode_info(body: bytes) -> Info:
+    """Read an ``/info`` body; raises :class:`FrameError` unless it is one."""
+    try:
+        value = ujson.loads(body)
+    except (ValueError, OverflowError):
+        raise FrameError(f"/info is not JSON: {body[:60]!r}") from None
+    if type(value) is not dict or type(value.get("websocket")) is not bool:
+        raise FrameError(f'/info has no boolean "websocket": {body[:60]!r}')
+    return Info(value["websocket"], value.get("cookie_needed") is True)
+
+
+class LineReader:
+    """Cut the body of an xhr or xhr_streaming response into frames, one a line.
+
+    ``feed()`` returns the lines completed so far, decoded; a line longer
+    than ``max_line`` bytes, or one that is not UTF-8, raises
+    :class:`FrameError` instead of growing the buffer without bound.
+    """
+
+    def __init__(self, max_line: int) -> None:
+        self._buffer = bytearray()
+        self._max_line = max_line
+
+    @property
+    def partial(self) -> bool:
+        """Whether an unfinished line is buffered (a body ending now ends mid-frame)."""
+        return bool(self._buffer)
+
+    def feed(self, data: bytes) -> list[str]:
+        """Add ``data`` and return the lines it completed, without their ``\\n``."""
+        start = len(self._buffer)
+        self._buffer += data
+        if self._buffer.find(b"\n", start) < 0:
+            self._check_length(len(self._buffer))
+            return []
+        *lines, rest = self._buffer.split(b"\n")
+        self._buffer = bytearray(rest)
+        self._check_length(max(len(rest), *map(len, lines)))
+        try:
+            return [line.decode() for line in lines]
+        except UnicodeDecodeError:
+            raise FrameError("a frame is not UTF-8") from None
+
+    def _check_length(self, length: int) -> None:
+        if length > self._max_line:
+            raise FrameError(f"a frame is longer than {self._max_line} bytes")
+
+
+_URI_RESERVED: Final = frozenset(";/?:@&=+$,#")
+_PERCENT_RUN_RE: Final = re.compile("(?:%[0-9A-Fa-f]{2})+")
+
+
+def _decode_percent_run(match: re.Match[str]) -> str:
+    escapes = match.group()
+    try:
+        text = bytes.fromhex(escapes.replace("%", "")).decode()
+    except UnicodeDecodeError:
+        raise FrameError(f"bad percent-encoding in an event: {escapes[:60]!r}") from None
+    if _URI_RESERVED.isdisjoint(text):
+        return text
+    # decodeURI leaves the escapes of URI delimiters as they were.
+    out = []
+    pos = 0
+    for char in text:
+        size = len(char.encode())
+        out.append(escapes[pos : pos + 3] if char in _URI_RESERVED else char)
+        pos += 3 * size
+    return "".join(out)
+
+
+def decode_eventsource_data(data: str) -> str:
+    """Undo the percent-escaping of an eventsource event, as ``decodeURI`` does.
+
+    Servers escape ``%``, ``\\r``, ``\\n`` and NUL in frames they send as
+    events, and the browser client runs ``decodeURI`` on each event's data;
+    an escape that ``decodeURI`` would reject raises :class:`FrameError`.
+    """
+    if "%" not in data:
+        return data
+    if "%" in _PERCENT_RUN_RE.sub("", data):
+        raise FrameError(f"a bare % in an event: {_excerpt(data)}")
+    return _PERCENT_RUN_RE.sub(_decode_percent_run, data)
+
+
+_BOM: Final = b"\xef\xbb\xbf"
+
+
+class EventStreamReader:
+    """Parse a ``text/event-stream`` body into the data of its events.
+
+    Only ``data`` fields matter to SockJS; comments and other fields are
+    skipped. Lines end with CRLF, LF or CR, as the format allows. A line
+    longer than ``max_line`` bytes raises :class:`FrameError`.
+    """
+
+    def __init__(self, max_line: int) -> None:
+        self._buffer = bytearray()
+        self._max_line = max_line
+        self._data: list[str] = []
+        self._first = True
+
+    @property
+    def partial(self) -> bool:
+        """Whether an unfinished line or event is buffered."""
+        return bool(self._buffer.strip(b"\r")) or bool(self._data)
+
+    def feed(self, data: bytes) -> list[str]:
+        """Add ``data`` and return the data of each event it completed."""
+        buffer = self._buffer
+        buffer += data
+        if self._first:
+            if len(buffer) < 3 and _BOM.startswith(buffer):
+                return []  # maybe the start of a byte order mark
+            self._first = False
+            if buffer.startswith(_BOM):
+                del buffer[:3]
+        events: list[str] = []
+        start = 0
+        while True:
+            cr = buffer.find(b"\r", start)
+            lf = buffer.find(b"\n", start)
+            if cr < 0 and lf < 0:
+                break
+            if cr >= 0 and (lf < 0 or cr < lf):
+                if cr + 1 == len(buffer):
+                    break  # a CR at the end may be the first half of a CRLF
+                end, next_start = cr, cr + (2 if buffer[cr + 1 : cr + 2] == b"\n" else 1)
+            else:
+                end, next_start = lf, lf + 1
+            self._line(bytes(buffer[start:end]), events)
+            start = next_start
+        del buffer[:start]
+        if len(buffer) > self._max_line:
+            raise FrameError(f"an event line is longer than {self._max_line} bytes")
+        return events
+
+    def _line(self, line: bytes, events: list[str]) -> None:
+        if len(line) > self._max_line:
+            raise FrameError(f"an event line is longer than {self._max_line} bytes")
+        if not line:
+            if self._data:
+                events.append("\n".join(self._data))
+                self._data = []
+            return
+        try:
+            text = line.decode()
+        except UnicodeDecodeError:
+            raise FrameError("an event is not UTF-8") from None
+        name, colon, value = text.partition(":")
+        if not name:
+            return  # a comment
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)

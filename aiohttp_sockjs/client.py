@@ -1,0 +1,840 @@
+"""A SockJS client on aiohttp: talk to any SockJS server from Python.
+
+::
+
+    from aiohttp_sockjs.client import connect
+
+    async with connect("http://localhost:8080/echo") as client:
+        await client.send("hello")
+        print(await client.receive())
+        async for message in client:
+            ...
+
+Like the browser client, :func:`connect` reads ``/info`` and tries its
+transports in order (``websocket``, ``xhr_streaming``, ``eventsource``,
+``xhr``) until one opens a session, unless you name the transports to use.
+The raw websocket (``raw_websocket``, plain text messages on
+``<prefix>/websocket``) is there when you ask for it.
+
+Every wait on the server is bounded: ``timeout`` for ``/info``, opening a
+session and each send, ``heartbeat_timeout`` for the silence allowed once
+the session is open (servers send a heartbeat every 25 s by default). A
+server that breaks the protocol, cuts a response mid-frame or stops
+answering makes the client fail with a :class:`~aiohttp_sockjs.ClientError`
+instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import random
+import sys
+import uuid
+from collections import deque
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final, TypeVar
+
+import aiohttp
+from yarl import URL
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as _timeout
+else:  # aiohttp depends on async-timeout there
+    from async_timeout import timeout as _timeout
+
+from . import protocol
+from .exceptions import (
+    ClientError,
+    ConnectError,
+    ConnectionLost,
+    RemoteProtocolError,
+    ResponseTimeout,
+    SessionClosed,
+)
+from .protocol import CloseFrame, Frame, HeartbeatFrame, MessageFrame, OpenFrame
+
+__all__ = ["DEFAULT_TRANSPORTS", "TRANSPORTS", "Connecting", "SockJSClient", "connect"]
+
+#: Every transport the client speaks.
+TRANSPORTS: Final = ("websocket", "xhr_streaming", "eventsource", "xhr", "raw_websocket")
+#: The transports :func:`connect` tries, in order, unless told otherwise.
+DEFAULT_TRANSPORTS: Final = ("websocket", "xhr_streaming", "eventsource", "xhr")
+
+# aiohttp's own timeouts stay off on the client's requests (a session's
+# default would cut a long stream at 5 minutes); every wait is bounded here.
+_NO_TIMEOUT: Final = aiohttp.ClientTimeout()
+_MAX_INFO_SIZE: Final = 64 * 1024
+_TEXT_PLAIN: Final = "text/plain;charset=UTF-8"
+_WS_MESSAGE_TOO_BIG: Final = 1009
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class _Options:
+    headers: Mapping[str, str]
+    timeout: float
+    heartbeat_timeout: float | None
+    max_frame_size: int
+
+
+async def _within(aw: Awaitable[_T], seconds: float | None, what: str) -> _T:
+    """Await ``aw``, turning a timeout and a network error into a ClientError."""
+    # Not asyncio.wait_for: before Python 3.12 it can swallow a cancellation
+    # that arrives as ``aw`` finishes, and close() would then wait forever.
+    try:
+        with _network_errors():
+            async with _timeout(seconds):
+                return await aw
+    except ClientError:
+        raise
+    except asyncio.TimeoutError:
+        raise ResponseTimeout(f"no {what} within {seconds:g} s") from None
+
+
+@contextlib.contextmanager
+def _network_errors() -> Iterator[None]:
+    try:
+        yield
+    except ClientError:
+        raise
+    except asyncio.TimeoutError:
+        raise
+    except (aiohttp.ClientError, OSError) as exc:
+        raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _join(base: URL, *parts: str) -> URL:
+    return base.with_path(base.path.rstrip("/") + "/" + "/".join(parts)).with_query(base.query)
+
+
+async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    body = bytearray()
+    while chunk := await resp.content.readany():
+        body += chunk
+        if len(body) > limit:
+            raise RemoteProtocolError(f"an answer is longer than {limit} bytes")
+    return bytes(body)
+
+
+async def _refused(resp: aiohttp.ClientResponse, what: str) -> ConnectionLost:
+    text = ""
+    with contextlib.suppress(Exception):
+        async with _timeout(1.0):
+            text = (await resp.content.read(200)).decode(errors="replace")
+    resp.release()
+    detail = f": {text.strip()}" if text.strip() else ""
+    return ConnectionLost(f"{what} answered HTTP {resp.status}{detail}")
+
+
+class _Transport:
+    """One transport's connection to a session: open it, read frames, send."""
+
+    name: str
+    session_id: str | None
+
+    def __init__(self, http: aiohttp.ClientSession, base: URL, options: _Options) -> None:
+        self.http = http
+        self.options = options
+        self.session_id = uuid.uuid4().hex
+        self.session_url = _join(base, f"{random.randrange(1000):03d}", self.session_id)
+
+    async def open(self) -> None:
+        """Connect and read up to the open frame."""
+        frame = await self.next_frame(self.options.timeout, "open frame")
+        if isinstance(frame, CloseFrame):
+            raise SessionClosed(frame.code, frame.reason)
+        if not isinstance(frame, OpenFrame):
+            raise RemoteProtocolError(f"the first frame is {frame}, not the open frame")
+
+    async def next_frame(self, seconds: float | None, what: str) -> Frame:
+        """The next frame, waiting at most ``seconds`` for the server."""
+        raise NotImplementedError
+
+    async def send(self, messages: list[str]) -> None:
+        """Deliver ``messages`` to the server, in order."""
+        raise NotImplementedError
+
+    async def close(self, code: int, reason: str) -> None:
+        """Let go of the connection; idempotent."""
+        raise NotImplementedError
+
+
+class _WebSocket(_Transport):
+    def __init__(
+        self, http: aiohttp.ClientSession, base: URL, options: _Options, raw: bool
+    ) -> None:
+        super().__init__(http, base, options)
+        self.raw = raw
+        self.name = "raw_websocket" if raw else "websocket"
+        if raw:
+            self.session_id = None
+            self.url = _join(base, "websocket")
+        else:
+            self.url = _join(self.session_url, "websocket")
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+
+    async def open(self) -> None:
+        timeout = self.options.timeout
+        self.ws = await _within(
+            self.http.ws_connect(
+                self.url,
+                headers=self.options.headers,
+                # Pings are answered here, so they count as signs of life.
+                autoping=False,
+                max_msg_size=self.options.max_frame_size,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=timeout),
+            ),
+            timeout,
+            "websocket handshake",
+        )
+        if not self.raw:
+            await super().open()
+
+    async def next_frame(self, seconds: float | None, what: str) -> Frame:
+        ws = self.ws
+        assert ws is not None
+        while True:
+            try:
+                with _network_errors():
+                    msg = await ws.receive(timeout=seconds)
+            except asyncio.TimeoutError:
+                raise ResponseTimeout(f"no {what} within {seconds:g} s") from None
+            kind = msg.type
+            if kind is aiohttp.WSMsgType.TEXT:
+                if self.raw:
+                    return MessageFrame((msg.data,))
+                try:
+                    return protocol.decode_frame(msg.data)
+                except protocol.FrameError as exc:
+                    raise RemoteProtocolError(str(exc)) from None
+            if kind is aiohttp.WSMsgType.PING:
+                with _network_errors():
+                    await ws.pong(msg.data)
+                return HeartbeatFrame()
+            if kind is aiohttp.WSMsgType.PONG:
+                continue
+            if kind is aiohttp.WSMsgType.BINARY:
+                raise RemoteProtocolError("a binary websocket message; SockJS sends text")
+            if kind is aiohttp.WSMsgType.CLOSE:
+                code, reason = int(msg.data), str(msg.extra or "")
+                if self.raw:
+                    return CloseFrame(code, reason)
+                raise ConnectionLost(f"the websocket closed without a close frame: {code} {reason}")
+            if kind is aiohttp.WSMsgType.ERROR:
+                error = msg.data
+                if getattr(error, "code", None) == _WS_MESSAGE_TOO_BIG:
+                    raise RemoteProtocolError(
+                        f"a websocket message is longer than {self.options.max_frame_size} bytes"
+                    )
+                raise ConnectionLost(f"the websocket failed: {error}")
+            raise ConnectionLost("the websocket closed without a close frame")
+
+    async def send(self, messages: list[str]) -> None:
+        ws = self.ws
+        assert ws is not None
+        with _network_errors():
+            if self.raw:
+                for message in messages:
+                    await ws.send_str(message)
+            else:
+                await ws.send_str(protocol.encode_payload(messages))
+
+    async def close(self, code: int, reason: str) -> None:
+        ws, self.ws = self.ws, None
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(Exception):
+                await ws.close(code=code, message=reason.encode())
+
+
+class _Http(_Transport):
+    """The HTTP transports: they receive their own way and send with xhr_send."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: URL, options: _Options) -> None:
+        super().__init__(http, base, options)
+        self.url = _join(self.session_url, self.name)
+        self.frames: deque[str] = deque()
+        self.response: aiohttp.ClientResponse | None = None
+
+    async def _request(self, method: str) -> aiohttp.ClientResponse:
+        resp = await self.http.request(
+            method, self.url, headers=self.options.headers, timeout=_NO_TIMEOUT
+        )
+        if resp.status != 200:
+            raise await _refused(resp, f"{method} {self.name}")
+        return resp
+
+    async def next_frame(self, seconds: float | None, what: str) -> Frame:
+        while not self.frames:
+            await self._receive(seconds, what)
+        try:
+            return protocol.decode_frame(self.frames.popleft())
+        except protocol.FrameError as exc:
+            raise RemoteProtocolError(str(exc)) from None
+
+    async def _receive(self, seconds: float | None, what: str) -> None:
+        """Read from the server until ``self.frames`` has something."""
+        raise NotImplementedError
+
+    async def send(self, messages: list[str]) -> None:
+        payload = protocol.encode_payload(messages).encode()
+        url = _join(self.session_url, "xhr_send")
+        headers = {**self.options.headers, "Content-Type": _TEXT_PLAIN}
+
+        async def post() -> None:
+            # A file-like body: aiohttp warns about large bytes ones.
+            body = io.BytesIO(payload)
+            async with self.http.post(url, data=body, headers=headers, timeout=_NO_TIMEOUT) as resp:
+                if resp.status not in (200, 204):
+                    raise await _refused(resp, "xhr_send")
+
+        await _within(post(), self.options.timeout, "answer to xhr_send")
+
+    async def close(self, code: int, reason: str) -> None:
+        resp, self.response = self.response, None
+        if resp is not None:
+            resp.close()
+
+
+class _Stream(_Http):
+    """xhr_streaming and eventsource: long responses, opened again when they end."""
+
+    method: str
+
+    def __init__(self, http: aiohttp.ClientSession, base: URL, options: _Options) -> None:
+        super().__init__(http, base, options)
+        self.delivered = False
+
+    def _new_reader(self) -> None:
+        raise NotImplementedError
+
+    def _feed(self, chunk: bytes) -> list[str]:
+        raise NotImplementedError
+
+    def _partial(self) -> bool:
+        raise NotImplementedError
+
+    async def _receive(self, seconds: float | None, what: str) -> None:
+        if self.response is None:
+            self.response = await _within(self._request(self.method), seconds, what)
+            self._new_reader()
+            self.delivered = False
+        chunk = await _within(self.response.content.readany(), seconds, what)
+        if chunk:
+            try:
+                frames = self._feed(chunk)
+            except protocol.FrameError as exc:
+                raise RemoteProtocolError(str(exc)) from None
+            self.frames += frames
+            self.delivered = self.delivered or bool(frames)
+            return
+        # The response ended: at its size limit, or because the server went.
+        if self._partial():
+            raise ConnectionLost(f"the {self.name} response ended in the middle of a frame")
+        if not self.delivered:
+            raise ConnectionLost(f"the {self.name} response ended without a frame")
+        self.response.release()
+        self.response = None
+
+
+class _XhrStreaming(_Stream):
+    name = "xhr_streaming"
+    method = "POST"
+
+    def _new_reader(self) -> None:
+        self.lines = protocol.LineReader(self.options.max_frame_size)
+        self.prelude = True
+
+    def _feed(self, chunk: bytes) -> list[str]:
+        lines = [line for line in self.lines.feed(chunk) if line]
+        if self.prelude and lines:
+            self.prelude = False
+            # Each response starts with a line of "h"s that pushes it past
+            # proxy buffers; it is no frame.
+            if lines[0].strip("h") == "":
+                del lines[0]
+        return lines
+
+    def _partial(self) -> bool:
+        return self.lines.partial
+
+
+class _EventSource(_Stream):
+    name = "eventsource"
+    method = "GET"
+
+    def _new_reader(self) -> None:
+        self.events = protocol.EventStreamReader(self.options.max_frame_size)
+
+    def _feed(self, chunk: bytes) -> list[str]:
+        return [protocol.decode_eventsource_data(data) for data in self.events.feed(chunk)]
+
+    def _partial(self) -> bool:
+        return self.events.partial
+
+
+class _XhrPolling(_Http):
+    name = "xhr"
+
+    async def _receive(self, seconds: float | None, what: str) -> None:
+        await _within(self._poll(), seconds, what)
+
+    async def _poll(self) -> None:
+        self.response = await self._request("POST")
+        try:
+            body = await _read_body(self.response, self.options.max_frame_size)
+        finally:
+            self.response.release()
+            self.response = None
+        lines = protocol.LineReader(self.options.max_frame_size)
+        try:
+            frames = [line for line in lines.feed(body) if line]
+        except protocol.FrameError as exc:
+            raise RemoteProtocolError(str(exc)) from None
+        if lines.partial:
+            raise ConnectionLost("an xhr answer ended in the middle of a frame")
+        if not frames:
+            raise RemoteProtocolError("an xhr answer without a frame")
+        self.frames += frames
+
+
+_HTTP_TRANSPORTS: Final[dict[str, type[_Http]]] = {
+    "xhr_streaming": _XhrStreaming,
+    "eventsource": _EventSource,
+    "xhr": _XhrPolling,
+}
+
+
+def _make_transport(
+    name: str, http: aiohttp.ClientSession, base: URL, options: _Options
+) -> _Transport:
+    if name in ("websocket", "raw_websocket"):
+        return _WebSocket(http, base, options, raw=name == "raw_websocket")
+    return _HTTP_TRANSPORTS[name](http, base, options)
+
+
+class SockJSClient:
+    """An open SockJS session, seen from the client; made by :func:`connect`.
+
+    Messages are ``str``. :meth:`receive` (or ``async for``) returns them in
+    order; messages that arrived before the session closed are still
+    returned, then :meth:`receive` raises :exc:`~aiohttp_sockjs.SessionClosed`
+    and ``async for`` ends. If the connection fails instead (see
+    :class:`~aiohttp_sockjs.ClientError`), that error is raised, by ``async
+    for`` too.
+
+    Heartbeats are handled inside: they are counted in :attr:`heartbeats`
+    and show that the server is alive. Use the client as an async context
+    manager, or call :meth:`close`, to release its connections.
+    """
+
+    def __init__(
+        self,
+        transport: _Transport,
+        url: URL,
+        *,
+        max_queue: int,
+        heartbeat_timeout: float | None,
+        owned_session: aiohttp.ClientSession | None,
+    ) -> None:
+        self._transport = transport
+        self._owned_session = owned_session
+        self._max_queue = max_queue
+        self._heartbeat_timeout = heartbeat_timeout
+        self._inbox: deque[str] = deque()
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._closed = asyncio.Event()
+        self._error: ClientError | None = None
+        self._transport_close = (1000, "Normal closure")
+        self._outbox: list[str] = []
+        self._batch: asyncio.Future[None] | None = None
+        self._sending: set[asyncio.Future[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
+        #: The server's URL, as given to :func:`connect`.
+        self.url = url
+        #: The transport in use, a name from :data:`TRANSPORTS`.
+        self.transport = transport.name
+        #: The session id in the URLs (``None`` on the raw websocket).
+        self.session_id = transport.session_id
+        #: How the session closed, ``None`` while open: the code of the
+        #: server's close frame, the client's own code after :meth:`close`,
+        #: or 1006 if the connection failed.
+        self.close_code: int | None = None
+        #: The reason that goes with :attr:`close_code`.
+        self.close_reason: str | None = None
+        #: Heartbeats received so far (``h`` frames, and websocket pings).
+        self.heartbeats = 0
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    def __repr__(self) -> str:
+        state = "open" if self.close_code is None else f"closed {self.close_code}"
+        return f"<SockJSClient {self.url} {self.transport} {state}>"
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session is closed, by either side or by a failure."""
+        return self.close_code is not None
+
+    @property
+    def exception(self) -> ClientError | None:
+        """The error the connection failed with, if it did."""
+        return self._error
+
+    async def send(self, message: str) -> None:
+        """Send one message; returns once the server has it.
+
+        Over the HTTP transports, messages sent while a send request is in
+        flight go together in the next one. Raises
+        :exc:`~aiohttp_sockjs.SessionClosed` once the session is closed and
+        a :class:`~aiohttp_sockjs.ClientError` if sending fails, which also
+        ends the session.
+        """
+        if type(message) is not str:
+            raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
+        self._raise_if_closed()
+        self._outbox.append(message)
+        if self._batch is None:
+            self._batch = asyncio.get_running_loop().create_future()
+            self._sending.add(self._batch)
+        batch = self._batch
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send())
+        await asyncio.shield(batch)
+
+    async def receive(self) -> str:
+        """The next message from the server.
+
+        Raises :exc:`~aiohttp_sockjs.SessionClosed` once the session is
+        closed and every message that came before is read, or the
+        :class:`~aiohttp_sockjs.ClientError` the connection failed with.
+        """
+        while not self._inbox:
+            if self.close_code is not None:
+                self._raise_if_closed()
+            self._readable.clear()
+            await self._readable.wait()
+        message = self._inbox.popleft()
+        if len(self._inbox) < self._max_queue:
+            self._writable.set()
+        return message
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            return await self.receive()
+        except SessionClosed:
+            raise StopAsyncIteration from None
+
+    async def close(self, code: int = 1000, reason: str = "Normal closure") -> None:
+        """Close the session and release its connections; idempotent.
+
+        ``code`` is 1000 or in 3000-4999 and ``reason`` at most 123 bytes of
+        UTF-8, as for the browser client. The SockJS protocol carries no
+        close from the client: a websocket is closed with ``code`` and
+        ``reason``, an HTTP transport stops, and the server ends the session
+        when it notices (at the latest after its disconnect delay). If the
+        session is already closed, only the connections are released.
+        """
+        if code != 1000 and not 3000 <= code <= 4999:
+            raise ValueError(f"close code must be 1000 or in 3000-4999, not {code}")
+        if len(reason.encode()) > 123:
+            raise ValueError("close reason must be at most 123 bytes")
+        if self.close_code is None:
+            self._transport_close = (code, reason)
+            self._finish(code, reason, None)
+        await self._release()
+
+    async def wait_closed(self) -> None:
+        """Wait until the session is closed, by either side or by a failure."""
+        await self._closed.wait()
+
+    async def __aenter__(self) -> SockJSClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- inside --------------------------------------------------------------
+
+    def _raise_if_closed(self) -> None:
+        error = self._closed_error()
+        if error is not None:
+            raise error
+
+    def _closed_error(self) -> Exception | None:
+        if self._error is not None:
+            return self._error
+        if self.close_code is not None:
+            return SessionClosed(self.close_code, self.close_reason or "")
+        return None
+
+    def _finish(self, code: int, reason: str, error: ClientError | None) -> None:
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self.close_reason = reason
+        self._error = error
+        self._readable.set()
+        self._closed.set()
+
+    def _fail(self, error: ClientError) -> None:
+        if self.close_code is None:
+            code = 1002 if isinstance(error, RemoteProtocolError) else 1000
+            self._transport_close = (code, "")
+            self._finish(1006, str(error), error)
+            if asyncio.current_task() is not self._reader:
+                self._reader.cancel()
+
+    async def _read(self) -> None:
+        transport = self._transport
+        try:
+            while True:
+                frame = await transport.next_frame(self._heartbeat_timeout, "frame or heartbeat")
+                if isinstance(frame, MessageFrame):
+                    for message in frame.messages:
+                        await self._put(message)
+                elif isinstance(frame, HeartbeatFrame):
+                    self.heartbeats += 1
+                elif isinstance(frame, CloseFrame):
+                    self._finish(frame.code, frame.reason, None)
+                    return
+                else:
+                    raise ConnectionLost("the server opened the session again: it had lost it")
+        except ClientError as exc:
+            self._fail(exc)
+        finally:
+            await transport.close(*self._transport_close)
+
+    async def _put(self, message: str) -> None:
+        self._inbox.append(message)
+        self._readable.set()
+        if len(self._inbox) >= self._max_queue:
+            # Stop reading until the application catches up.
+            self._writable.clear()
+            await self._writable.wait()
+
+    async def _send(self) -> None:
+        try:
+            while self._outbox and self._error is None:
+                messages, self._outbox = self._outbox, []
+                batch, self._batch = self._batch, None
+                assert batch is not None
+                try:
+                    await self._transport.send(messages)
+                except ClientError as exc:
+                    self._fail(exc)
+                    break
+                self._sending.discard(batch)
+                batch.set_result(None)
+        finally:
+            self._sender = None
+            if self._outbox or self._error is not None:
+                self._outbox = []
+                self._batch = None
+                self._reject_sends()
+
+    def _reject_sends(self) -> None:
+        pending, self._sending = self._sending, set()
+        for batch in pending:
+            if not batch.done():
+                batch.set_exception(self._closed_error() or SessionClosed(1006, "closed"))
+                # Whoever sent may have been cancelled; don't log it as unseen.
+                batch.exception()
+
+    async def _release(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+        self._reject_sends()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        http, self._owned_session = self._owned_session, None
+        if http is not None:
+            await http.close()
+
+
+class Connecting(Awaitable[SockJSClient]):
+    """What :func:`connect` returns: await it, or use it with ``async with``."""
+
+    def __init__(
+        self,
+        url: URL,
+        transports: Sequence[str],
+        session: aiohttp.ClientSession | None,
+        options: _Options,
+        max_queue: int,
+    ) -> None:
+        self._url = url
+        self._transports = transports
+        self._session = session
+        self._options = options
+        self._max_queue = max_queue
+        self._client: SockJSClient | None = None
+
+    def __await__(self) -> Generator[object, None, SockJSClient]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> SockJSClient:
+        self._client = await self._open()
+        return self._client
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    async def _open(self) -> SockJSClient:
+        return await _open(
+            self._url, self._transports, self._session, self._options, self._max_queue
+        )
+
+
+def connect(
+    url: str | URL,
+    *,
+    transports: str | Sequence[str] | None = None,
+    session: aiohttp.ClientSession | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+    heartbeat_timeout: float | None = 60.0,
+    max_queue: int = 1024,
+    max_frame_size: int = 16 * 1024 * 1024,
+) -> Connecting:
+    """Open a SockJS session at ``url`` (the endpoint's prefix, ``http(s)://``).
+
+    ``await connect(...)`` returns a :class:`SockJSClient`;
+    ``async with connect(...) as client`` closes it at the end of the block.
+
+    - ``transports``: one name from :data:`TRANSPORTS` to force it, or the
+      names to try in order; :data:`DEFAULT_TRANSPORTS` by default. A
+      websocket transport is skipped when ``/info`` says websockets are off.
+    - ``session``: an :class:`aiohttp.ClientSession` to use (its cookie jar
+      keeps a sticky ``JSESSIONID``); the client makes and closes its own
+      otherwise.
+    - ``headers``: sent with every request, e.g. ``Origin`` or
+      ``Authorization``.
+    - ``timeout``: seconds to wait for ``/info``, for each transport to open
+      the session and for each send.
+    - ``heartbeat_timeout``: seconds without a frame or heartbeat after
+      which an open session fails with
+      :class:`~aiohttp_sockjs.ResponseTimeout`; ``None`` waits forever. Keep
+      it above the server's heartbeat delay (25 s unless configured).
+    - ``max_queue``: messages received but not yet read; past it the client
+      stops reading from the server until the application catches up.
+    - ``max_frame_size``: the longest frame (or streamed line) accepted, in
+      bytes; a longer one fails with
+      :class:`~aiohttp_sockjs.RemoteProtocolError`.
+
+    Raises :class:`~aiohttp_sockjs.ConnectError` when no transport opens a
+    session; its ``errors`` say why each failed. Each step waits at most
+    ``timeout``, so trying ``n`` transports takes at most ``(n + 1) *
+    timeout``.
+    """
+    if isinstance(transports, str):
+        names: Sequence[str] = (transports,)
+    elif transports is None:
+        names = DEFAULT_TRANSPORTS
+    else:
+        names = tuple(transports)
+    unknown = [name for name in names if name not in TRANSPORTS]
+    if unknown or not names:
+        raise ValueError(f"transports must be names from {TRANSPORTS}, not {list(names)}")
+    if timeout <= 0 or (heartbeat_timeout is not None and heartbeat_timeout <= 0):
+        raise ValueError("timeout and heartbeat_timeout must be positive")
+    if max_queue < 1 or max_frame_size < 1:
+        raise ValueError("max_queue and max_frame_size must be positive")
+    if URL(url).scheme not in ("http", "https"):
+        raise ValueError(f"SockJS URLs are http:// or https://, not {url}")
+    options = _Options(dict(headers or {}), timeout, heartbeat_timeout, max_frame_size)
+    return Connecting(URL(url), names, session, options, max_queue)
+
+
+async def _open(
+    url: URL,
+    names: Sequence[str],
+    session: aiohttp.ClientSession | None,
+    options: _Options,
+    max_queue: int,
+) -> SockJSClient:
+    owned = None
+    if session is None:
+        # unsafe: keep cookies (a sticky JSESSIONID) from IP-address hosts too.
+        session = owned = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    errors: dict[str, BaseException] = {}
+    try:
+        if any(name != "raw_websocket" for name in names):
+            try:
+                info = await _within(_info(session, url, options), options.timeout, "/info answer")
+            except ClientError as exc:
+                errors["info"] = exc
+                raise ConnectError(str(url), errors) from exc
+            if not info.websocket:
+                for name in names:
+                    if name in ("websocket", "raw_websocket"):
+                        errors[name] = ClientError("/info says websockets are off")
+                names = [name for name in names if name not in errors]
+        for name in names:
+            transport = _make_transport(name, session, url, options)
+            try:
+                await transport.open()
+            except SessionClosed as exc:
+                # The server answered: it closed the session at once.
+                await transport.close(1000, "")
+                errors[name] = exc
+                raise ConnectError(str(url), errors) from exc
+            except ClientError as exc:
+                await transport.close(1000, "")
+                errors[name] = exc
+                continue
+            except BaseException:
+                await transport.close(1000, "")
+                raise
+            return SockJSClient(
+                transport,
+                url,
+                max_queue=max_queue,
+                heartbeat_timeout=options.heartbeat_timeout,
+                owned_session=owned,
+            )
+        raise ConnectError(str(url), errors)
+    except BaseException:
+        if owned is not None:
+            await owned.close()
+        raise
+
+
+async def _info(http: aiohttp.ClientSession, url: URL, options: _Options) -> protocol.Info:
+    async with http.get(_join(url, "info"), headers=options.headers, timeout=_NO_TIMEOUT) as resp:
+        if resp.status != 200:
+            raise await _refused(resp, "/info")
+        body = await _read_body(resp, _MAX_INFO_SIZE)
+    try:
+        return protocol.decode_info(body)
+    except protocol.FrameError as exc:
+        raise RemoteProtocolError(str(exc)) from None
