@@ -1,0 +1,122 @@
+"""The client against real servers: ours and sockjs-node, on every transport.
+
+Each test runs once per server (the ``server_url`` fixture) and, where it
+asks for ``sockjs_transport`` (the package's pytest plugin), once per
+transport the client speaks; both servers offer all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from aiohttp_sockjs import SessionClosed
+from aiohttp_sockjs.client import DEFAULT_TRANSPORTS, SockJSClient, connect
+
+from ...helpers import SERVER_ESCAPE_SET, bounded, eventually
+from .conftest import CLIENT_OPTIONS
+
+MESSAGES = [
+    "hello",
+    "",
+    "unicode: \u00e9\u4e2d\U0001f600",
+    "newlines\r\nand % percent %25 and \x00 NUL",
+    '"quotes" \\ backslash / slash',
+    "escaped by servers: " + SERVER_ESCAPE_SET,
+    "x" * 10_000,
+]
+
+
+async def open_client(url: str, transport: str, **options: object) -> SockJSClient:
+    return await connect(url, transports=transport, **{**CLIENT_OPTIONS, **options})
+
+
+async def test_echo_keeps_messages_and_order(server_url: str, sockjs_transport: str) -> None:
+    """Every message comes back unchanged and in order, sent one by one or at once."""
+    async with await open_client(f"{server_url}/echo", sockjs_transport) as client:
+        assert client.transport == sockjs_transport
+        for message in MESSAGES:
+            await client.send(message)
+            assert await bounded(client.receive()) == message
+        # Concurrent sends: over HTTP they share xhr_send requests.
+        await asyncio.gather(*(client.send(f"m{i}") for i in range(50)))
+        assert [await bounded(client.receive()) for _ in range(50)] == [
+            f"m{i}" for i in range(50)
+        ]
+
+
+async def test_streams_reopen_past_the_response_limit(
+    server_url: str, sockjs_transport: str
+) -> None:
+    """/echo ends a stream after 4 KiB; the client opens the next one and loses nothing."""
+    async with await open_client(f"{server_url}/echo", sockjs_transport) as client:
+        for i in range(6):
+            await client.send(str(i) * 3000)
+        got = [await bounded(client.receive()) for _ in range(6)]
+        assert got == [str(i) * 3000 for i in range(6)]
+
+
+async def test_server_close_ends_the_session(server_url: str, sockjs_transport: str) -> None:
+    """The server's close frame: ``async for`` ends, the code and reason are kept."""
+    async with await open_client(f"{server_url}/close", sockjs_transport) as client:
+        received = [message async for message in client]
+        assert received == []
+        assert client.closed
+        assert (client.close_code, client.close_reason) == (3000, "Go away!")
+        assert client.exception is None
+        with pytest.raises(SessionClosed) as closed:
+            await client.receive()
+        assert (closed.value.code, closed.value.reason) == (3000, "Go away!")
+        with pytest.raises(SessionClosed):
+            await client.send("too late")
+
+
+async def test_client_close(server_url: str, sockjs_transport: str) -> None:
+    """close() ends the session on the client with the code and reason given."""
+    client = await open_client(f"{server_url}/echo", sockjs_transport)
+    await client.send("before")
+    assert await bounded(client.receive()) == "before"
+    await bounded(client.close(3001, "bye"))
+    assert client.closed
+    assert (client.close_code, client.close_reason) == (3001, "bye")
+    with pytest.raises(SessionClosed) as closed:
+        await client.receive()
+    assert (closed.value.code, closed.value.reason) == (3001, "bye")
+    with pytest.raises(SessionClosed):
+        await client.send("after")
+    await client.close()  # idempotent
+
+
+@pytest.mark.sockjs_transports("websocket", "xhr_streaming", "eventsource", "xhr")
+async def test_heartbeats_keep_a_quiet_session_open(
+    server_url: str, sockjs_transport: str
+) -> None:
+    """Heartbeats (every 0.1 s here) count as life: a quiet session outlives heartbeat_timeout.
+
+    sockjs-node sends websocket pings instead of ``h`` frames on a
+    websocket; the client answers them and counts them too.
+    """
+    client = await open_client(f"{server_url}/echo", sockjs_transport, heartbeat_timeout=1.0)
+    async with client:
+        # Fifteen heartbeats take half as long again as the heartbeat timeout.
+        await eventually(lambda: client.heartbeats >= 15 or client.closed, timeout=10)
+        assert not client.closed, client.exception
+        await client.send("still here")
+        assert await bounded(client.receive()) == "still here"
+
+
+async def test_falls_back_when_info_says_no_websocket(server_url: str) -> None:
+    """/info says websockets are off: the default list goes on to xhr_streaming."""
+    async with connect(f"{server_url}/disabled_websocket_echo", **CLIENT_OPTIONS) as client:
+        assert client.transport == DEFAULT_TRANSPORTS[1] == "xhr_streaming"
+        await client.send("hello")
+        assert await bounded(client.receive()) == "hello"
+
+
+async def test_default_transport_is_websocket(server_url: str) -> None:
+    async with connect(f"{server_url}/echo", **CLIENT_OPTIONS) as client:
+        assert client.transport == "websocket"
+        assert client.session_id is not None
+        await client.send("hello")
+        assert await bounded(client.receive()) == "hello"
