@@ -265,6 +265,8 @@ class _Http(_Transport):
         super().__init__(http, base, options)
         self.url = _join(self.session_url, self.name)
         self.frames: deque[str] = deque()
+        # An error found after good frames waits until they are read.
+        self.error: ClientError | None = None
         self.response: aiohttp.ClientResponse | None = None
 
     async def _request(self, method: str) -> aiohttp.ClientResponse:
@@ -277,6 +279,8 @@ class _Http(_Transport):
 
     async def next_frame(self, seconds: float | None, what: str) -> Frame:
         while not self.frames:
+            if self.error is not None:
+                raise self.error
             await self._receive(seconds, what)
         try:
             return protocol.decode_frame(self.frames.popleft())
@@ -319,11 +323,22 @@ class _Stream(_Http):
     def _new_reader(self) -> None:
         raise NotImplementedError
 
-    def _feed(self, chunk: bytes) -> list[str]:
+    def _feed(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def _next(self) -> str | None:
         raise NotImplementedError
 
     def _partial(self) -> bool:
         raise NotImplementedError
+
+    def _take_frames(self) -> None:
+        try:
+            while (frame := self._next()) is not None:
+                self.frames.append(frame)
+                self.delivered = True
+        except protocol.FrameError as exc:
+            self.error = RemoteProtocolError(str(exc))
 
     async def _receive(self, seconds: float | None, what: str) -> None:
         if self.response is None:
@@ -332,18 +347,14 @@ class _Stream(_Http):
             self.delivered = False
         chunk = await _within(self.response.content.readany(), seconds, what)
         if chunk:
-            try:
-                frames = self._feed(chunk)
-            except protocol.FrameError as exc:
-                raise RemoteProtocolError(str(exc)) from None
-            self.frames += frames
-            self.delivered = self.delivered or bool(frames)
+            self._feed(chunk)
+            self._take_frames()
             return
         # The response ended: at its size limit, or because the server went.
         if self._partial():
-            raise ConnectionLost(f"the {self.name} response ended in the middle of a frame")
-        if not self.delivered:
-            raise ConnectionLost(f"the {self.name} response ended without a frame")
+            self.error = ConnectionLost(f"the {self.name} response ended in the middle of a frame")
+        elif not self.delivered:
+            self.error = ConnectionLost(f"the {self.name} response ended without a frame")
         self.response.release()
         self.response = None
 
@@ -356,15 +367,19 @@ class _XhrStreaming(_Stream):
         self.lines = protocol.LineReader(self.options.max_frame_size)
         self.prelude = True
 
-    def _feed(self, chunk: bytes) -> list[str]:
-        lines = [line for line in self.lines.feed(chunk) if line]
-        if self.prelude and lines:
+    def _feed(self, chunk: bytes) -> None:
+        self.lines.feed(chunk)
+
+    def _next(self) -> str | None:
+        while (line := self.lines.next_line()) == "":
+            pass
+        if self.prelude and line is not None:
             self.prelude = False
             # Each response starts with a line of "h"s that pushes it past
             # proxy buffers; it is no frame.
-            if lines[0].strip("h") == "":
-                del lines[0]
-        return lines
+            if line.strip("h") == "":
+                return self._next()
+        return line
 
     def _partial(self) -> bool:
         return self.lines.partial
@@ -377,8 +392,12 @@ class _EventSource(_Stream):
     def _new_reader(self) -> None:
         self.events = protocol.EventStreamReader(self.options.max_frame_size)
 
-    def _feed(self, chunk: bytes) -> list[str]:
-        return [protocol.decode_eventsource_data(data) for data in self.events.feed(chunk)]
+    def _feed(self, chunk: bytes) -> None:
+        self.events.feed(chunk)
+
+    def _next(self) -> str | None:
+        data = self.events.next_event()
+        return None if data is None else protocol.decode_eventsource_data(data)
 
     def _partial(self) -> bool:
         return self.events.partial
@@ -398,15 +417,18 @@ class _XhrPolling(_Http):
             self.response.release()
             self.response = None
         lines = protocol.LineReader(self.options.max_frame_size)
+        lines.feed(body)
         try:
-            frames = [line for line in lines.feed(body) if line]
+            while (line := lines.next_line()) is not None:
+                if line:
+                    self.frames.append(line)
         except protocol.FrameError as exc:
-            raise RemoteProtocolError(str(exc)) from None
+            self.error = RemoteProtocolError(str(exc))
+            return
         if lines.partial:
-            raise ConnectionLost("an xhr answer ended in the middle of a frame")
-        if not frames:
-            raise RemoteProtocolError("an xhr answer without a frame")
-        self.frames += frames
+            self.error = ConnectionLost("an xhr answer ended in the middle of a frame")
+        elif not self.frames:
+            self.error = RemoteProtocolError("an xhr answer without a frame")
 
 
 _HTTP_TRANSPORTS: Final[dict[str, type[_Http]]] = {

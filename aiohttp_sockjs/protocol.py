@@ -444,6 +444,7 @@ def decode_frame(text: str) -> Frame:
             type(value) is list
             and len(value) == 2
             and type(value[0]) is int
+            and 0 <= value[0] <= 0xFFFF
             and type(value[1]) is str
         ):
             return CloseFrame(value[0], value[1])
@@ -473,13 +474,15 @@ def decode_info(body: bytes) -> Info:
 class LineReader:
     """Cut the body of an xhr or xhr_streaming response into frames, one a line.
 
-    ``feed()`` returns the lines completed so far, decoded; a line longer
-    than ``max_line`` bytes, or one that is not UTF-8, raises
-    :class:`FrameError` instead of growing the buffer without bound.
+    ``feed()`` the bytes as they come, then take lines with
+    :meth:`next_line` until it returns ``None``. A line longer than
+    ``max_line`` bytes, or one that is not UTF-8, raises :class:`FrameError`
+    when its turn comes, after the good lines before it.
     """
 
     def __init__(self, max_line: int) -> None:
         self._buffer = bytearray()
+        self._scanned = 0
         self._max_line = max_line
 
     @property
@@ -487,24 +490,28 @@ class LineReader:
         """Whether an unfinished line is buffered (a body ending now ends mid-frame)."""
         return bool(self._buffer)
 
-    def feed(self, data: bytes) -> list[str]:
-        """Add ``data`` and return the lines it completed, without their ``\\n``."""
-        start = len(self._buffer)
+    def feed(self, data: bytes) -> None:
+        """Add bytes read from the body."""
         self._buffer += data
-        if self._buffer.find(b"\n", start) < 0:
-            self._check_length(len(self._buffer))
-            return []
-        *lines, rest = self._buffer.split(b"\n")
-        self._buffer = bytearray(rest)
-        self._check_length(max(len(rest), *map(len, lines)))
+
+    def next_line(self) -> str | None:
+        """The next complete line without its ``\n``, or ``None`` until there is one."""
+        buffer = self._buffer
+        end = buffer.find(b"\n", self._scanned)
+        if end < 0:
+            self._scanned = len(buffer)
+            if len(buffer) > self._max_line:
+                raise FrameError(f"a frame is longer than {self._max_line} bytes")
+            return None
+        line = bytes(buffer[:end])
+        del buffer[: end + 1]
+        self._scanned = 0
+        if len(line) > self._max_line:
+            raise FrameError(f"a frame is longer than {self._max_line} bytes")
         try:
-            return [line.decode() for line in lines]
+            return line.decode()
         except UnicodeDecodeError:
             raise FrameError("a frame is not UTF-8") from None
-
-    def _check_length(self, length: int) -> None:
-        if length > self._max_line:
-            raise FrameError(f"a frame is longer than {self._max_line} bytes")
 
 
 _URI_RESERVED: Final = frozenset(";/?:@&=+$,#")
@@ -549,9 +556,12 @@ _BOM: Final = b"\xef\xbb\xbf"
 class EventStreamReader:
     """Parse a ``text/event-stream`` body into the data of its events.
 
-    Only ``data`` fields matter to SockJS; comments and other fields are
-    skipped. Lines end with CRLF, LF or CR, as the format allows. A line
-    longer than ``max_line`` bytes raises :class:`FrameError`.
+    ``feed()`` the bytes as they come, then take events with
+    :meth:`next_event` until it returns ``None``. Only ``data`` fields
+    matter to SockJS; comments and other fields are skipped. Lines end with
+    CRLF, LF or CR, as the format allows. A line longer than ``max_line``
+    bytes, or one that is not UTF-8, raises :class:`FrameError` when its
+    turn comes.
     """
 
     def __init__(self, max_line: int) -> None:
@@ -559,58 +569,68 @@ class EventStreamReader:
         self._max_line = max_line
         self._data: list[str] = []
         self._first = True
+        self._scanned = 0
 
     @property
     def partial(self) -> bool:
         """Whether an unfinished line or event is buffered."""
         return bool(self._buffer.strip(b"\r")) or bool(self._data)
 
-    def feed(self, data: bytes) -> list[str]:
-        """Add ``data`` and return the data of each event it completed."""
+    def feed(self, data: bytes) -> None:
+        """Add bytes read from the body."""
+        self._buffer += data
+
+    def next_event(self) -> str | None:
+        """The data of the next complete event, or ``None`` until there is one."""
         buffer = self._buffer
-        buffer += data
         if self._first:
             if len(buffer) < 3 and _BOM.startswith(buffer):
-                return []  # maybe the start of a byte order mark
+                return None  # maybe the start of a byte order mark
             self._first = False
             if buffer.startswith(_BOM):
                 del buffer[:3]
-        events: list[str] = []
-        start = 0
         while True:
-            cr = buffer.find(b"\r", start)
-            lf = buffer.find(b"\n", start)
-            if cr < 0 and lf < 0:
-                break
-            if cr >= 0 and (lf < 0 or cr < lf):
-                if cr + 1 == len(buffer):
-                    break  # a CR at the end may be the first half of a CRLF
-                end, next_start = cr, cr + (2 if buffer[cr + 1 : cr + 2] == b"\n" else 1)
-            else:
-                end, next_start = lf, lf + 1
-            self._line(bytes(buffer[start:end]), events)
-            start = next_start
-        del buffer[:start]
-        if len(buffer) > self._max_line:
-            raise FrameError(f"an event line is longer than {self._max_line} bytes")
-        return events
+            line = self._next_line()
+            if line is None:
+                return None
+            if not line:
+                if self._data:
+                    event = "\n".join(self._data)
+                    self._data = []
+                    return event
+                continue
+            name, colon, value = line.partition(":")
+            if not name:
+                continue  # a comment
+            if colon and value.startswith(" "):
+                value = value[1:]
+            if name == "data":
+                self._data.append(value)
 
-    def _line(self, line: bytes, events: list[str]) -> None:
+    def _next_line(self) -> str | None:
+        buffer = self._buffer
+        cr = buffer.find(b"\r", self._scanned)
+        lf = buffer.find(b"\n", self._scanned)
+        if cr >= 0 and (lf < 0 or cr < lf):
+            if cr + 1 == len(buffer):
+                end = -1  # a CR at the end may be the first half of a CRLF
+            else:
+                end, size = cr, 2 if buffer[cr + 1] == 0x0A else 1
+        elif lf >= 0:
+            end, size = lf, 1
+        else:
+            end = -1
+        if end < 0:
+            self._scanned = max(0, len(buffer) - 1)
+            if len(buffer) > self._max_line:
+                raise FrameError(f"an event line is longer than {self._max_line} bytes")
+            return None
+        line = bytes(buffer[:end])
+        del buffer[: end + size]
+        self._scanned = 0
         if len(line) > self._max_line:
             raise FrameError(f"an event line is longer than {self._max_line} bytes")
-        if not line:
-            if self._data:
-                events.append("\n".join(self._data))
-                self._data = []
-            return
         try:
-            text = line.decode()
+            return line.decode()
         except UnicodeDecodeError:
             raise FrameError("an event is not UTF-8") from None
-        name, colon, value = text.partition(":")
-        if not name:
-            return  # a comment
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)

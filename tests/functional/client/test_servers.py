@@ -41,9 +41,7 @@ async def test_echo_keeps_messages_and_order(server_url: str, sockjs_transport: 
             assert await bounded(client.receive()) == message
         # Concurrent sends: over HTTP they share xhr_send requests.
         await asyncio.gather(*(client.send(f"m{i}") for i in range(50)))
-        assert [await bounded(client.receive()) for _ in range(50)] == [
-            f"m{i}" for i in range(50)
-        ]
+        assert [await bounded(client.receive()) for _ in range(50)] == [f"m{i}" for i in range(50)]
 
 
 async def test_streams_reopen_past_the_response_limit(
@@ -89,9 +87,7 @@ async def test_client_close(server_url: str, sockjs_transport: str) -> None:
 
 
 @pytest.mark.sockjs_transports("websocket", "xhr_streaming", "eventsource", "xhr")
-async def test_heartbeats_keep_a_quiet_session_open(
-    server_url: str, sockjs_transport: str
-) -> None:
+async def test_heartbeats_keep_a_quiet_session_open(server_url: str, sockjs_transport: str) -> None:
     """Heartbeats (every 0.1 s here) count as life: a quiet session outlives heartbeat_timeout.
 
     sockjs-node sends websocket pings instead of ``h`` frames on a
