@@ -1,0 +1,123 @@
+"""The pytest plugin, as a user meets it: installed with the package, nothing to configure."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+import aiohttp_sockjs
+from aiohttp_sockjs import Session
+from aiohttp_sockjs.client import TRANSPORTS
+from aiohttp_sockjs.pytest_plugin import SockJSClientFactory
+
+from ...helpers import bounded
+
+
+async def greet(session: Session) -> None:
+    async for name in session:
+        session.send(f"hello, {name}")
+
+
+def make_app() -> web.Application:
+    app = web.Application()
+    aiohttp_sockjs.setup(app, "/greet", greet, disconnect_delay=1.0)
+    return app
+
+
+async def test_fixture_over_every_transport(
+    sockjs_client: SockJSClientFactory, sockjs_transport: str
+) -> None:
+    """sockjs_client connects over the test's sockjs_transport; a second client shares the app."""
+    app = make_app()
+    client = await sockjs_client(app, "/greet")
+    assert client.transport == sockjs_transport
+    await client.send("Ada")
+    assert await bounded(client.receive()) == "hello, Ada"
+    other = await sockjs_client(app, "/greet", transport="xhr")
+    assert other.transport == "xhr"
+    assert other.url.port == client.url.port
+    await other.send("Grace")
+    assert await bounded(other.receive()) == "hello, Grace"
+
+
+USER_TESTS = """
+import pytest
+from aiohttp import web
+import aiohttp_sockjs
+
+
+async def greet(session):
+    async for name in session:
+        session.send(f"hello, {name}")
+
+
+def make_app():
+    app = web.Application()
+    aiohttp_sockjs.setup(app, "/greet", greet)
+    return app
+
+
+@pytest.mark.asyncio
+async def test_greets(sockjs_client, sockjs_transport):
+    client = await sockjs_client(make_app(), "/greet")
+    assert client.transport == sockjs_transport
+    await client.send("Ada")
+    assert await client.receive() == "hello, Ada"
+
+
+@pytest.mark.asyncio
+@pytest.mark.sockjs_transports("xhr", "websocket")
+async def test_some_transports(sockjs_client, sockjs_transport):
+    client = await sockjs_client(make_app(), "/greet")
+    assert client.transport == sockjs_transport
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("sockjs_transport", ["eventsource"], indirect=True)
+async def test_own_parametrize(sockjs_client, sockjs_transport):
+    client = await sockjs_client(make_app(), "/greet")
+    assert client.transport == "eventsource"
+
+
+@pytest.mark.asyncio
+async def test_default_fallback(sockjs_client):
+    client = await sockjs_client(make_app(), "/greet")
+    assert client.transport == "websocket"
+"""
+
+
+def test_a_users_project(tmp_path: Path) -> None:
+    """A fresh project: asyncio strict mode (pytest-aiohttp's default), strict markers, -W error."""
+    (tmp_path / "test_user.py").write_text(USER_TESTS)
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-v",
+            "--strict-markers",
+            "-W",
+            "error",
+            "-p",
+            "no:cacheprovider",
+            "--timeout",
+            "60",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for transport in TRANSPORTS:
+        assert f"test_greets[{transport}] PASSED" in result.stdout
+    assert "test_some_transports[xhr] PASSED" in result.stdout
+    assert "test_some_transports[websocket] PASSED" in result.stdout
+    assert "test_own_parametrize[eventsource] PASSED" in result.stdout
+    assert f"{len(TRANSPORTS) + 4} passed" in result.stdout
