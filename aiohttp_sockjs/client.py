@@ -661,12 +661,19 @@ class SockJSClient:
                 messages, self._outbox = self._outbox, []
                 batch, self._batch = self._batch, None
                 assert batch is not None
+                self._sending.discard(batch)
                 try:
                     await self._transport.send(messages)
                 except ClientError as exc:
+                    self._sending.add(batch)
                     self._fail(exc)
                     break
-                self._sending.discard(batch)
+                except Exception as exc:
+                    # Not the connection's fault (a raw websocket refuses a
+                    # lone surrogate): only these senders hear of it.
+                    batch.set_exception(exc)
+                    batch.exception()
+                    continue
                 batch.set_result(None)
         finally:
             self._sender = None

@@ -27,7 +27,10 @@ from ...helpers import bounded
 
 SOCKJS_TRANSPORTS = ("websocket", "xhr_streaming", "eventsource", "xhr")
 STREAMING = ("xhr_streaming", "eventsource")
+#: For the tests of silence: the client's own bounds.
 QUICK: dict[str, Any] = {"timeout": 0.2, "heartbeat_timeout": 0.2}
+#: For the others, bounds a slow machine never reaches by accident.
+SAFE: dict[str, Any] = {"timeout": 2.0, "heartbeat_timeout": 2.0}
 
 HANG = "hang"  # the response stays open and silent
 END = "end"  # the response (or websocket) ends
@@ -133,7 +136,7 @@ def bad_url(aiohttp_server: Any) -> Serve:
 async def open_fake(bad_url: Serve, script: Script, **options: Any) -> SockJSClient:
     url = await bad_url(script)
     client: SockJSClient = await bounded(
-        connect(url, transports=script.transport, **{**QUICK, **options})
+        connect(url, transports=script.transport, **{**SAFE, **options})
     )
     return client
 
@@ -167,7 +170,7 @@ async def fails_with(client: SockJSClient, error: type[Exception]) -> Exception:
 async def test_garbage_info(bad_url: Serve, body: bytes, error: type[Exception]) -> None:
     url = await bad_url(Script("xhr", [], info=body))
     with pytest.raises(ConnectError) as raised:
-        await bounded(connect(url, **QUICK))
+        await bounded(connect(url, **SAFE))
     assert isinstance(raised.value.errors["info"], error)
     assert list(raised.value.errors) == ["info"]
 
@@ -183,7 +186,7 @@ async def test_info_never_answers(bad_url: Serve) -> None:
 async def test_info_missing(aiohttp_server: Any) -> None:
     server = await aiohttp_server(web.Application())
     with pytest.raises(ConnectError) as raised:
-        await bounded(connect(server.make_url("/nothing"), **QUICK))
+        await bounded(connect(server.make_url("/nothing"), **SAFE))
     assert isinstance(raised.value.errors["info"], ConnectionLost)
     assert "404" in str(raised.value)
 
@@ -204,7 +207,7 @@ async def test_first_frame_is_not_open(bad_url: Serve, transport: str) -> None:
     then = END if transport == "xhr" else HANG
     url = await bad_url(Script(transport, [(['a["early"]'], then)]))
     with pytest.raises(ConnectError) as raised:
-        await bounded(connect(url, transports=transport, **QUICK))
+        await bounded(connect(url, transports=transport, **SAFE))
     assert isinstance(raised.value.errors[transport], RemoteProtocolError)
 
 
@@ -212,7 +215,7 @@ async def test_first_frame_is_not_open(bad_url: Serve, transport: str) -> None:
 async def test_close_instead_of_open_stops_the_fallback(bad_url: Serve, transport: str) -> None:
     url = await bad_url(Script(transport, [(['c[2010,"Another connection still open"]'], END)]))
     with pytest.raises(ConnectError) as raised:
-        await bounded(connect(url, transports=[transport, "xhr"], **QUICK))
+        await bounded(connect(url, transports=[transport, "xhr"], **SAFE))
     error = raised.value.errors[transport]
     assert isinstance(error, SessionClosed) and error.code == 2010
     assert "xhr" not in raised.value.errors or transport == "xhr"
@@ -228,7 +231,7 @@ async def test_every_transport_refused(aiohttp_server: Any) -> None:
     app.router.add_get("/e/info", info)
     server = await aiohttp_server(app)
     with pytest.raises(ConnectError) as raised:
-        await bounded(connect(server.make_url("/e"), **QUICK))
+        await bounded(connect(server.make_url("/e"), **SAFE))
     errors = raised.value.errors
     assert list(errors) == ["websocket", "xhr_streaming", "eventsource", "xhr"]
     assert all(isinstance(error, ConnectionLost) for error in errors.values())
@@ -347,14 +350,15 @@ async def test_silence_after_open(bad_url: Serve, transport: str) -> None:
     """No frame, no heartbeat for heartbeat_timeout: ResponseTimeout, also a TimeoutError."""
     first = [] if transport == "raw_websocket" else ["o"]
     answers: list[tuple[list[str | bytes], str]] = [(first, END if transport == "xhr" else HANG)]
-    client = await open_fake(bad_url, Script(transport, answers))
+    client = await open_fake(bad_url, Script(transport, answers), heartbeat_timeout=0.2)
     error = await fails_with(client, ResponseTimeout)
     assert isinstance(error, TimeoutError)
     assert "0.2 s" in str(error)
 
 
 async def test_send_never_answered(bad_url: Serve) -> None:
-    client = await open_fake(bad_url, Script("xhr_streaming", [(["o"], HANG)], send_hangs=True))
+    script = Script("xhr_streaming", [(["o"], HANG)], send_hangs=True)
+    client = await open_fake(bad_url, script, timeout=0.2)
     with pytest.raises(ResponseTimeout):
         await bounded(client.send("hello"))
     assert client.close_code == 1006

@@ -116,3 +116,13 @@ async def test_default_transport_is_websocket(server_url: str) -> None:
         assert client.session_id is not None
         await client.send("hello")
         assert await bounded(client.receive()) == "hello"
+
+
+async def test_raw_websocket_refuses_a_lone_surrogate(server_url: str) -> None:
+    """UTF-8 cannot carry it: that send fails, the session goes on."""
+    async with await open_client(f"{server_url}/echo", "raw_websocket") as client:
+        with pytest.raises(UnicodeEncodeError):
+            await bounded(client.send("\ud800"))
+        assert not client.closed
+        await client.send("fine")
+        assert await bounded(client.receive()) == "fine"
