@@ -19,6 +19,8 @@ client raises :class:`SessionClosed` once its session is closed and the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = [
     "BrokerError",
     "ClientError",
