@@ -133,6 +133,16 @@ def setup(
       closed with 1008 "Rate limit exceeded".
     - ``websocket_ping_interval`` (None): send websocket pings this often and
       close sockets whose peer stops answering.
+    - ``websocket_compression`` (False): accept permessage-deflate when the
+      client offers it (every browser does). Off by default: it costs
+      server CPU and memory per session and saves little on chat-sized
+      messages (see the README). When on, the server answers
+      ``server_no_context_takeover`` and compresses each frame on its own,
+      with one compressor shared by all sessions, so a broadcast frame is
+      compressed once.
+    - ``websocket_compression_threshold`` (1024): with compression on,
+      frames shorter than this many bytes go out uncompressed (which
+      permessage-deflate allows per message); 0 compresses every frame.
     - ``allowed_origins`` (None): browser origins allowed to connect, exact
       (``"https://example.com"``) or by subdomain (``"https://*.example.com"``).
       When set, requests and websocket upgrades from other origins get 403

@@ -7,68 +7,250 @@ range): :data:`SUPPORTED` says whether the running aiohttp has the layout
 this module was written against, and ``tests/functional/test_aiohttp_internals.py``
 fails on a supported version where it does not.
 
-Only one thing is reached for: writing a websocket text frame at once,
-without a coroutine, when ``WebSocketResponse.send_str`` would not have
-suspended anyway. It saves a task step per frame on the hot send path.
+Two things are reached for, both in the websocket writer:
+
+- Writing a text frame at once, without a coroutine, when
+  ``WebSocketResponse.send_str`` would not have suspended anyway
+  (:func:`write_text_now`). It saves a task step per frame on the hot send
+  path.
+- permessage-deflate the way the ``websocket_compression`` option does it
+  (:func:`write_text_now` and :func:`send_text`): a frame shorter than the
+  threshold goes out uncompressed (RSV1 clear, which RFC 7692 allows for
+  any message; ``send_str`` cannot ask for that on a compressed socket),
+  and a longer one is compressed without context takeover by one
+  compressor shared by every socket, instead of one compressor per socket
+  (about 256 KiB of zlib state each). The last compressed frames are
+  remembered, so a broadcast that gives many sockets the same frame
+  compresses it once (:class:`_Deflater`). The handshake answers with
+  ``server_no_context_takeover`` (:func:`no_server_takeover`), so the
+  browser may drop its inflate window between messages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import zlib
 from typing import Final
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
 
-__all__ = ["SUPPORTED", "write_text_now"]
+__all__ = ["SUPPORTED", "no_server_takeover", "send_text", "write_text_now"]
 
 _TEXT: Final = WSMsgType.TEXT
+#: Frames longer than this are compressed in a thread, as aiohttp does
+#: (its WEBSOCKET_MAX_SYNC_CHUNK_SIZE), so the loop is not held up.
+SYNC_COMPRESS_LIMIT: Final = 16 * 1024
+_TRAILER: Final = b"\x00\x00\xff\xff"
+_RSV1: Final = 0x40
 
 
 def _writer_layout_known() -> bool:
     """Whether aiohttp's websocket writer has the attributes we rely on."""
     try:
         from aiohttp._websocket.writer import WebSocketWriter
+        from aiohttp.base_protocol import BaseProtocol
     except ImportError:
         return False
     write = getattr(WebSocketWriter, "_write_websocket_frame", None)
     init = getattr(WebSocketWriter.__init__, "__code__", None)
     if write is None or init is None:
         return False
+    if not inspect.iscoroutinefunction(getattr(BaseProtocol, "_drain_helper", None)):
+        return False
+    protocol_init = getattr(BaseProtocol.__init__, "__code__", None)
+    if protocol_init is None or "_paused" not in protocol_init.co_names:
+        return False
     try:
         params = list(inspect.signature(write).parameters)
     except (TypeError, ValueError):
         return False
-    needed = {"transport", "protocol", "use_mask", "compress", "_closing", "_limit", "_output_size"}
+    needed = {
+        "transport",
+        "protocol",
+        "use_mask",
+        "compress",
+        "_closing",
+        "_limit",
+        "_output_size",
+        "_send_lock",
+    }
     return params == ["self", "message", "opcode", "rsv"] and needed <= set(init.co_names)
 
 
-#: Whether :func:`write_text_now` can ever write (the writer's layout is the
-#: one this module knows). True on every aiohttp version pyproject allows.
+#: Whether :func:`write_text_now` can ever write and :func:`send_text` can
+#: choose per frame (the writer's layout is the one this module knows).
+#: True on every aiohttp version pyproject allows.
 SUPPORTED: Final = _writer_layout_known()
 
 
-def write_text_now(ws: web.WebSocketResponse, data: bytes) -> bool:
+def no_server_takeover(request: web.Request) -> web.Request:
+    """``request`` as aiohttp's handshake should see it to answer ``server_no_context_takeover``.
+
+    aiohttp accepts the parameters a client offers and adds none of its
+    own; RFC 7692 lets the server add ``server_no_context_takeover`` to
+    any offer it accepts, so each ``permessage-deflate`` offer gets it
+    before aiohttp reads them. Only the request given to
+    ``WebSocketResponse.prepare`` changes; the application keeps the
+    original.
+    """
+    offers = request.headers.get(hdrs.SEC_WEBSOCKET_EXTENSIONS)
+    if not offers or "permessage-deflate" not in offers:
+        return request
+    rewritten = []
+    for offer in offers.split(","):
+        params = [p.strip() for p in offer.split(";")]
+        if params[0] == "permessage-deflate" and "server_no_context_takeover" not in params:
+            offer = offer.rstrip() + "; server_no_context_takeover"
+        rewritten.append(offer)
+    headers = request.headers.copy()
+    headers[hdrs.SEC_WEBSOCKET_EXTENSIONS] = ",".join(rewritten)
+    return request.clone(headers=headers)
+
+
+def _compress_alone(data: bytes, wbits: int) -> bytes:
+    # In a worker thread: a compressor of its own.
+    compressor = zlib.compressobj(zlib.Z_BEST_SPEED, zlib.DEFLATED, -wbits)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)).removesuffix(_TRAILER)
+
+
+class _Deflater:
+    """Whole messages compressed without context takeover, the last few remembered.
+
+    One zlib compressor per window size serves every socket: a full flush
+    after each message leaves nothing of it in the compressor's state, so
+    the next message, on whatever socket, starts afresh. Only the event
+    loop's thread uses them; frames over :data:`SYNC_COMPRESS_LIMIT` are
+    compressed in a worker thread with a compressor of their own.
+    """
+
+    __slots__ = ("_compressors", "_recent")
+
+    #: How many compressed frames are remembered: a broadcast's sockets
+    #: flush one after another, so the same frame comes back at once.
+    KEEP: Final = 2
+
+    def __init__(self) -> None:
+        self._compressors: dict[int, zlib._Compress] = {}
+        self._recent: list[tuple[int, bytes, bytes | asyncio.Future[bytes]]] = []
+
+    def _lookup(self, wbits: int, data: bytes) -> bytes | asyncio.Future[bytes] | None:
+        for known_wbits, known, payload in self._recent:
+            if known_wbits == wbits and known == data:
+                return payload
+        return None
+
+    def _remember(self, wbits: int, data: bytes, payload: bytes | asyncio.Future[bytes]) -> None:
+        recent = self._recent
+        recent.insert(0, (wbits, data, payload))
+        del recent[self.KEEP :]
+
+    def compress_now(self, data: bytes, wbits: int) -> bytes:
+        """The payload of a compressed frame carrying ``data`` (up to the sync limit)."""
+        payload = self._lookup(wbits, data)
+        if isinstance(payload, bytes):
+            return payload
+        compressor = self._compressors.get(wbits)
+        if compressor is None:
+            compressor = self._compressors[wbits] = zlib.compressobj(
+                zlib.Z_BEST_SPEED, zlib.DEFLATED, -wbits
+            )
+        payload = (compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)).removesuffix(
+            _TRAILER
+        )
+        self._remember(wbits, data, payload)
+        return payload
+
+    async def compress(self, data: bytes, wbits: int) -> bytes:
+        """Like :meth:`compress_now`, in a worker thread; sockets asking for
+        the same frame meanwhile wait for the same result."""
+        payload = self._lookup(wbits, data)
+        if payload is None:
+            loop = asyncio.get_running_loop()
+            payload = loop.run_in_executor(None, _compress_alone, data, wbits)
+            self._remember(wbits, data, payload)
+        if isinstance(payload, bytes):
+            return payload
+        return await asyncio.shield(payload)
+
+
+_DEFLATER: Final = _Deflater()
+
+
+def write_text_now(ws: web.WebSocketResponse, data: bytes, threshold: int = 0) -> bool:
     """Write ``data`` (UTF-8 text) as one websocket text frame, if that needs no waiting.
 
     Returns ``True`` only when the frame was written exactly as
-    ``await ws.send_str(text)`` would have written it, in a call that would
-    not have suspended: no permessage-deflate (compression may wait on the
-    writer's lock or an executor), the writer and its transport open, and
-    the bytes written since the writer last checked flow control staying
-    within its limit (past it, ``send_frame`` may wait for the transport to
-    drain). Returns ``False`` with nothing written otherwise; the caller
-    then sends the ordinary way.
+    ``await send_text(ws, data, threshold)`` would have written it, in a
+    call that would not have suspended: the writer and its transport open,
+    no frame of aiohttp's own being compressed, a compressed frame no
+    longer than :data:`SYNC_COMPRESS_LIMIT`, and the bytes written since
+    the writer last checked flow control staying within its limit (past
+    it, ``send_frame`` may wait for the transport to drain). Returns
+    ``False`` with nothing written otherwise; the caller then sends the
+    ordinary way.
+
+    On a socket with permessage-deflate, ``data`` of ``threshold`` bytes or
+    more is compressed; shorter data goes out uncompressed.
     """
     if not SUPPORTED:
         return False
     writer = ws._writer
-    if writer is None or ws.closed or writer.compress or writer.use_mask or writer._closing:
+    if writer is None or ws.closed or writer.use_mask or writer._closing:
         return False
     if writer.transport.is_closing():
         return False
-    size = len(data)
+    wbits = writer.compress
+    if wbits:
+        if writer._send_lock.locked():
+            return False
+        if len(data) >= threshold:
+            if len(data) > SYNC_COMPRESS_LIMIT:
+                return False
+            payload = _DEFLATER.compress_now(data, wbits)
+            rsv = _RSV1
+        else:
+            payload = data
+            rsv = 0
+    else:
+        payload = data
+        rsv = 0
+    size = len(payload)
     header = 2 if size < 126 else 4 if size < 65536 else 10
     if writer._output_size + header + size > writer._limit:
         return False
-    writer._write_websocket_frame(data, _TEXT, 0)
+    writer._write_websocket_frame(payload, _TEXT, rsv)
     return True
+
+
+async def send_text(ws: web.WebSocketResponse, data: bytes, threshold: int = 0) -> None:
+    """Send ``data`` (UTF-8 text) as one websocket text frame.
+
+    Like ``await ws.send_str(text)``, and raising what it raises, but on a
+    socket with permessage-deflate ``data`` shorter than ``threshold``
+    bytes goes out uncompressed and longer data is compressed by the shared
+    compressor (:class:`_Deflater`), never by one of the socket's own.
+    """
+    if write_text_now(ws, data, threshold):
+        return
+    writer = ws._writer
+    if not SUPPORTED or writer is None or not writer.compress:
+        await ws.send_frame(data, _TEXT)
+        return
+    wbits = writer.compress
+    if len(data) < threshold:
+        payload, rsv = data, 0
+    elif len(data) > SYNC_COMPRESS_LIMIT:
+        payload, rsv = await _DEFLATER.compress(data, wbits), _RSV1
+    else:
+        payload, rsv = _DEFLATER.compress_now(data, wbits), _RSV1
+    # What WebSocketWriter.send_frame does around the write.
+    if writer._closing:
+        raise ConnectionResetError("Cannot write to closing transport")
+    async with writer._send_lock:
+        writer._write_websocket_frame(payload, _TEXT, rsv)
+    if writer._output_size > writer._limit:
+        writer._output_size = 0
+        protocol = writer.protocol
+        if protocol._paused:
+            await protocol._drain_helper()

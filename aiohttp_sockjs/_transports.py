@@ -170,17 +170,19 @@ class StreamingReceiver(_FramedReceiver):
 class WebSocketReceiver(_FramedReceiver):
     """SockJS over a websocket: every frame is one text message."""
 
-    __slots__ = ("_request", "_ws")
+    __slots__ = ("_request", "_threshold", "_ws")
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, threshold: int) -> None:
         self._request = request
         self._ws = ws
+        # permessage-deflate: frames shorter than this go out uncompressed.
+        self._threshold = threshold
 
     async def _frame(self, frame: str) -> bool:
         if self._ws.closed:
             return False
         try:
-            await self._ws.send_str(frame)
+            await _aiohttp.send_text(self._ws, frame.encode(), self._threshold)
         except _WRITE_ERRORS:
             return False
         return True
@@ -192,7 +194,8 @@ class WebSocketReceiver(_FramedReceiver):
         if ws.closed:
             return False
         try:
-            await ws.send_str(protocol.messages_frame(messages))
+            data = protocol.messages_frame(messages).encode()
+            await _aiohttp.send_text(ws, data, self._threshold)
         except _WRITE_ERRORS:
             return False
         return True
@@ -204,7 +207,7 @@ class WebSocketReceiver(_FramedReceiver):
             data = protocol.messages_frame(messages).encode()
         except UnicodeEncodeError:
             return False
-        return _aiohttp.write_text_now(self._ws, data)
+        return _aiohttp.write_text_now(self._ws, data, self._threshold)
 
     async def _end(self) -> None:
         await self._ws.close()
@@ -219,11 +222,12 @@ class WebSocketReceiver(_FramedReceiver):
 class RawWebSocketReceiver(Receiver):
     """``base/websocket``: no SockJS framing, one websocket message each."""
 
-    __slots__ = ("_request", "_ws")
+    __slots__ = ("_request", "_threshold", "_ws")
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, threshold: int) -> None:
         self._request = request
         self._ws = ws
+        self._threshold = threshold
 
     async def send_open(self) -> bool:
         return not self._ws.closed
@@ -235,12 +239,13 @@ class RawWebSocketReceiver(Receiver):
         try:
             for message in messages:
                 try:
-                    await self._ws.send_str(message)
+                    data = message.encode()
                 except UnicodeEncodeError:
                     # A lone surrogate has no UTF-8 form; send U+FFFD in its
                     # place, as a browser's WebSocket.send() would.
                     usv = message.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-                    await self._ws.send_str(usv)
+                    data = usv.encode()
+                await _aiohttp.send_text(self._ws, data, self._threshold)
         except _WRITE_ERRORS:
             return False
         return not self._ws.closed
@@ -644,11 +649,14 @@ class Routes:
         refused = self._refuse_new(request)
         if refused is not None:
             return refused
+        options = endpoint.options
+        compression = options.websocket_compression
         ws = web.WebSocketResponse(
-            max_msg_size=endpoint.options.max_request_size,
-            heartbeat=endpoint.options.websocket_ping_interval,
+            max_msg_size=options.max_request_size,
+            heartbeat=options.websocket_ping_interval,
+            compress=compression,
         )
-        await ws.prepare(request)
+        await ws.prepare(_aiohttp.no_server_takeover(request) if compression else request)
         if endpoint._full() or endpoint._closing:
             # Filled up (or began shutting down) during the handshake.
             log.info("SockJS websocket refused: no room for a new session")
@@ -656,12 +664,14 @@ class Routes:
             return ws
         if raw:
             session = endpoint._create(None, request, "raw_websocket", websocket=True, raw=True)
-            receiver: Receiver = RawWebSocketReceiver(request, ws)
+            receiver: Receiver = RawWebSocketReceiver(
+                request, ws, options.websocket_compression_threshold
+            )
         else:
             session = endpoint._create(
                 request.match_info["session_id"], request, "websocket", websocket=True
             )
-            receiver = WebSocketReceiver(request, ws)
+            receiver = WebSocketReceiver(request, ws, options.websocket_compression_threshold)
         self._run(session, True, receiver)
         limit = endpoint.options.max_message_size
         count_limit = endpoint.options.max_messages_per_request

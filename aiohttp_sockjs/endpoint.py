@@ -73,6 +73,8 @@ class EndpointOptions(TypedDict, total=False):
     allow_iframe: bool
     allow_jsonp: bool
     websocket_ping_interval: float | None
+    websocket_compression: bool
+    websocket_compression_threshold: int
     cors_config: aiohttp_cors.CorsConfig | None
     broker: RedisBroker | None
 
@@ -104,6 +106,8 @@ class Options:
     allow_iframe: bool = False
     allow_jsonp: bool = False
     websocket_ping_interval: float | None = None
+    websocket_compression: bool = False
+    websocket_compression_threshold: int = 1024
     cors_config: aiohttp_cors.CorsConfig | None = field(default=None, compare=False)
     broker: RedisBroker | None = field(default=None, compare=False)
 
@@ -137,6 +141,8 @@ class Options:
             raise ValueError("max_sessions must be positive (or None)")
         if not self.inbound_timeout > 0:
             raise ValueError("inbound_timeout must be positive")
+        if not int(self.websocket_compression_threshold) >= 0:
+            raise ValueError("websocket_compression_threshold must not be negative")
         if self.rate_limit is not None and not isinstance(self.rate_limit, RateLimit):
             raise TypeError("rate_limit must be an aiohttp_sockjs.RateLimit (or None)")
         origins = None if self.allowed_origins is None else OriginPolicy(self.allowed_origins)

@@ -1,20 +1,23 @@
 """The one module that reaches past aiohttp's public API works on this aiohttp.
 
 pyproject.toml pins aiohttp to the versions aiohttp_sockjs/_aiohttp.py was
-written against; on any of them a missing fast path is a failure here, not
-a silent fallback.
+written against; on any of them a missing fast path or a compression
+choice it cannot make is a failure here, not a silent fallback.
 """
 
 from __future__ import annotations
 
+import json
+import zlib
 from importlib.metadata import version
 from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, make_mocked_request
 
 from aiohttp_sockjs import _aiohttp
+from tests.deflate_client import DeflateClient
 from tests.helpers import bounded
 
 TEXTS = ["a", "é" * 200, "x" * 30_000, "y" * 70_000]
@@ -67,10 +70,78 @@ async def test_frames_written_at_once_arrive_exactly(aiohttp_client: Any) -> Non
     assert results == [True, True, True, False]
 
 
-async def test_compressed_sockets_are_left_to_send_str(aiohttp_client: Any) -> None:
+async def test_compressed_sockets_follow_the_threshold(aiohttp_client: Any) -> None:
+    """On a socket with permessage-deflate, write_text_now writes short
+    frames uncompressed and others compressed, up to the sync limit;
+    send_text sends the rest. A client that inflates each message afresh
+    (server_no_context_takeover) reads them all exactly."""
     results: list[bool] = []
-    client = await _serve(aiohttp_client, True, results)
-    async with client.ws_connect("/ws", compress=15) as ws:
-        assert ws.compress == 15
-        assert await _receive_all(ws) == TEXTS
-    assert results == [False] * len(TEXTS)
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=True)
+        await ws.prepare(_aiohttp.no_server_takeover(request))
+        for text in ("a", "é" * 200, "x" * 70_000):
+            wrote = _aiohttp.write_text_now(ws, text.encode(), threshold=100)
+            results.append(wrote)
+            if not wrote:
+                await _aiohttp.send_text(ws, text.encode(), threshold=100)
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    assert client.server.host is not None and client.server.port is not None
+    ws = await DeflateClient.connect(client.server.host, client.server.port, "/ws")
+    assert ws.extensions == "permessage-deflate; server_no_context_takeover"
+    frames = [await ws.recv() for _ in range(3)]
+    assert [(f.data.decode(), f.rsv1) for f in frames] == [
+        ("a", False),
+        ("é" * 200, True),
+        ("x" * 70_000, True),
+    ]
+    assert results == [True, True, False]
+    await ws.close()
+
+
+async def test_the_same_frame_is_compressed_once() -> None:
+    data = json.dumps([str(i) for i in range(500)]).encode()
+    first = _aiohttp._DEFLATER.compress_now(data, 15)
+    assert _aiohttp._DEFLATER.compress_now(bytes(bytearray(data)), 15) is first
+    assert _aiohttp._DEFLATER.compress_now(data, 10) is not first
+    large = data * 100
+    assert len(large) > _aiohttp.SYNC_COMPRESS_LIMIT
+    once = await _aiohttp._DEFLATER.compress(large, 15)
+    assert await _aiohttp._DEFLATER.compress(bytes(bytearray(large)), 15) is once
+    inflate = zlib.decompressobj(-15)
+    assert inflate.decompress(once + b"\x00\x00\xff\xff") == large
+
+
+def _request(extensions: str | None) -> web.Request:
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    if extensions is not None:
+        headers["Sec-WebSocket-Extensions"] = extensions
+    return make_mocked_request("GET", "/ws", headers=headers)
+
+
+def test_offers_get_server_no_context_takeover() -> None:
+    cases = {
+        "permessage-deflate": "permessage-deflate; server_no_context_takeover",
+        "permessage-deflate; client_max_window_bits": (
+            "permessage-deflate; client_max_window_bits; server_no_context_takeover"
+        ),
+        "permessage-deflate; server_no_context_takeover": (
+            "permessage-deflate; server_no_context_takeover"
+        ),
+        "x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=10": (
+            "x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=10"
+            "; server_no_context_takeover"
+        ),
+    }
+    for offer, seen in cases.items():
+        request = _request(offer)
+        assert _aiohttp.no_server_takeover(request).headers["Sec-WebSocket-Extensions"] == seen
+        assert request.headers["Sec-WebSocket-Extensions"] == offer
+    for offer in (None, "x-webkit-deflate-frame"):
+        request = _request(offer)
+        assert _aiohttp.no_server_takeover(request) is request

@@ -63,12 +63,13 @@ async def test_paced_sends_go_out_synchronously_in_order(
     await ws.close()
 
 
-async def test_permessage_deflate_takes_the_actor_path(
+async def test_permessage_deflate_frames_arrive_in_order(
     serve: ClientFactory,
 ) -> None:
-    """With permessage-deflate negotiated nothing is written synchronously;
-    every frame goes through send_str and arrives intact and in order."""
-    client = await serve(paced)
+    """With permessage-deflate negotiated (short frames uncompressed, others
+    compressed by the shared compressor) every frame arrives intact and in
+    order."""
+    client = await serve(paced, websocket_compression=True, websocket_compression_threshold=10)
     ws = await open_ws(client, compress=15)
     assert ws.compress == 15
     await ws.send_str('["go 30"]')
