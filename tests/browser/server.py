@@ -8,6 +8,11 @@ Two origins on 127.0.0.1, each on its own free port:
 - the page origin: only the test page and the client, so a page loaded
   from here talks to SockJS cross-origin, as in real deployments.
 
+Besides the conformance endpoints, the SockJS origin serves echo endpoints
+with websocket compression on: ``/echo_deflate`` (the default threshold),
+``/echo_deflate_200`` (threshold 200 bytes, so a battery sees compressed
+and uncompressed frames) and ``/echo_deflate_0`` (every frame compressed).
+
 Prints one JSON line ``{"sockjs": port, "page": port}`` once both listen,
 then serves until its stdin closes (the test process ended).
 """
@@ -28,7 +33,11 @@ PAGE = Path(__file__).resolve().with_name("page.html")
 
 sys.path.insert(0, str(ROOT))
 
-from demo.conformance import make_app  # noqa: E402
+import aiohttp_sockjs  # noqa: E402
+from demo.conformance import echo, make_app  # noqa: E402
+
+#: The compression endpoints: prefix -> websocket_compression_threshold.
+DEFLATE_ENDPOINTS = {"/echo_deflate": 1024, "/echo_deflate_200": 200, "/echo_deflate_0": 0}
 
 
 def listen() -> socket.socket:
@@ -66,6 +75,14 @@ async def main() -> None:
 
     app = make_app(sockjs_url=f"http://127.0.0.1:{sockjs_port}/static/sockjs.min.js")
     add_static(app)
+    for prefix, threshold in DEFLATE_ENDPOINTS.items():
+        aiohttp_sockjs.setup(
+            app,
+            prefix,
+            echo,
+            websocket_compression=True,
+            websocket_compression_threshold=threshold,
+        )
     page_app = web.Application()
     add_static(page_app)
 

@@ -143,13 +143,8 @@ def _origin(server: Server, origin: str) -> str:
     return server.page_origin if origin == CROSS else server.sockjs_origin
 
 
-@pytest.mark.parametrize(("transport", "origin"), CASES)
-def test_transport_battery(
-    page_factory: Any, sockjs_server: Server, transport: str, origin: str
-) -> None:
-    page: Page = page_factory(_origin(sockjs_server, origin))
-    url = sockjs_server.sockjs_origin + "/echo"
-
+def _battery(page: Page, url: str, transport: str) -> None:
+    """Open ``url`` over ``transport`` and echo every kind of message."""
     opened = page.call("open", url, transport, STEP_MS)
     assert opened["opened"], f"{transport} did not open: {opened}\n{page.diagnostics()}"
     assert opened["transport"] == transport, page.diagnostics()
@@ -165,6 +160,14 @@ def test_transport_battery(
     _check_echo(page, transport, MARKUP, "percent signs and markup")
     _check_echo(page, transport, [_mib_message()], "a 1 MiB message")
     _check_echo(page, transport, _burst(), "a burst of 500 messages")
+
+
+@pytest.mark.parametrize(("transport", "origin"), CASES)
+def test_transport_battery(
+    page_factory: Any, sockjs_server: Server, transport: str, origin: str
+) -> None:
+    page: Page = page_factory(_origin(sockjs_server, origin))
+    _battery(page, sockjs_server.sockjs_origin + "/echo", transport)
 
     closed = page.call("close", STEP_MS)
     assert closed is not None, f"no onclose after sock.close()\n{page.diagnostics()}"
@@ -210,4 +213,52 @@ def test_cookie_needed_echo(
         # Every session response sets JSESSIONID for sticky load balancers.
         cookies = {c["name"]: c["value"] for c in page.page.context.cookies()}
         assert cookies.get("JSESSIONID") == "dummy", cookies
+    _assert_server_quiet(sockjs_server)
+
+
+# The extension each endpoint answers to Chromium's offer.
+NO_TAKEOVER = "permessage-deflate; server_no_context_takeover"
+COMPRESSION = [
+    pytest.param("/echo", None, id="off"),
+    pytest.param("/echo_deflate", NO_TAKEOVER, id="on"),
+    pytest.param("/echo_deflate_0", NO_TAKEOVER, id="on-threshold-0"),
+    pytest.param("/echo_deflate_200", NO_TAKEOVER, id="on-threshold-200"),
+]
+
+
+@pytest.mark.parametrize(("prefix", "answer"), COMPRESSION)
+def test_websocket_compression_as_negotiated(
+    page_factory: Any, sockjs_server: Server, prefix: str, answer: str | None
+) -> None:
+    """Chromium's offer and the server's answer, read from the browser's own
+    view of the handshake (DevTools protocol), under each setting; then
+    messages echo exactly over what was negotiated. The full battery runs
+    with a threshold that gives both compressed and uncompressed frames
+    (compression off runs it in test_transport_battery)."""
+    page: Page = page_factory(sockjs_server.page_origin)
+    cdp = page.page.context.new_cdp_session(page.page)
+    handshakes: list[tuple[str, dict[str, str]]] = []
+    cdp.on(
+        "Network.webSocketWillSendHandshakeRequest",
+        lambda e: handshakes.append(("offer", e["request"]["headers"])),
+    )
+    cdp.on(
+        "Network.webSocketHandshakeResponseReceived",
+        lambda e: handshakes.append(("answer", e["response"]["headers"])),
+    )
+    cdp.send("Network.enable")
+    url = sockjs_server.sockjs_origin + prefix
+    if prefix == "/echo_deflate_200":
+        _battery(page, url, "websocket")
+    else:
+        opened = page.call("open", url, "websocket", STEP_MS)
+        assert opened["opened"], f"{opened}\n{page.diagnostics()}"
+        _check_echo(page, "websocket", [*ASCII, *ASTRAL, "".join(ESCAPED) * 50], "echo")
+    seen = {kind: {k.lower(): v for k, v in headers.items()} for kind, headers in handshakes}
+    assert seen["offer"]["sec-websocket-extensions"] == (
+        "permessage-deflate; client_max_window_bits"
+    ), seen
+    assert seen["answer"].get("sec-websocket-extensions") == answer, seen
+    closed = page.call("close", STEP_MS)
+    assert closed is not None and closed["code"] == 1000, closed
     _assert_server_quiet(sockjs_server)
