@@ -128,7 +128,7 @@ class _Deflater:
 
     #: How many compressed frames are remembered: a broadcast's sockets
     #: flush one after another, so the same frame comes back at once.
-    KEEP: Final = 2
+    KEEP: int = 2
 
     def __init__(self) -> None:
         self._compressors: dict[int, zlib._Compress] = {}

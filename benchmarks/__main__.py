@@ -49,6 +49,11 @@ class Scenario:
     heartbeat: float = 25.0
     uvloop: bool = False
     ours_only: bool = False
+    #: Extra ``benchmarks.server`` options for our server.
+    ours_args: tuple[str, ...] = ()
+    #: More configurations of our server, run in the same rotation and
+    #: shown as rows of their own against the same baseline runs.
+    variants: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def server_args(self) -> tuple[str, ...]:
@@ -59,6 +64,10 @@ class Scenario:
 def _rate(label: str, target: float | None, unit: str = "msgs/s") -> Figure:
     return Figure(label, "value", unit, True, target)
 
+
+_ON = ("--compression", "on")
+_DEFAULT = ("default settings", ())
+_DEFLATE_SHARE = Figure("sessions with deflate", "deflate_share", "share", True)
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
@@ -148,11 +157,48 @@ SCENARIOS: tuple[Scenario, ...] = (
         heartbeat=1.0,
         ours_only=True,
     ),
+    # The generator offers permessage-deflate as Chromium does; ours runs
+    # with compression on (the baseline, plain aiohttp, accepts it too) and
+    # with its default settings (compression off: nothing is negotiated).
     Scenario(
-        "ws_echo_deflate",
-        "websocket echo, 100 sessions, permessage-deflate",
+        "ws_echo_1_deflate",
+        "Chromium's deflate offer: websocket echo, 1 session",
         "baseline-coalesce",
-        (_rate("throughput", None),),
+        (_rate("throughput", None), _DEFLATE_SHARE),
+        ours_args=_ON,
+        variants=(_DEFAULT,),
+    ),
+    Scenario(
+        "ws_echo_100_deflate",
+        "Chromium's deflate offer: websocket echo, 100 sessions",
+        "baseline-coalesce",
+        (_rate("throughput", None), _DEFLATE_SHARE),
+        ours_args=_ON,
+        variants=(_DEFAULT,),
+    ),
+    Scenario(
+        "broadcast_1_deflate",
+        "Chromium's deflate offer: broadcast 1 msg to 1000 websockets",
+        "baseline",
+        (_rate("deliveries", None, "deliveries/s"), _DEFLATE_SHARE),
+        ours_args=_ON,
+        variants=(_DEFAULT,),
+    ),
+    Scenario(
+        "broadcast_1_4k_deflate",
+        "Chromium's deflate offer: broadcast 1 msg of 4 KiB JSON to 1000 websockets",
+        "baseline",
+        (_rate("deliveries", None, "deliveries/s"), _DEFLATE_SHARE),
+        ours_args=_ON,
+        variants=(_DEFAULT, ("compression on, frame not reused", (*_ON, "--no-frame-reuse"))),
+    ),
+    Scenario(
+        "broadcast_20_deflate",
+        "Chromium's deflate offer: broadcast 20-msg bursts to 1000 websockets",
+        "baseline-coalesce",
+        (_rate("deliveries", None, "deliveries/s"), _DEFLATE_SHARE),
+        ours_args=_ON,
+        variants=(_DEFAULT,),
     ),
     Scenario(
         "ws_echo_uvloop",
@@ -238,6 +284,24 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}"
 
 
+def _rows(
+    results: dict[str, dict[str, list[dict[str, Any]]]],
+) -> list[tuple[Scenario, str, list[dict[str, Any]], list[dict[str, Any]]]]:
+    """(scenario, label, our runs, baseline runs) for each row group of the table."""
+    rows = []
+    for sc in SCENARIOS:
+        if sc.name not in results:
+            continue
+        res = results[sc.name]
+        base = res.get("base", [])
+        ours_label = ", ours: compression on" if "--compression" in sc.ours_args else ""
+        rows.append((sc, ours_label, res["ours"], base))
+        for label, _ in sc.variants:
+            if res.get(label):
+                rows.append((sc, f", ours: {label}", res[label], base))
+    return rows
+
+
 def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> tuple[str, list[str]]:
     head = (
         "| Scenario | Figure | Ours | Baseline | Ratio | Ratio per CPU-s | Target | Met "
@@ -246,11 +310,7 @@ def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> tuple[str, lis
     )
     rows = []
     missed = []
-    for sc in SCENARIOS:
-        if sc.name not in results:
-            continue
-        ours = results[sc.name]["ours"]
-        base = results[sc.name].get("base", [])
+    for sc, label, ours, base in _rows(results):
         busy = "{:.0f}% / {}".format(
             100 * _median(ours, "server_cpu") / _median(ours, "wall"),
             f"{100 * _median(base, 'server_cpu') / _median(base, 'wall'):.0f}%" if base else "-",
@@ -289,7 +349,7 @@ def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> tuple[str, lis
                     met += " / " + ("yes" if eff_ok else "**no**")
                 if not ok:
                     missed.append(f"{sc.name} {fig.label}")
-            name = f"{sc.title} (vs {sc.baseline})" if i == 0 else ""
+            name = f"{sc.title}{label} (vs {sc.baseline})" if i == 0 else ""
             cpu = (busy, gen) if i == 0 else ("", "")
             rows.append(
                 f"| {name} | {fig.label} [{fig.unit}] | {_fmt(o)} | {b_s} | {ratio_s} | {eff_s} "
@@ -329,11 +389,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for sc in scenarios:
             res: dict[str, list[dict[str, Any]]] = {"ours": [], "base": []}
+            for label, _ in sc.variants:
+                res[label] = []
             results[sc.name] = res
             for rep in range(reps):
-                kinds = [("ours", "ours")] + ([] if sc.ours_only else [("base", sc.baseline)])
-                for label, kind in kinds:
-                    srv = server(kind, sc.server_args)
+                kinds = [("ours", "ours", sc.ours_args)]
+                kinds += [] if sc.ours_only else [("base", sc.baseline, ())]
+                kinds += [(label, "ours", vargs) for label, vargs in sc.variants]
+                for label, kind, extra in kinds:
+                    srv = server(kind, sc.server_args + extra)
                     try:
                         res[label].append(run_generator(sc.name, srv, scale))
                     finally:

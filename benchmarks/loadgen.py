@@ -47,6 +47,9 @@ SCALES: dict[str, dict[str, int | float]] = {
         idle_xhr=20,
         idle_seconds=0.5,
         deflate=300,
+        deflate1=300,
+        bcast_deflate_rounds=3,
+        bcast_size=4096,
         timeout=10,
         settle=0.05,
     ),
@@ -67,6 +70,9 @@ SCALES: dict[str, dict[str, int | float]] = {
         idle_xhr=2000,
         idle_seconds=2,
         deflate=100000,
+        deflate1=150000,
+        bcast_deflate_rounds=40,
+        bcast_size=4096,
         timeout=60,
         settle=1.0,
     ),
@@ -87,6 +93,9 @@ SCALES: dict[str, dict[str, int | float]] = {
         idle_xhr=2000,
         idle_seconds=5,
         deflate=250000,
+        deflate1=400000,
+        bcast_deflate_rounds=100,
+        bcast_size=4096,
         timeout=120,
         settle=1.0,
     ),
@@ -166,7 +175,12 @@ class WSClient(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        ext = "Sec-WebSocket-Extensions: permessage-deflate\r\n" if self.offer_deflate else ""
+        # Exactly what Chromium offers.
+        ext = (
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            if self.offer_deflate
+            else ""
+        )
         transport.write(  # type: ignore[attr-defined]
             (
                 f"GET {self.path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
@@ -199,6 +213,7 @@ class WSClient(asyncio.Protocol):
                 self.deflate = True
                 self._reset_comp = "client_no_context_takeover" in head
                 self._reset_decomp = "server_no_context_takeover" in head
+                # As Chromium: zlib's default level, a 15-bit window.
                 self._comp = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
                 self._decomp = zlib.decompressobj(-15)
         pos = 0
@@ -497,20 +512,24 @@ async def echo(
 ) -> dict[str, Any]:
     quota = max(1, total // sessions)
     clients = await open_many(lambda: EchoClient(port, quota, window, deflate), port, sessions)
-    if deflate and not all(c.deflate for c in clients):
-        raise RuntimeError("permessage-deflate was not negotiated")
     everything = asyncio.gather(*(c.done for c in clients))
     with Meter(pid) as m:
         for c in clients:
             c.start()
         finished = await _wait(everything, timeout)
     got = sum(c.received for c in clients)
+    negotiated = sum(c.deflate for c in clients) / sessions
     for c in clients:
         c.abort()
     everything.cancel()
     frames = sum(c.frames for c in clients)
     return result(
-        got / m.wall, m, messages=got, msgs_per_frame=got / max(frames, 1), timed_out=not finished
+        got / m.wall,
+        m,
+        messages=got,
+        msgs_per_frame=got / max(frames, 1),
+        deflate_share=negotiated,
+        timed_out=not finished,
     )
 
 
@@ -561,14 +580,16 @@ async def latency(port: int, pid: int, sessions: int, seconds: float, rate: int)
 
 
 class Listener(WSClient):
-    def __init__(self, port: int, state: dict[str, Any]) -> None:
-        super().__init__(f"/bcast/0/{_sid()}/websocket", port)
+    def __init__(self, port: int, state: dict[str, Any], deflate: bool = False) -> None:
+        super().__init__(f"/bcast/0/{_sid()}/websocket", port, deflate)
         self.state = state
         self.count = 0
 
     def on_messages(self, frame: bytes) -> None:
         st = self.state
-        self.count += frame.count(b'"') >> 1
+        # Every broadcast message starts with "b"; escaped quotes inside
+        # larger messages are \" and never precede a b.
+        self.count += frame.count(b'"b')
         if self.count >= st["target"]:
             self.count -= st["target"]
             st["remaining"] -= 1
@@ -577,11 +598,19 @@ class Listener(WSClient):
 
 
 async def broadcast(
-    port: int, pid: int, sessions: int, per_round: int, rounds: int, timeout: float
+    port: int,
+    pid: int,
+    sessions: int,
+    per_round: int,
+    rounds: int,
+    timeout: float,
+    deflate: bool = False,
+    size: int = 0,
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     state: dict[str, Any] = {"target": per_round}
-    clients = await open_many(lambda: Listener(port, state), port, sessions)
+    clients = await open_many(lambda: Listener(port, state, deflate), port, sessions)
+    negotiated = sum(c.deflate for c in clients) / sessions
     ctl = await http_connect(port)
     times: list[float] = []
     deadline = time.perf_counter() + timeout
@@ -592,7 +621,7 @@ async def broadcast(
             state["remaining"] = sessions
             state["done"] = loop.create_future()
             t0 = time.perf_counter()
-            status, _ = await ctl.request("POST", f"/ctl/broadcast?n={per_round}")
+            status, _ = await ctl.request("POST", f"/ctl/broadcast?n={per_round}&size={size}")
             assert status == 200, status
             if not await _wait(state["done"], max(0.1, deadline - time.perf_counter())):
                 break
@@ -609,6 +638,7 @@ async def broadcast(
         m,
         all_ms=statistics.median(times) * 1e3,
         rounds=len(times),
+        deflate_share=negotiated,
         timed_out=len(times) < rounds,
     )
 
@@ -802,8 +832,25 @@ def scenario(name: str, port: int, pid: int, scale: str) -> Coroutine[Any, Any, 
     table: dict[str, Callable[[], Coroutine[Any, Any, dict[str, Any]]]] = {
         "ws_echo_1": lambda: echo(port, pid, 1, i(c["echo1"]), 100, t),
         "ws_echo_100": lambda: echo(port, pid, i(c["echo100_sessions"]), i(c["echo100"]), 10, t),
-        "ws_echo_deflate": lambda: echo(
+        "ws_echo_1_deflate": lambda: echo(port, pid, 1, i(c["deflate1"]), 100, t, deflate=True),
+        "ws_echo_100_deflate": lambda: echo(
             port, pid, i(c["echo100_sessions"]), i(c["deflate"]), 10, t, deflate=True
+        ),
+        "broadcast_1_deflate": lambda: broadcast(
+            port, pid, i(c["bcast_sessions"]), 1, i(c["bcast_rounds"]), t, deflate=True
+        ),
+        "broadcast_1_4k_deflate": lambda: broadcast(
+            port,
+            pid,
+            i(c["bcast_sessions"]),
+            1,
+            i(c["bcast_deflate_rounds"]),
+            t,
+            deflate=True,
+            size=i(c["bcast_size"]),
+        ),
+        "broadcast_20_deflate": lambda: broadcast(
+            port, pid, i(c["bcast_sessions"]), 20, i(c["burst_rounds"]), t, deflate=True
         ),
         "ws_echo_uvloop": lambda: echo(port, pid, i(c["echo100_sessions"]), i(c["echo100"]), 10, t),
         "ws_latency": lambda: latency(

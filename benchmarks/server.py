@@ -8,8 +8,13 @@ stdout. Routes used by the load generator:
   (``o``, then ``a["m"]`` per ``["m"]``).
 - ``/echo/{server}/{session}/xhr_send|xhr_streaming|xhr``: xhr echo.
 - ``/bcast/{server}/{session}/websocket``: sessions that only receive.
-- ``POST /ctl/broadcast?n=N``: broadcast N messages to every ``/bcast``
-  session.
+- ``POST /ctl/broadcast?n=N&size=B``: broadcast N messages to every
+  ``/bcast`` session, each about B bytes of JSON (default: ``b0``, ``b1``...).
+
+``--compression on|off`` sets our endpoints' ``websocket_compression``
+(unset: the default); ``--no-frame-reuse`` makes our shared compressor
+forget every frame, to measure what compressing a broadcast frame once
+saves. The baseline uses aiohttp's default, which accepts permessage-deflate.
 
 The baseline is plain aiohttp with no SockJS logic: it speaks just enough
 of the wire format to be driven the same way. ``baseline`` answers every
@@ -22,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import socket
 import sys
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -31,10 +38,35 @@ XHR_PRELUDE = b"h" * 2048 + b"\n"
 JS_HEADERS = {"Content-Type": "application/javascript; charset=UTF-8"}
 
 
-def ours_app(heartbeat: float) -> web.Application:
-    import aiohttp_sockjs
+def message(i: int, size: int) -> str:
+    """The i-th broadcast message: ``b<i>``, padded with JSON to ``size`` bytes."""
+    head = f"b{i}"
+    if size <= len(head):
+        return head
+    fields = []
+    k = 0
+    total = len(head) + 2
+    while total < size:
+        field = f'"k{k}":{{"id":{i * 7 + k},"name":"item {k}","ok":true}}'
+        fields.append(field)
+        total += len(field) + 1
+        k += 1
+    return head + " {" + ",".join(fields) + "}"
 
+
+def ours_app(
+    heartbeat: float, compression: bool | None = None, reuse: bool = True
+) -> web.Application:
+    import aiohttp_sockjs
+    from aiohttp_sockjs import _aiohttp
+
+    if not reuse:
+        # Benchmark only: the shared compressor remembers no frame.
+        _aiohttp._Deflater.KEEP = 0
     app = web.Application()
+    options: dict[str, Any] = {}
+    if compression is not None:
+        options["websocket_compression"] = compression
 
     async def echo(session: aiohttp_sockjs.Session) -> None:
         async for message in session:
@@ -46,13 +78,16 @@ def ours_app(heartbeat: float) -> web.Application:
 
     # A large response_limit keeps one xhr_streaming response per session,
     # as the baseline does: this measures the steady state.
-    aiohttp_sockjs.setup(app, "/echo", echo, heartbeat_delay=heartbeat, response_limit=1 << 40)
-    bcast = aiohttp_sockjs.setup(app, "/bcast", listen, heartbeat_delay=heartbeat)
+    aiohttp_sockjs.setup(
+        app, "/echo", echo, heartbeat_delay=heartbeat, response_limit=1 << 40, **options
+    )
+    bcast = aiohttp_sockjs.setup(app, "/bcast", listen, heartbeat_delay=heartbeat, **options)
 
     async def broadcast(request: web.Request) -> web.Response:
         n = int(request.query.get("n", "1"))
+        size = int(request.query.get("size", "0"))
         for i in range(n):
-            bcast.broadcast(f"b{i}")
+            bcast.broadcast(message(i, size))
         return web.Response(text="ok")
 
     app.router.add_post("/ctl/broadcast", broadcast)
@@ -125,8 +160,10 @@ def baseline_app(coalesce: bool) -> web.Application:
 
     async def broadcast(request: web.Request) -> web.Response:
         n = int(request.query.get("n", "1"))
-        frames = [f'a["b{i}"]' for i in range(n)]
-        joined = "a[" + ",".join(f'"b{i}"' for i in range(n)) + "]"
+        size = int(request.query.get("size", "0"))
+        encoded = [json.dumps(message(i, size)) for i in range(n)]
+        frames = [f"a[{e}]" for e in encoded]
+        joined = "a[" + ",".join(encoded) + "]"
         for ws in list(listeners):
             if ws.closed:
                 continue
@@ -196,18 +233,22 @@ def baseline_app(coalesce: bool) -> web.Application:
     return app
 
 
-def make_app(kind: str, heartbeat: float = 25.0) -> web.Application:
+def make_app(
+    kind: str, heartbeat: float = 25.0, compression: bool | None = None, reuse: bool = True
+) -> web.Application:
     """The app for ``kind``: "ours", "baseline" or "baseline-coalesce"."""
     if kind == "ours":
-        return ours_app(heartbeat)
+        return ours_app(heartbeat, compression, reuse)
     return baseline_app(kind == "baseline-coalesce")
 
 
-def make_runner(kind: str, heartbeat: float = 25.0) -> web.AppRunner:
+def make_runner(
+    kind: str, heartbeat: float = 25.0, compression: bool | None = None, reuse: bool = True
+) -> web.AppRunner:
     """An app runner for ``kind``; the baseline drops the streaming handlers
     of clients that went away by having aiohttp cancel them."""
     return web.AppRunner(
-        make_app(kind, heartbeat),
+        make_app(kind, heartbeat, compression, reuse),
         access_log=None,
         handle_signals=False,
         handler_cancellation=kind != "ours",
@@ -236,9 +277,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=["ours", "baseline", "baseline-coalesce"])
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--heartbeat", type=float, default=25.0)
+    parser.add_argument("--compression", choices=["on", "off"], default=None)
+    parser.add_argument("--no-frame-reuse", action="store_true")
     args = parser.parse_args(argv)
     _raise_fd_limit()
-    runner = make_runner(args.kind, args.heartbeat)
+    compression = None if args.compression is None else args.compression == "on"
+    runner = make_runner(args.kind, args.heartbeat, compression, not args.no_frame_reuse)
     if args.uvloop:
         import uvloop
 

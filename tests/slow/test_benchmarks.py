@@ -11,12 +11,18 @@ import os
 
 from aiohttp import web
 
+from aiohttp_sockjs import _aiohttp
 from benchmarks import loadgen, server
 from benchmarks.__main__ import SCENARIOS, table
 
 
-async def _serve(kind: str, heartbeat: float) -> tuple[web.AppRunner, int]:
-    runner = server.make_runner(kind, heartbeat)
+async def _serve(
+    kind: str, heartbeat: float, args: tuple[str, ...] = ()
+) -> tuple[web.AppRunner, int]:
+    compression = None
+    if "--compression" in args:
+        compression = args[args.index("--compression") + 1] == "on"
+    runner = server.make_runner(kind, heartbeat, compression, "--no-frame-reuse" not in args)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -24,20 +30,27 @@ async def _serve(kind: str, heartbeat: float) -> tuple[web.AppRunner, int]:
 
 
 async def test_every_scenario_runs_in_smoke_mode() -> None:
+    keep = _aiohttp._Deflater.KEEP
     results = {}
     for sc in SCENARIOS:
-        kinds = [("ours", "ours")] + ([] if sc.ours_only else [("base", sc.baseline)])
+        kinds = [("ours", "ours", sc.ours_args)]
+        kinds += [] if sc.ours_only else [("base", sc.baseline, ())]
+        kinds += [(label, "ours", args) for label, args in sc.variants]
         runs = {}
-        for label, kind in kinds:
-            runner, port = await _serve(kind, sc.heartbeat)
+        for label, kind, args in kinds:
+            runner, port = await _serve(kind, sc.heartbeat, args)
             try:
                 r = await loadgen.scenario(sc.name, port, os.getpid(), "smoke")
             finally:
                 await runner.cleanup()
+                _aiohttp._Deflater.KEEP = keep
             assert not r.get("timed_out"), (sc.name, kind, r)
             for fig in sc.figures:
                 assert math.isfinite(r[fig.key]), (sc.name, kind, fig.key, r)
             assert r["wall"] > 0
+            if "deflate_share" in r:
+                # Chromium's offer: accepted unless compression is off.
+                assert r["deflate_share"] == (0 if label == "default settings" else 1), (sc.name, label)
             runs[label] = [r]
         results[sc.name] = runs
     text, _ = table(results)
