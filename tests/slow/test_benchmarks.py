@@ -50,7 +50,8 @@ async def test_every_scenario_runs_in_smoke_mode() -> None:
             assert r["wall"] > 0
             if "deflate_share" in r:
                 # Chromium's offer: accepted unless compression is off.
-                assert r["deflate_share"] == (0 if label == "default settings" else 1), (sc.name, label)
+                wanted = 0 if label == "default settings" else 1
+                assert r["deflate_share"] == wanted, (sc.name, label)
             runs[label] = [r]
         results[sc.name] = runs
     text, _ = table(results)
