@@ -193,6 +193,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         variants=(_DEFAULT, ("compression on, frame not reused", (*_ON, "--no-frame-reuse"))),
     ),
     Scenario(
+        "idle_ws_deflate",
+        "Chromium's deflate offer: 1000 websockets after one chat message each way",
+        "baseline",
+        (Figure("RSS per session", "value", "bytes", False),),
+        ours_args=_ON,
+        variants=(_DEFAULT,),
+    ),
+    Scenario(
         "broadcast_20_deflate",
         "Chromium's deflate offer: broadcast 20-msg bursts to 1000 websockets",
         "baseline-coalesce",

@@ -50,6 +50,7 @@ SCALES: dict[str, dict[str, int | float]] = {
         deflate1=300,
         bcast_deflate_rounds=3,
         bcast_size=4096,
+        idle_deflate=30,
         timeout=10,
         settle=0.05,
     ),
@@ -73,6 +74,7 @@ SCALES: dict[str, dict[str, int | float]] = {
         deflate1=150000,
         bcast_deflate_rounds=40,
         bcast_size=4096,
+        idle_deflate=1000,
         timeout=60,
         settle=1.0,
     ),
@@ -96,6 +98,7 @@ SCALES: dict[str, dict[str, int | float]] = {
         deflate1=400000,
         bcast_deflate_rounds=100,
         bcast_size=4096,
+        idle_deflate=2000,
         timeout=120,
         settle=1.0,
     ),
@@ -778,6 +781,7 @@ async def idle(
         cpu_pct=100 * m.server_cpu / m.wall,
         with_heartbeat=sum(1 for b in beats if b > 0) / sessions,
         heartbeats_per_s=sum(beats) / m.wall,
+        deflate_share=sum(bool(getattr(c, "deflate", False)) for c in conns) / sessions,
     )
 
 
@@ -801,9 +805,29 @@ class _StreamIdle:
         self.conn.transport.abort()
 
 
+class _OneEcho(WSClient):
+    """A session that offers deflate, sends one chat-sized message and waits for it back."""
+
+    MESSAGE = b'["{\\"type\\":\\"chat\\",\\"room\\":\\"general\\",\\"text\\":\\"hello there\\"}"]'
+
+    def __init__(self, port: int) -> None:
+        super().__init__(f"/echo/0/{_sid()}/websocket", port, deflate=True)
+        self.echoed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_messages(self, frame: bytes) -> None:
+        if not self.echoed.done():
+            self.echoed.set_result(None)
+
+
 async def _idle_open(port: int, kind: str, n: int) -> list[Any]:
     if kind == "ws":
         return await open_many(lambda: WSClient(f"/echo/0/{_sid()}/websocket", port), port, n)
+    if kind == "ws_deflate":
+        clients = await open_many(lambda: _OneEcho(port), port, n)
+        for c in clients:
+            c.write(c.frame(c.MESSAGE))
+        await asyncio.gather(*(c.echoed for c in clients))
+        return clients
     out: list[_StreamIdle] = []
     sem = asyncio.Semaphore(100)
 
@@ -869,6 +893,9 @@ def scenario(name: str, port: int, pid: int, scale: str) -> Coroutine[Any, Any, 
         "ws_churn": lambda: churn(port, pid, i(c["churn"]), 10, t),
         "idle_ws": lambda: idle(port, pid, "ws", i(c["idle_ws"]), idle_s, settle),
         "idle_xhr": lambda: idle(port, pid, "xhr", i(c["idle_xhr"]), idle_s, settle),
+        "idle_ws_deflate": lambda: idle(
+            port, pid, "ws_deflate", i(c["idle_deflate"]), idle_s, settle
+        ),
         "idle_ws_hb": lambda: idle(port, pid, "ws", i(c["idle_ws"]), idle_s, settle),
         "idle_xhr_hb": lambda: idle(port, pid, "xhr", i(c["idle_xhr"]), idle_s, settle),
     }
