@@ -23,7 +23,7 @@ from aiohttp import WSMsgType, hdrs, web
 
 from . import _aiohttp, protocol
 from .protocol import PayloadError
-from .session import Receiver, Session
+from .session import Receiver, Session, SessionState
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -42,8 +42,6 @@ _WRITE_ERRORS: Final = (ConnectionError, RuntimeError, OSError)
 # Read once per websocket frame; an Enum member read off its class is a
 # descriptor call on Python 3.11.
 _WS_TEXT: Final = WSMsgType.TEXT
-
-
 
 
 def _connection_lost(request: web.BaseRequest) -> bool:
@@ -599,19 +597,35 @@ class Routes:
             return self._error(request, 404, "Session not found.")
         # One sender at a time per session, and none reads its body before
         # the application's inbox has room: waiting requests hold no body.
+        # inbound_timeout bounds the whole wait, for the turn included, so
+        # that requests queued behind each other are not refused one
+        # timeout after another.
         turn = session._sender_turn
         if turn is None:
             turn = session._sender_turn = asyncio.Lock()
-        async with turn:
-            try:
-                await asyncio.wait_for(session._room(), self.endpoint.options.inbound_timeout)
-            except asyncio.TimeoutError:
-                return self._limit(request, 503, "Session inbox full.")
+        loop = asyncio.get_running_loop()
+        timeout = self.endpoint.options.inbound_timeout
+        deadline = loop.time() + timeout
+        try:
+            await asyncio.wait_for(turn.acquire(), timeout)
+        except asyncio.TimeoutError:
+            return self._limit(request, 503, "Session inbox full.")
+        try:
+            if session._gate is not None:
+                try:
+                    await asyncio.wait_for(session._room(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    return self._limit(request, 503, "Session inbox full.")
+            if session.state is SessionState.CLOSED:
+                # It expired while this request waited: its messages would be lost.
+                return self._error(request, 404, "Session not found.")
             messages = await self._receive(request, form)
             if isinstance(messages, list) and messages:
                 processed = session._deliver(messages, sum(map(len, messages)))
                 if processed is not None:
                     await processed
+        finally:
+            turn.release()
         return messages
 
     async def xhr_send(self, request: web.Request) -> web.Response:
