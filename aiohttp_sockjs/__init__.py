@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from . import protocol
 from ._transports import Routes
@@ -98,7 +98,13 @@ def setup(
     - ``sockjs_url``: where the iframe page loads the client library from.
     - ``cookie_needed`` (False): set ``JSESSIONID`` for sticky load balancers.
     - ``disabled_transports`` (empty): names from :data:`TRANSPORTS` to turn
-      off; disabling ``websocket`` also makes ``/info`` say so.
+      off; disabling ``websocket`` also makes ``/info`` say so, and turns off
+      the raw websocket at ``prefix/websocket`` unless ``raw_websocket`` is
+      True.
+    - ``raw_websocket`` (None): whether to serve the raw websocket (no SockJS
+      framing) at ``prefix/websocket``. ``None`` serves it while ``websocket``
+      is enabled; True serves it even with ``websocket`` disabled; False
+      never does.
     - ``max_message_size`` (1 MiB): the longest message accepted, in
       characters; longer ones get HTTP 413 or websocket close 1009.
     - ``max_request_size`` (8 MiB): the largest request body or websocket
@@ -192,22 +198,26 @@ def _add_routes(app: web.Application, endpoint: Endpoint) -> None:
     cors = endpoint.options.cors_config
     router = app.router
     added: list[web.AbstractRoute] = []
+    resources: dict[web.Resource, None] = {}
 
     def add(method: str, path: str, handler: Any, *, with_cors: bool = False) -> None:
         route = router.add_route(method, base + path, handler)
+        assert isinstance(route.resource, web.Resource)
+        resources[route.resource] = None
         if with_cors:
             added.append(route)
 
     add("GET", "", routes.greeting)
     add("GET", "/", routes.greeting)
+    # The methods of one URL are added one after the other: aiohttp puts
+    # them on one resource then, and its "*" route below answers the rest.
     add("GET", "/info", routes.info, with_cors=True)
-    add("GET", r"/iframe{version:(-[0-9a-z._\-]*)?}.html", routes.iframe)
     if cors is None:
         add("OPTIONS", "/info", routes.info_options)
+    add("GET", r"/iframe{version:(-[0-9a-z._\-]*)?}.html", routes.iframe)
     session = f"/{{server_id:{_SEGMENT}}}/{{session_id:{_SEGMENT}}}"
     if "websocket" in enabled:
         add("GET", session + "/websocket", routes.websocket)
-        add("POST", session + "/websocket", routes.websocket_post)
     if "raw_websocket" in enabled:
         add("GET", "/websocket", routes.raw_websocket)
     xhr_routes: list[tuple[str, Any]] = []
@@ -232,6 +242,17 @@ def _add_routes(app: web.Application, endpoint: Endpoint) -> None:
     if cors is not None:
         for route in added:
             cors.add(route)
+    # Any other method: 405. Added last, so that aiohttp-cors has already
+    # put its preflight routes on the resources (it refuses a "*" route).
+    for resource in resources:
+        resource.add_route(hdrs.METH_ANY, _method_not_allowed)
+
+
+async def _method_not_allowed(request: web.Request) -> web.Response:
+    """405 with the methods the URL serves in ``Allow``, and no body."""
+    resource = request.match_info.route.resource
+    methods = sorted({route.method for route in resource or ()} - {hdrs.METH_ANY})
+    return web.Response(status=405, headers={hdrs.ALLOW: ", ".join(methods)})
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

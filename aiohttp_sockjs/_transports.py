@@ -49,6 +49,12 @@ def _connection_lost(request: web.BaseRequest) -> bool:
     return transport is None or transport.is_closing()
 
 
+def _callback(request: web.BaseRequest) -> str | None:
+    """The htmlfile/JSONP callback: ``c=``, or ``callback=`` as sockjs-node also takes it."""
+    query = request.query
+    return query.get("c", query.get("callback"))
+
+
 def _abort(request: web.BaseRequest) -> None:
     transport = request.transport
     if transport is not None:
@@ -315,6 +321,9 @@ class Routes:
     # --- headers ---
 
     def _cors(self, request: web.Request, headers: dict[str, str]) -> None:
+        # The answer depends on Origin, whoever writes the CORS headers: a
+        # shared cache must not hand it to another origin.
+        headers[hdrs.VARY] = hdrs.ORIGIN
         if not self._builtin_cors:
             return
         origin = request.headers.get(hdrs.ORIGIN)
@@ -370,7 +379,7 @@ class Routes:
         return web.Response(
             status=403,
             body=b"Origin not allowed.",
-            headers={hdrs.CONTENT_TYPE: TEXT, hdrs.CACHE_CONTROL: NO_CACHE},
+            headers={hdrs.CONTENT_TYPE: TEXT, hdrs.CACHE_CONTROL: NO_CACHE, hdrs.VARY: hdrs.ORIGIN},
         )
 
     def _full(self, request: web.Request) -> web.Response | None:
@@ -489,7 +498,7 @@ class Routes:
             # A script tag sends no Origin, so any page could read the poll.
             return self._limit(request, 404, "JSONP polling is disabled.")
         try:
-            callback = protocol.validate_callback(request.query.get("c"))
+            callback = protocol.validate_callback(_callback(request))
         except PayloadError as exc:
             return self._error(request, 500, str(exc))
         headers = self._headers(request, JS)
@@ -547,7 +556,7 @@ class Routes:
 
     async def htmlfile(self, request: web.Request) -> web.StreamResponse:
         try:
-            callback = protocol.validate_callback(request.query.get("c"))
+            callback = protocol.validate_callback(_callback(request))
         except PayloadError as exc:
             return self._error(request, 500, str(exc))
         return await self._stream(
@@ -641,9 +650,6 @@ class Routes:
         return web.Response(body=b"ok", headers=self._headers(request, TEXT))
 
     # --- websockets ---
-
-    async def websocket_post(self, request: web.Request) -> web.Response:
-        return web.Response(status=405, headers={hdrs.ALLOW: "GET"})
 
     async def raw_websocket(self, request: web.Request) -> web.StreamResponse:
         return await self.websocket(request, raw=True)

@@ -60,6 +60,7 @@ class EndpointOptions(TypedDict, total=False):
     sockjs_url: str
     cookie_needed: bool
     disabled_transports: frozenset[str] | set[str]
+    raw_websocket: bool | None
     max_message_size: int
     max_request_size: int
     max_messages_per_request: int
@@ -93,6 +94,7 @@ class Options:
     sockjs_url: str = protocol.DEFAULT_SOCKJS_URL
     cookie_needed: bool = False
     disabled_transports: frozenset[str] | set[str] = frozenset()
+    raw_websocket: bool | None = None
     max_message_size: int = 1 << 20
     max_request_size: int = 8 << 20
     max_messages_per_request: int = 10_000
@@ -150,7 +152,13 @@ class Options:
         # origin-checked are on; set, they are off unless asked for.
         set_ = object.__setattr__
         set_(self, "disabled_transports", disabled)
-        set_(self, "transports", TRANSPORTS - disabled)
+        transports = TRANSPORTS - disabled
+        # The raw websocket follows ``websocket`` unless asked for explicitly.
+        if self.raw_websocket and "raw_websocket" in disabled:
+            raise ValueError("raw_websocket=True, but raw_websocket is in disabled_transports")
+        if not (self.raw_websocket or (self.raw_websocket is None and "websocket" in transports)):
+            transports -= {"raw_websocket"}
+        set_(self, "transports", transports)
         set_(self, "origins", origins)
         set_(self, "allow_iframe", bool(self.allow_iframe) or origins is None)
         set_(self, "allow_jsonp", bool(self.allow_jsonp) or origins is None)

@@ -133,9 +133,14 @@ async def test_jsonp_waits_for_messages(conformance: TestClient[Any, Any]) -> No
     [
         ("", '"callback" parameter required'),
         ("?c=", '"callback" parameter required'),
-        ("?callback=cb", '"callback" parameter required'),
+        ("?c=&callback=cb", '"callback" parameter required'),
+        ("?callback=", '"callback" parameter required'),
         ("?c=%20", 'invalid "callback" parameter'),
+        ("?callback=%20", 'invalid "callback" parameter'),
         ("?c=cb%3Balert(1)", 'invalid "callback" parameter'),
+        ("?callback=cb%3Balert(1)", 'invalid "callback" parameter'),
+        ("?callback=%3Cscript%3E", 'invalid "callback" parameter'),
+        ("?callback=" + "a" * 257, 'invalid "callback" parameter'),
         ("?c=%3Cscript%3E", 'invalid "callback" parameter'),
         ("?c=a(b)", 'invalid "callback" parameter'),
         ("?c=a%2Fb", 'invalid "callback" parameter'),
@@ -153,6 +158,20 @@ async def test_jsonp_bad_callback(conformance: TestClient[Any, Any], query: str,
         assert await resp.text() == text
     async with conformance.post(session_url("/echo", sid, "jsonp_send"), data=b'["x"]') as resp:
         assert resp.status == 404
+
+
+async def test_jsonp_callback_parameter(conformance: TestClient[Any, Any]) -> None:
+    """The callback may come as ``callback=`` too (as sockjs-node takes it); ``c=`` wins."""
+    sid = new_id()
+    url = session_url("/echo", sid, "jsonp")
+    async with conformance.get(url, params={"callback": "my.cb_1"}) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == JS
+        assert await resp.read() == b'/**/my.cb_1("o");\r\n'
+    async with conformance.post(session_url("/echo", sid, "jsonp_send"), data={"d": '["x"]'}):
+        pass
+    async with conformance.get(url, params={"c": "first", "callback": "second"}) as resp:
+        assert await resp.read() == b'/**/first("a[\\"x\\"]");\r\n'
 
 
 async def test_jsonp_script_cannot_be_broken(conformance: TestClient[Any, Any]) -> None:

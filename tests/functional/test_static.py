@@ -289,3 +289,57 @@ async def test_xhr_send_gone_when_every_xhr_send_user_is_off(serve: Any) -> None
     client = await serve(disabled_transports={"xhr", "xhr_streaming", "eventsource", "htmlfile"})
     async with client.post(session_url("/e", new_id(), "xhr_send"), data=b'["x"]') as resp:
         assert resp.status == 404
+
+
+UPGRADE = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+
+
+async def upgrade_status(client: TestClient[Any, Any], path: str) -> int:
+    """The status of a valid websocket upgrade request to ``path``."""
+    async with client.get(path, headers=UPGRADE) as resp:
+        return resp.status
+
+
+async def test_disabled_websocket_disables_raw_websocket(
+    conformance: TestClient[Any, Any],
+) -> None:
+    """With websocket off, /info says so and base/websocket is 404 too (as sockjs-node)."""
+    base = "/disabled_websocket_echo"
+    async with conformance.get(base + "/info") as resp:
+        assert (await resp.json())["websocket"] is False
+    assert await upgrade_status(conformance, base + "/websocket") == 404
+    assert await upgrade_status(conformance, session_url(base, new_id(), "websocket")) == 404
+
+
+async def test_raw_websocket_kept_when_asked(serve: Any) -> None:
+    """``raw_websocket=True`` keeps base/websocket while SockJS's websocket is off."""
+    client = await serve(disabled_transports={"websocket"}, raw_websocket=True)
+    async with client.get("/e/info") as resp:
+        assert (await resp.json())["websocket"] is False
+    assert await upgrade_status(client, session_url("/e", new_id(), "websocket")) == 404
+    ws = await client.ws_connect("/e/websocket")
+    await ws.send_str("hello")
+    assert (await ws.receive(timeout=3)).data == "hello"
+    await ws.close()
+
+
+async def test_raw_websocket_false_keeps_websocket(serve: Any) -> None:
+    """``raw_websocket=False`` turns off base/websocket only."""
+    client = await serve(raw_websocket=False)
+    assert await upgrade_status(client, "/e/websocket") == 404
+    ws = await client.ws_connect(session_url("/e", new_id(), "websocket"))
+    assert (await ws.receive(timeout=3)).data == "o"
+    await ws.close()
+
+
+def test_raw_websocket_true_and_disabled_is_an_error() -> None:
+    """Asking for raw_websocket and disabling it at once is refused at setup."""
+    with pytest.raises(ValueError, match="raw_websocket"):
+        aiohttp_sockjs.setup(
+            web.Application(), "/e", echo, disabled_transports={"raw_websocket"}, raw_websocket=True
+        )

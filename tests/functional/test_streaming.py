@@ -102,6 +102,15 @@ async def test_htmlfile(conformance: TestClient[Any, Any]) -> None:
         assert await stream.until(b"</script>\r\n") == b'<script>\np("a[\\"x\\"]");\n</script>\r\n'
 
 
+async def test_htmlfile_callback_parameter(conformance: TestClient[Any, Any]) -> None:
+    """htmlfile takes the callback as ``callback=`` too, as sockjs-node does."""
+    url = session_url("/echo", new_id(), "htmlfile")
+    async with conformance.get(url, params={"callback": "the.cb"}) as resp:
+        assert resp.status == 200
+        head = await Stream(resp).until(HTMLFILE_O)
+        assert b"parent.the.cb;" in head
+
+
 async def test_htmlfile_ends_at_response_limit(conformance: TestClient[Any, Any]) -> None:
     """An htmlfile stream ends once response_limit bytes have gone out."""
     sid = new_id()
@@ -146,7 +155,10 @@ async def test_htmlfile_never_closes_the_script(
         ("", '"callback" parameter required'),
         ("?c=", '"callback" parameter required'),
         ("?x=cb", '"callback" parameter required'),
+        ("?c=&callback=cb", '"callback" parameter required'),
         ("?c=%20", 'invalid "callback" parameter'),
+        ("?callback=a%20b", 'invalid "callback" parameter'),
+        ("?callback=%3Cscript%3E", 'invalid "callback" parameter'),
         ("?c=a%20b", 'invalid "callback" parameter'),
         ("?c=cb%3Balert(1)", 'invalid "callback" parameter'),
         ("?c=%3Cscript%3E", 'invalid "callback" parameter'),
