@@ -10,27 +10,46 @@ Browsers and server talk in JSON messages over one SockJS session per tab.
 From the browser::
 
     {"type": "join", "nick": "alice"}     pick a nickname (again to change it)
+    {"type": "join", "nick": "alice", "token": "..."}
+                                          come back after a reconnection
     {"type": "say", "text": "hello"}      say something to everyone
     {"type": "leave"}                     leave; the server closes the session
 
 From the server::
 
-    {"type": "online", "people": [...]}   who is here, sent when a tab connects
-    {"type": "welcome", "nick": "alice"}  your join worked
-    {"type": "join", "nick": ..., "people": [...]}   someone joined
-    {"type": "leave", "nick": ..., "people": [...]}  someone left
-    {"type": "say", "nick": ..., "text": ...}        someone said something
+    {"type": "online", "people": [...]}   who is here: sent when a tab connects,
+                                          and when the list changes quietly
+    {"type": "welcome", "id": ..., "nick": "alice", "token": ...}
+                                          your join worked: who you are
+    {"type": "join", "id": ..., "nick": ..., "people": [...]}    someone joined
+    {"type": "rename", "id": ..., "old": ..., "nick": ..., "people": [...]}
+    {"type": "leave", "id": ..., "nick": ..., "people": [...]}   someone left
+    {"type": "say", "id": ..., "nick": ..., "text": ...}         someone said something
     {"type": "error", "text": ...}        your last message was refused
 
-``people`` is a list of ``{"nick": ..., "transport": ...}``, the transport
-being the one the server sees for that person's session.
+``id`` is the identity the server gave a person when they joined: pages
+compare ids, never nicknames. ``people`` is a list of ``{"id": ...,
+"nick": ..., "transport": ...}``, the transport being the one the server
+sees for that person's session (``null`` while they are reconnecting).
+
+A nickname is taken while someone online (or reconnecting) has it,
+whatever its case or Unicode form: ``Alice``, ``ALICE`` and ``Alice`` in
+full-width letters are one nickname. When a person's connection ends, their identity is kept for
+``rejoin_grace`` seconds: a page that comes back within it (a transport
+switch, a reload, a short network outage) sends the ``token`` from its
+welcome and gets its identity back without a "left"/"joined" notice.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import itertools
 import json
 import logging
+import secrets
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -51,19 +70,14 @@ CLIENT_URL: Final = "/sockjs.min.js"
 PREFIX: Final = "/chat"
 MAX_NICK: Final = 24
 MAX_TEXT: Final = 500
+#: Seconds a person who lost their connection stays in the room, waiting to rejoin.
+REJOIN_GRACE: Final = 15.0
+#: The close code of a session whose person rejoined on another connection.
+CLOSE_REJOINED: Final = 4001
 
 
 def _error(session: Session, text: str) -> None:
     session.send(json.dumps({"type": "error", "text": text}))
-
-
-def _people(endpoint: Endpoint) -> list[dict[str, str]]:
-    # endpoint.sessions is every open session; the ones with a nickname have joined.
-    return [
-        {"nick": s.data["nick"], "transport": s.transport}
-        for s in endpoint.sessions
-        if "nick" in s.data
-    ]
 
 
 def _clean_nick(value: Any) -> str | None:
@@ -76,68 +90,198 @@ def _clean_nick(value: Any) -> str | None:
     return nick
 
 
-async def chat(session: Session) -> None:
-    """Run one visitor's session: from connecting until the tab goes away."""
-    # The session's endpoint is the room: broadcast and the list of sessions.
-    room = session.endpoint
+def nick_key(nick: str) -> str:
+    """What two nicknames compare by: "Alice", "ALICE" and full-width "Alice" are one.
 
-    def announce(kind: str, nick: str) -> None:
+    NFKC folds compatibility forms (full-width letters, ligatures) and
+    composes accents; casefold ignores case. NFKC again after casefold,
+    since case folding can undo a composition.
+    """
+    folded = unicodedata.normalize("NFKC", nick).casefold()
+    return unicodedata.normalize("NFKC", folded)
+
+
+@dataclass(eq=False)
+class Person:
+    """Someone in the room: an identity that outlives any one connection."""
+
+    id: str
+    nick: str
+    #: Secret: given to the person's page only, to rejoin as this person.
+    token: str
+    #: The session the person is on; ``None`` while they are reconnecting.
+    session: Session | None
+    #: While reconnecting: the timer that lets them go.
+    expiry: asyncio.TimerHandle | None = None
+
+    def public(self) -> dict[str, Any]:
+        """What everyone may see of this person."""
+        transport = self.session.transport if self.session is not None else None
+        return {"id": self.id, "nick": self.nick, "transport": transport}
+
+
+class Room:
+    """The chat room: who is in it, and the handler that runs each session."""
+
+    def __init__(self, rejoin_grace: float = REJOIN_GRACE) -> None:
+        self.rejoin_grace = rejoin_grace
+        self.endpoint: Endpoint | None = None  # set once the endpoint exists
+        self._people: dict[str, Person] = {}  # by id, in joining order
+        self._ids = itertools.count(1)
+
+    # --- who is here ----------------------------------------------------------
+
+    def people(self) -> list[dict[str, Any]]:
+        """Everyone in the room, reconnecting ones included."""
+        return [person.public() for person in self._people.values()]
+
+    def _holder(self, nick: str) -> Person | None:
+        """The person who has ``nick`` (in any case or Unicode form), if anyone."""
+        key = nick_key(nick)
+        return next((p for p in self._people.values() if nick_key(p.nick) == key), None)
+
+    def _by_token(self, token: Any) -> Person | None:
+        if not isinstance(token, str):
+            return None
+        for person in self._people.values():
+            if secrets.compare_digest(person.token, token):
+                return person
+        return None
+
+    def _broadcast(self, message: dict[str, Any]) -> None:
         # broadcast() encodes the frame once and queues it on every open
-        # session, this one included. It never waits for slow clients.
-        room.broadcast(json.dumps({"type": kind, "nick": nick, "people": _people(room)}))
+        # session. It never waits for slow clients.
+        assert self.endpoint is not None
+        self.endpoint.broadcast(json.dumps(message))
 
-    session.send(json.dumps({"type": "online", "people": _people(room)}))
-    try:
-        # One message at a time, in order; the loop ends when the session
-        # closes for any reason (tab closed, network gone, server stopping).
-        async for raw in session:
-            try:
-                message = json.loads(raw)
-            except (ValueError, RecursionError):  # "[[[[..." nests too deep
-                _error(session, "That was not valid JSON.")
-                continue
-            kind = message.get("type") if isinstance(message, dict) else None
+    def _announce(self, kind: str, person: Person, **extra: Any) -> None:
+        self._broadcast(
+            {"type": kind, "id": person.id, "nick": person.nick, **extra, "people": self.people()}
+        )
 
-            if kind == "join":
-                nick = _clean_nick(message.get("nick"))
-                if nick is None:
-                    _error(session, f"Pick a nickname of 1 to {MAX_NICK} printable characters.")
+    # --- joining, leaving, coming back --------------------------------------
+
+    def _welcome(self, session: Session, person: Person) -> None:
+        session.send(
+            json.dumps(
+                {"type": "welcome", "id": person.id, "nick": person.nick, "token": person.token}
+            )
+        )
+
+    def _join(self, session: Session, nick: str) -> None:
+        person = Person(str(next(self._ids)), nick, secrets.token_urlsafe(16), session)
+        self._people[person.id] = person
+        session.data["person"] = person  # per-session state lives in session.data
+        self._welcome(session, person)
+        self._announce("join", person)
+
+    def _rename(self, person: Person, nick: str) -> None:
+        old, person.nick = person.nick, nick
+        assert person.session is not None
+        self._welcome(person.session, person)
+        self._announce("rename", person, old=old)
+
+    async def _rejoin(self, session: Session, person: Person) -> None:
+        """Give ``person`` back to their page, now on ``session``: no notice."""
+        if person.expiry is not None:
+            person.expiry.cancel()
+            person.expiry = None
+        old = person.session
+        person.session = session
+        session.data["person"] = person
+        self._welcome(session, person)
+        self._broadcast({"type": "online", "people": self.people()})
+        if old is not None:
+            # Still open: the page switched transport (a polling session
+            # lingers until it expires) or was duplicated with its storage.
+            old.data.pop("person", None)
+            await old.close(CLOSE_REJOINED, "Rejoined on another connection")
+
+    def _leave(self, person: Person) -> None:
+        if person.expiry is not None:
+            person.expiry.cancel()
+        if self._people.pop(person.id, None) is not None:
+            self._announce("leave", person)
+
+    def _hold(self, person: Person) -> None:
+        """The connection is gone: keep the person for a while, quietly."""
+        person.session = None
+        loop = asyncio.get_running_loop()
+        person.expiry = loop.call_later(self.rejoin_grace, self._leave, person)
+        self._broadcast({"type": "online", "people": self.people()})
+
+    def close(self) -> None:
+        """Stop the timers of people still reconnecting (the server is stopping)."""
+        for person in self._people.values():
+            if person.expiry is not None:
+                person.expiry.cancel()
+        self._people.clear()
+
+    # --- one session -----------------------------------------------------------
+
+    async def chat(self, session: Session) -> None:
+        """Run one visitor's session: from connecting until the tab goes away."""
+        session.send(json.dumps({"type": "online", "people": self.people()}))
+        try:
+            # One message at a time, in order; the loop ends when the session
+            # closes for any reason (tab closed, network gone, server stopping).
+            async for raw in session:
+                try:
+                    message = json.loads(raw)
+                except (ValueError, RecursionError):  # "[[[[..." nests too deep
+                    _error(session, "That was not valid JSON.")
                     continue
-                old = session.data.get("nick")
-                if old is not None:  # a change of nickname: leave under the old one
-                    del session.data["nick"]
-                    announce("leave", old)
-                session.data["nick"] = nick  # per-session state lives in session.data
-                session.send(json.dumps({"type": "welcome", "nick": nick}))
-                announce("join", nick)
+                kind = message.get("type") if isinstance(message, dict) else None
+                me: Person | None = session.data.get("person")
 
-            elif kind == "say":
-                nick = session.data.get("nick")
-                text = message.get("text")
-                if nick is None:
-                    _error(session, "Pick a nickname before you say something.")
-                elif not isinstance(text, str) or not text.strip():
-                    _error(session, "A message needs some text.")
-                elif len(text) > MAX_TEXT:
-                    _error(session, f"Messages are limited to {MAX_TEXT} characters.")
+                if kind == "join":
+                    back = self._by_token(message.get("token")) if me is None else None
+                    if back is not None:
+                        await self._rejoin(session, back)
+                        continue
+                    nick = _clean_nick(message.get("nick"))
+                    if nick is None:
+                        _error(session, f"Pick a nickname of 1 to {MAX_NICK} printable characters.")
+                        continue
+                    holder = self._holder(nick)
+                    if holder is not None and holder is not me:
+                        _error(session, f"{nick} is already taken: pick another nickname.")
+                    elif me is None:
+                        self._join(session, nick)
+                    elif nick != me.nick:
+                        self._rename(me, nick)
+                    else:
+                        self._welcome(session, me)
+
+                elif kind == "say":
+                    text = message.get("text")
+                    if me is None:
+                        _error(session, "Pick a nickname before you say something.")
+                    elif not isinstance(text, str) or not text.strip():
+                        _error(session, "A message needs some text.")
+                    elif len(text) > MAX_TEXT:
+                        _error(session, f"Messages are limited to {MAX_TEXT} characters.")
+                    else:
+                        # Sent as data: the page shows it with textContent, never as HTML.
+                        self._broadcast({"type": "say", "id": me.id, "nick": me.nick, "text": text})
+
+                elif kind == "leave":
+                    # Close first, so that the notice goes to the others
+                    # only, and leave at once rather than after the grace.
+                    session.data.pop("person", None)
+                    await session.close(1000, "Goodbye")
+                    if me is not None:
+                        self._leave(me)
+                    break
+
                 else:
-                    # Sent as data: the page shows it with textContent, never as HTML.
-                    room.broadcast(json.dumps({"type": "say", "nick": nick, "text": text}))
-
-            elif kind == "leave":
-                # Close now rather than just returning (which also closes),
-                # so that the leave notice below goes to the others only.
-                await session.close(1000, "Goodbye")
-                break
-
-            else:
-                _error(session, 'Messages need a "type" of "join", "say" or "leave".')
-    finally:
-        # Runs however the session ended. Forget the nickname first so the
-        # list sent with the notice no longer has this person in it.
-        nick = session.data.pop("nick", None)
-        if nick is not None:
-            announce("leave", nick)
+                    _error(session, 'Messages need a "type" of "join", "say" or "leave".')
+        finally:
+            # Runs however the session ended, unless the person rejoined on
+            # another session meanwhile (that one took "person" away).
+            person = session.data.pop("person", None)
+            if person is not None and person.session is session:
+                self._hold(person)
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -152,8 +296,9 @@ async def sockjs_client(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(CDN_CLIENT)
 
 
-def make_app(**options: Any) -> web.Application:
+def make_app(rejoin_grace: float = REJOIN_GRACE, **options: Any) -> web.Application:
     """Build the chat app; ``options`` go to :func:`aiohttp_sockjs.setup`."""
+    room = Room(rejoin_grace)
     app = web.Application()
     app.router.add_get("/", index)
     app.router.add_get(CLIENT_URL, sockjs_client)
@@ -163,7 +308,12 @@ def make_app(**options: Any) -> web.Application:
     # error). Keep it well above MAX_TEXT so that a long chat message gets
     # the polite error from the handler instead.
     options.setdefault("max_message_size", 64 * 1024)
-    aiohttp_sockjs.setup(app, PREFIX, chat, **options)
+    room.endpoint = aiohttp_sockjs.setup(app, PREFIX, room.chat, **options)
+
+    async def close_room(app: web.Application) -> None:
+        room.close()
+
+    app.on_cleanup.append(close_room)
     return app
 
 
@@ -174,6 +324,13 @@ def main() -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    parser.add_argument(
+        "--rejoin-grace",
+        type=float,
+        default=REJOIN_GRACE,
+        metavar="SECONDS",
+        help=f"how long someone whose connection dropped may rejoin quietly ({REJOIN_GRACE:g})",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not LOCAL_CLIENT.is_file():
@@ -184,7 +341,13 @@ def main() -> None:
         print(f"Chat demo: open http://{host}:{args.port} (Ctrl+C to stop)", flush=True)
 
     try:
-        web.run_app(make_app(), host=args.host, port=args.port, print=ready, access_log=None)
+        web.run_app(
+            make_app(args.rejoin_grace),
+            host=args.host,
+            port=args.port,
+            print=ready,
+            access_log=None,
+        )
     except OSError as exc:  # most likely the port is taken
         raise SystemExit(f"Cannot start the chat demo: {exc.strerror or exc}") from None
 

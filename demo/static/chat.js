@@ -23,14 +23,25 @@
   const sayButton = sayForm.querySelector("button[type=submit]");
   const me = $("me");
 
+  // The nickname is remembered for the next visit; the token (the server's
+  // secret for rejoining as the same person) only for this tab, so a reload
+  // comes back quietly but a second tab is a second person.
+  const NICK_KEY = "chat.nick";
+  const TOKEN_KEY = "chat.token";
+  const REJOINED = 4001; // the server closed us: this person rejoined elsewhere
+
   let sock = null;          // the current SockJS connection, if any
-  let nick = null;          // our nickname once accepted; re-sent after reconnecting
-  let joined = false;       // whether the server accepted it on this connection
+  let myId = null;          // the identity the server gave us: compared, never nicknames
+  let nick = null;          // our nickname once accepted
+  let token = load("sessionStorage", TOKEN_KEY);
+  let joined = false;       // whether the server accepted us on this connection
+  let joining = false;      // a join is on its way: the next welcome or error answers it
   let editingNick = false;  // the nickname form is open to change it
   let switching = false;    // closing on purpose, to reconnect with another transport
   let failures = 0;         // reconnection attempts since the last success
   let retryTimer = null;
   let countdown = null;
+  let pinned = true;        // the message list is scrolled to its end: keep it there
 
   // ?transport=xhr-polling forces a transport, so a link can show a fallback.
   const wanted = new URLSearchParams(location.search).get("transport");
@@ -53,7 +64,10 @@
       failures = 0;
       hideBanner();
       setStatus("open", `Connected · ${s.transport}`);
-      if (nick) send({ type: "join", nick: nick }); // back after a reconnection
+      // Back after a reconnection, a transport switch or a reload: the token
+      // gets us our identity back without a "left"/"joined" for everyone.
+      const rejoinAs = nick || (token && load("localStorage", NICK_KEY));
+      if (rejoinAs) join(rejoinAs);
       showComposer();
     };
 
@@ -71,7 +85,7 @@
       if (s !== sock) return; // an old connection we already gave up on
       sock = null;
       const wasJoined = joined;
-      joined = false;
+      joined = joining = false;
       showPeople(null);
       showComposer();
       if (switching) {
@@ -79,9 +93,33 @@
         connect();
         return;
       }
+      if (event.code === REJOINED) {
+        // Another tab took our identity (it was duplicated with our token):
+        // that tab is us now. Stay out until asked, and join afresh then.
+        forget();
+        showComposer();
+        addNotice("You are in the chat from another tab now.", "error");
+        setStatus("closed", "Disconnected");
+        showBanner("This tab left the chat.");
+        return;
+      }
       if (wasJoined) addNotice(`Disconnected: ${describeClose(event)}`, "error");
       scheduleReconnect(event);
     };
+  }
+
+  function join(wantedNick) {
+    const message = { type: "join", nick: wantedNick };
+    if (token && !joined) message.token = token;
+    joining = send(message);
+    return joining;
+  }
+
+  // Our identity is gone for good: the next join is a new person.
+  function forget() {
+    myId = nick = token = null;
+    joined = false;
+    save("sessionStorage", TOKEN_KEY, null);
   }
 
   function send(message) {
@@ -132,12 +170,10 @@
 
   function reconnectNow() {
     if (sock) {
-      // Leave first, so others see us go at once rather than when the old
-      // session expires; the server then closes it and onclose reconnects.
+      // No "leave": onclose connects again at once and the new connection
+      // rejoins with our token, so the others see no "left" or "joined".
       switching = true;
-      if (!(joined && send({ type: "leave" }))) sock.close();
-      const old = sock;
-      setTimeout(() => { if (sock === old) old.close(); }, 2000);
+      sock.close();
     } else {
       connect();
     }
@@ -151,23 +187,44 @@
         showPeople(message.people);
         break;
       case "welcome":
+        myId = message.id;
         nick = message.nick;
+        token = message.token;
+        save("localStorage", NICK_KEY, nick);
+        save("sessionStorage", TOKEN_KEY, token);
         joined = true;
-        editingNick = false;
+        joining = editingNick = false;
         showComposer();
         break;
       case "join":
         showPeople(message.people);
-        addNotice(message.nick === nick ? `You joined as ${message.nick}.` : `${message.nick} joined.`);
+        addNotice(message.id === myId ? `You joined as ${message.nick}.` : `${message.nick} joined.`);
+        break;
+      case "rename":
+        showPeople(message.people);
+        addNotice(
+          message.id === myId
+            ? `You are now ${message.nick}.`
+            : `${message.old} is now ${message.nick}.`
+        );
         break;
       case "leave":
         showPeople(message.people);
         addNotice(`${message.nick} left.`);
         break;
       case "say":
-        addMessage(message.nick, message.text);
+        addMessage(message.id, message.nick, message.text);
         break;
       case "error":
+        if (joining && !joined) {
+          // Our join was refused (the nickname is taken): pick another one.
+          joining = false;
+          nick = null;
+          showComposer();
+          nickInput.value = load("localStorage", NICK_KEY) || "";
+          nickInput.select();
+        }
+        joining = false;
         addNotice(message.text, "error");
         break;
     }
@@ -201,7 +258,8 @@
     if (joined && !picking && document.activeElement !== textInput) textInput.focus();
   }
 
-  // people is a list of {nick, transport}, or null while disconnected.
+  // people is a list of {id, nick, transport}, or null while disconnected.
+  // A null transport: that person's connection dropped and may come back.
   function showPeople(people) {
     const items = (people || []).map((person) => {
       const li = document.createElement("li");
@@ -211,8 +269,9 @@
       name.style.color = colour(person.nick);
       const transport = document.createElement("span");
       transport.className = "via";
-      transport.textContent = person.transport;
-      transport.title = "the transport the server sees";
+      transport.textContent = person.transport || "reconnecting…";
+      transport.title = person.transport ? "the transport the server sees" : "";
+      if (person.id === myId) li.className = "you";
       li.append(name, " ", transport);
       return li;
     });
@@ -221,16 +280,35 @@
     peopleCount.textContent = String(items.length);
   }
 
+  // Follow new messages while the list is scrolled to its end, also when the
+  // list gets shorter (the reconnect banner appears above it); stay put
+  // while the reader has scrolled up to read older ones.
+  let ownScroll = -1; // where scrollToEnd left the list
+  function scrollToEnd() {
+    if (!pinned) return;
+    messages.scrollTop = messages.scrollHeight;
+    ownScroll = messages.scrollTop;
+  }
+  messages.addEventListener("scroll", () => {
+    // Our own scroll says nothing about the reader, and its event may come
+    // after the list has shrunk, when the end seems far away.
+    if (messages.scrollTop === ownScroll) {
+      ownScroll = -1;
+      return;
+    }
+    pinned = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
+  });
+  new ResizeObserver(scrollToEnd).observe(messages);
+
   function append(li) {
-    const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
     messages.append(li);
     empty.hidden = true;
-    if (atBottom) messages.scrollTop = messages.scrollHeight;
+    scrollToEnd();
   }
 
-  function addMessage(from, text) {
+  function addMessage(fromId, from, text) {
     const li = document.createElement("li");
-    li.className = from === nick ? "message mine" : "message";
+    li.className = fromId === myId ? "message mine" : "message";
     const head = document.createElement("div");
     head.className = "head";
     const who = document.createElement("span");
@@ -258,6 +336,25 @@
     return new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
 
+  // Storage can be off (private modes, policies; even reading
+  // window.localStorage may throw): then nothing is remembered.
+  function load(storage, key) {
+    try {
+      return window[storage].getItem(key);
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function save(storage, key, value) {
+    try {
+      if (value === null) window[storage].removeItem(key);
+      else window[storage].setItem(key, value);
+    } catch (err) {
+      // Not remembered; the chat works the same.
+    }
+  }
+
   function colour(name) {
     let hash = 0;
     for (const ch of name) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
@@ -270,7 +367,7 @@
     event.preventDefault();
     const wantedNick = nickInput.value.trim();
     if (!wantedNick) return;
-    if (!send({ type: "join", nick: wantedNick })) {
+    if (!join(wantedNick)) {
       addNotice("Not connected yet: try again in a moment.", "error");
     }
   });
@@ -309,6 +406,7 @@
     connect();
   });
 
+  nickInput.value = load("localStorage", NICK_KEY) || "";
   showPeople([]);
   showComposer();
   connect();

@@ -29,6 +29,10 @@ pytestmark = pytest.mark.browser
 
 XSS = "<img src=x onerror=alert(1)>"
 WAIT_MS = 15_000
+#: Seconds a person whose connection dropped may come back quietly: long
+#: enough for a transport switch or a reload on a busy machine, short enough
+#: that a closed tab's "left" comes well within WAIT_MS.
+GRACE = 4.0
 
 
 def _free_port() -> int:
@@ -41,8 +45,9 @@ def _free_port() -> int:
 class ChatServer:
     """``python -m demo.chat`` in a subprocess, as a person would run it."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, rejoin_grace: float = GRACE) -> None:
         self.port = port
+        self.rejoin_grace = rejoin_grace
         self.url = f"http://127.0.0.1:{port}"
         self.output: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
@@ -50,7 +55,15 @@ class ChatServer:
     def start(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         proc = self.proc = subprocess.Popen(
-            [sys.executable, "-m", "demo.chat", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "demo.chat",
+                "--port",
+                str(self.port),
+                "--rejoin-grace",
+                str(self.rejoin_grace),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -113,6 +126,11 @@ class Person:
 
         expect(self.page.locator("#messages .notice").last).to_have_text(text, timeout=WAIT_MS)
 
+    def notices(self) -> list[str]:
+        """Every notice on the page so far."""
+        texts: list[str] = self.page.locator("#messages .notice").all_text_contents()
+        return texts
+
     def expect_people(self, *people: str) -> None:
         """The online list, as "nick transport" lines in order."""
         from playwright.sync_api import expect
@@ -129,8 +147,10 @@ class Person:
         )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def chat_server() -> Iterator[ChatServer]:
+    # One server per test: a room starts empty, and people whose page a test
+    # closed (still in the rejoin grace) do not show up in the next test.
     require_tools()
     server = ChatServer(_free_port())
     server.start()
@@ -235,21 +255,97 @@ def test_two_people_chat_over_websocket_and_xhr_polling(
     alice.expect_people("alice websocket")
 
 
-def test_switching_transport_rejoins(chat_server: ChatServer, open_chat: OpenChat) -> None:
+def test_switching_transport_rejoins_quietly(chat_server: ChatServer, open_chat: OpenChat) -> None:
+    """A transport switch keeps the person: no "left"/"joined" on any page."""
     alice = open_chat(chat_server, "websocket")
     bob = open_chat(chat_server, "xhr-polling")
     alice.join("alice")
     bob.join("bob")
     alice.expect_people("alice websocket", "bob xhr")
+    bob.expect_people("alice websocket", "bob xhr")
+    seen = {"alice": alice.notices(), "bob": bob.notices()}
 
+    # A polling session lingers on the server after the switch: taken over.
     bob.page.select_option("#transport-select", "xhr-streaming")
     bob.expect_transport("xhr-streaming")
     assert bob.page.url.endswith("?transport=xhr-streaming")
-    # bob left on the old session at once and came back on the new one.
-    alice.expect_notice("bob joined.")
     alice.expect_people("alice websocket", "bob xhr_streaming")
+    # A websocket closes at once: the person waits in the grace period.
+    alice.page.select_option("#transport-select", "eventsource")
+    alice.expect_transport("eventsource")
+    bob.expect_people("alice eventsource", "bob xhr_streaming")
+
     bob.say("still here")
     alice.expect_message("bob", "still here")
+    bob.expect_message("bob", "still here")
+    alice.say("me too")
+    bob.expect_message("alice", "me too")
+    # Anything the switches announced would have come before these messages.
+    assert alice.notices() == seen["alice"]
+    assert bob.notices() == seen["bob"]
+    # Still the same people: their own messages are theirs, the others' are not.
+    for person, own in ((alice, "me too"), (bob, "still here")):
+        mine = person.page.locator("#messages .message.mine .text")
+        assert mine.all_text_contents() == [own]
+
+
+def test_taken_nickname_is_refused(chat_server: ChatServer, open_chat: OpenChat) -> None:
+    """A nickname already online, in another case or Unicode form, is refused."""
+    from playwright.sync_api import expect
+
+    alice = open_chat(chat_server, "websocket")
+    bob = open_chat(chat_server, "xhr-streaming")
+    alice.join("alice")
+    alice.expect_notice("You joined as alice.")
+    for taken in ("alice", "ALICE", "\uff21lice"):  # the last with a full-width A
+        bob.page.fill("#nick", taken)
+        bob.page.click("#join-form button")
+        bob.expect_notice(f"{taken} is already taken: pick another nickname.")
+        expect(bob.page.locator("#join-form")).to_be_visible()
+    bob.join("bob")
+    bob.expect_notice("You joined as bob.")
+    alice.expect_notice("bob joined.")
+    bob.say("hi")
+    alice.expect_message("bob", "hi")
+    alice.say("hello")
+    bob.expect_message("alice", "hello")
+    # Each page marks only its own person's messages as its own.
+    for person, own in ((alice, "hello"), (bob, "hi")):
+        mine = person.page.locator("#messages .message.mine .text")
+        assert mine.all_text_contents() == [own]
+    assert alice.notices().count("You joined as alice.") == 1
+
+
+def test_reload_rejoins_quietly_and_nickname_is_remembered(
+    chat_server: ChatServer, open_chat: OpenChat
+) -> None:
+    """A reload comes back as the same person; a new tab offers the last nickname."""
+    from playwright.sync_api import expect
+
+    alice = open_chat(chat_server, "websocket")
+    bob = open_chat(chat_server, "websocket")
+    alice.join("alice")
+    bob.join("bob")
+    alice.expect_people("alice websocket", "bob websocket")
+    seen = alice.notices()
+
+    bob.page.reload()
+    expect(bob.page.locator("#say-form")).to_be_visible(timeout=WAIT_MS)
+    expect(bob.page.locator("#me")).to_have_text("bob")
+    bob.expect_people("alice websocket", "bob websocket")
+    bob.say("back")
+    alice.expect_message("bob", "back")
+    bob.expect_message("bob", "back")
+    assert alice.notices() == seen
+    assert bob.notices() == []  # not even "You joined as bob."
+
+    # Another tab of bob's browser is another person: it offers "bob" but
+    # does not join by itself, and joining as bob there is refused.
+    tab = bob.page.context.new_page()
+    tab.goto(f"{chat_server.url}/?transport=websocket")
+    expect(tab.locator("#nick")).to_have_value("bob", timeout=WAIT_MS)
+    expect(tab.locator("#join-form")).to_be_visible()
+    tab.close()
 
 
 @pytest.mark.parametrize(
@@ -288,18 +384,27 @@ def test_page_reconnects_after_server_restart(open_chat: OpenChat) -> None:
         alice = open_chat(server, "websocket")
         alice.join("alice")
         alice.expect_people("alice websocket")
+        for line in range(30):  # more than the list shows at once
+            alice.say(f"line {line}")
+        alice.expect_message("alice", "line 29")
 
         server.stop()
         banner = alice.page.locator("#banner")
         expect(banner).to_be_visible(timeout=WAIT_MS)
         expect(banner).to_contain_text("Reconnecting", timeout=WAIT_MS)
         expect(alice.page.locator("#status-text")).to_have_text("Disconnected")
+        # The banner pushed the list down: its newest notice is still in view.
+        newest = alice.page.locator("#messages li").last
+        expect(newest).to_have_text("Disconnected: The server went away.")
+        expect(newest).to_be_in_viewport(ratio=1)
 
         server.start()
         alice.expect_transport("websocket")
         expect(banner).to_be_hidden()
-        # Joined again by itself, under the same nickname.
+        # Joined again by itself, under the same nickname: a new server
+        # knows no one, so this is a join, not a quiet rejoin.
         alice.expect_people("alice websocket")
         alice.expect_notice("You joined as alice.")
+        expect(alice.page.locator("#messages li").last).to_be_in_viewport(ratio=1)
     finally:
         server.stop()
