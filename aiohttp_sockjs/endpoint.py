@@ -213,6 +213,10 @@ class Endpoint:
         self._handler_tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
+        # Sessions holding over half their send bound, and a future done
+        # when there are none left (see Session._fair).
+        self._pressured = 0
+        self._relieved: asyncio.Future[None] | None = None
         # --- rooms and broker (issue 10) ---
         #: The endpoint's rooms: which sessions are in which room.
         self.rooms = Rooms()
@@ -379,6 +383,23 @@ class Endpoint:
         sid = session._id
         if sid is not None and self._by_id.get(sid) is session:
             del self._by_id[sid]
+
+    def _pressure(self, on: bool) -> None:
+        """A session's backlog crossed half its bound (up with ``on``, or back down)."""
+        self._pressured += 1 if on else -1
+        if not self._pressured and self._relieved is not None:
+            if not self._relieved.done():
+                self._relieved.set_result(None)
+            self._relieved = None
+
+    async def _relief(self, timeout: float) -> None:
+        """Wait until no session holds over half its send bound, for at most ``timeout``."""
+        if not self._pressured or timeout <= 0:
+            return
+        if self._relieved is None:
+            self._relieved = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._relieved), timeout)
 
     # --- the manager --------------------------------------------------------
 

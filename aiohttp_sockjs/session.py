@@ -216,8 +216,10 @@ class Session:
         "_machine",
         "_mailbox",
         "_overflow_posted",
+        "_pace_until",
         "_pending",
         "_pending_sends",
+        "_pressured",
         "_raw",
         "_sender_turn",
         "_streak",
@@ -274,6 +276,11 @@ class Session:
         self._inbox_size = 0
         self._inbox_waiter: asyncio.Future[None] | None = None
         self._streak = False
+        # Whether this session's backlog is over half its bound (published
+        # to the endpoint by the actor), and until when a handler's batch may
+        # wait for such sessions to drain.
+        self._pressured = False
+        self._pace_until = 0.0
         # Set while inbound is paused; transports wait on it before reading more.
         self._gate: asyncio.Future[None] | None = None
         self._sender_turn: asyncio.Lock | None = None
@@ -391,10 +398,21 @@ class Session:
     async def _fair(self) -> None:
         # Messages of one batch are handed out with a loop iteration between
         # them, so what the handler sends for one message (a broadcast, say)
-        # is flushed before the next: a large batch from one client then
-        # cannot overflow the queues of readers that keep up.
+        # is flushed before the next; and while some session of the endpoint
+        # holds more than half its send bound, the next message waits for it
+        # to drain (a streaming client reconnecting, say), for at most
+        # disconnect_delay per batch. So one client's large batch cannot
+        # overflow the queues of readers that keep up.
         if self._streak and self._inbox:
             await asyncio.sleep(0)
+            endpoint = self._endpoint
+            if endpoint._pressured:
+                await endpoint._relief(self._pace_until - endpoint.clock())
+
+    def _took(self) -> None:
+        if not self._streak:
+            self._streak = True
+            self._pace_until = self._endpoint.clock() + self._endpoint.limits.disconnect_delay
 
     async def receive(self) -> str:
         """Wait for the next message from the client.
@@ -406,7 +424,7 @@ class Session:
         while True:
             got = self._next_message()
             if isinstance(got, str):
-                self._streak = True
+                self._took()
                 return got
             if got is None:
                 assert self._close_info is not None
@@ -424,11 +442,11 @@ class Session:
         # Not a call to receive(): a handler idling in ``async for`` then
         # holds one coroutine, not two.
         if self._streak and self._inbox:
-            await asyncio.sleep(0)  # as in _fair()
+            await self._fair()
         while True:
             got = self._next_message()
             if isinstance(got, str):
-                self._streak = True
+                self._took()
                 return got
             if got is None:
                 raise StopAsyncIteration
@@ -650,6 +668,7 @@ class Session:
                 if type(action) in _WRITES:
                     if type(action) is SendMessages and self._send_now(action):
                         continue
+                    self._publish_pressure()
                     return action  # type: ignore[return-value]
                 self._perform(action)
             if self._finished:
@@ -658,6 +677,7 @@ class Session:
                 # Every command applied: what they queued goes out together.
                 flushed = machine.flush()
                 if not flushed:
+                    self._publish_pressure()
                     return None
                 actions.extend(flushed)
                 continue
@@ -689,6 +709,15 @@ class Session:
                     actions.extend(machine.overflow())
                 case Shutdown():
                     actions.extend(machine.shutdown(now))
+
+    def _publish_pressure(self) -> None:
+        """Tell the endpoint whether this session holds over half its send bound."""
+        pressured = 2 * (self._machine.backlog + self._pending_sends) > (
+            self._endpoint.limits.max_queue_size
+        )
+        if pressured is not self._pressured:
+            self._pressured = pressured
+            self._endpoint._pressure(pressured)
 
     def _send_now(self, action: SendMessages[Receiver]) -> bool:
         """Write a batch without waiting, if its connection allows; report it."""
@@ -767,6 +796,9 @@ class Session:
                 receiver.abort()
             case Finished():
                 self._finished = True
+                if self._pressured:
+                    self._pressured = False
+                    self._endpoint._pressure(False)
                 self._actions.clear()
                 self._pending_sends = 0
                 # Drop every command but the attaches, which the actor answers.

@@ -91,15 +91,7 @@ async def _xhr_send(http: aiohttp.ClientSession, url: str, *messages: str) -> in
     "transport",
     [
         "websocket",
-        pytest.param(
-            "xhr_streaming",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 9 finding 2 open for HTTP streaming: each 1 MiB frame ends the "
-                "response (response_limit), and while the reader reconnects the other four "
-                "messages queue up: 4 MiB + 12 > max_queue_size, so 1013",
-            ),
-        ),
+        "xhr_streaming",
     ],
 )
 async def test_one_large_batch_does_not_evict_the_readers_of_a_broadcast(
