@@ -70,6 +70,10 @@ CLIENT_URL: Final = "/sockjs.min.js"
 PREFIX: Final = "/chat"
 MAX_NICK: Final = 24
 MAX_TEXT: Final = 500
+#: Per session: 10 messages a second, in bursts of up to 50.
+RATE_LIMIT: Final = aiohttp_sockjs.RateLimit(
+    messages_per_second=10, bytes_per_second=32 * 1024, burst=5.0
+)
 #: Seconds a person who lost their connection stays in the room, waiting to rejoin.
 REJOIN_GRACE: Final = 15.0
 #: The close code of a session whose person rejoined on another connection.
@@ -308,6 +312,9 @@ def make_app(rejoin_grace: float = REJOIN_GRACE, **options: Any) -> web.Applicat
     # error). Keep it well above MAX_TEXT so that a long chat message gets
     # the polite error from the handler instead.
     options.setdefault("max_message_size", 64 * 1024)
+    # A person types a few lines a second at most; a client sending far more
+    # is a script flooding the room, and is disconnected (close 1008).
+    options.setdefault("rate_limit", RATE_LIMIT)
     room.endpoint = aiohttp_sockjs.setup(app, PREFIX, room.chat, **options)
 
     async def close_room(app: web.Application) -> None:

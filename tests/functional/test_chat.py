@@ -164,6 +164,30 @@ async def test_join_and_say_reach_the_other_session(client: Client) -> None:
     assert await bob.receive() == said
 
 
+async def test_a_flooding_client_is_disconnected_and_the_room_goes_on(client: Client) -> None:
+    """The demo sets a rate limit: a script flooding the room is closed with 1008."""
+    alice = await WebsocketUser.connect(client, "a")
+    a = await _join(alice, "alice")
+    mallory = await WebsocketUser.connect(client, "m")
+    m = await _join(mallory, "mallory")
+    assert (await alice.receive())["type"] == "join"
+    flood = [json.dumps({"type": "say", "text": f"spam {i}"}) for i in range(500)]
+    await mallory.ws.send_str(json.dumps(flood))
+    while True:  # mallory sees nothing of its flood, then the close frame
+        msg = await mallory.ws.receive(timeout=5)
+        if msg.data.startswith("c"):
+            break
+        assert all(m["type"] in ("online", "join", "leave") for m in _decode_frame(msg.data))
+    assert json.loads(msg.data[1:]) == [1008, "Rate limit exceeded"]
+    # Alice was not flooded: she sees mallory go (now or after the grace)
+    # and can still talk.
+    await alice.send({"type": "say", "text": "still here"})
+    said = {"type": "say", "id": a["id"], "nick": "alice", "text": "still here"}
+    while (message := await alice.receive()) != said:
+        assert message["type"] in ("online", "leave"), message
+        assert message.get("id", m["id"]) == m["id"]
+
+
 async def test_lost_connection_leaves_after_the_grace(short_grace: Client) -> None:
     """A dropped connection is a quiet "reconnecting" first, a leave after the grace."""
     alice = await WebsocketUser.connect(short_grace, "a")
