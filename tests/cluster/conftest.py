@@ -13,10 +13,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from .proxies import Cluster, start_cluster
 
 # --- Redis: a real redis-server (Debian package) -------------------------------
 
@@ -112,3 +115,29 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 # --- end of Redis -----------------------------------------------------------------
+
+
+# --- Deployment: server processes behind nginx or haproxy (see proxies.py) ----
+
+ClusterFactory = Callable[..., Cluster]
+
+
+@pytest.fixture
+def cluster_factory(tmp_path: Path) -> Iterator[ClusterFactory]:
+    """``cluster_factory(kind, count, args=(), edit=None)``: processes behind a proxy.
+
+    Everything it started is stopped when the test ends.
+    """
+    started: list[Cluster] = []
+
+    def make(kind: str, count: int, args: Any = (), **options: Any) -> Cluster:
+        cluster = start_cluster(kind, tmp_path / f"cluster{len(started)}", count, args, **options)
+        started.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in started:
+        cluster.stop()
+
+
+# --- end of Deployment -----------------------------------------------------------
