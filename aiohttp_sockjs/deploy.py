@@ -45,9 +45,7 @@ SESSION_TRANSPORTS: Final = (
 
 #: A regular expression (PCRE and Python) for the end of a session URL; its
 #: one group is the session id.
-SESSION_PATH: Final = (
-    "/[^/.]+/([^/.]+)/(?:" + "|".join(SESSION_TRANSPORTS) + ")$"
-)
+SESSION_PATH: Final = "/[^/.]+/([^/.]+)/(?:" + "|".join(SESSION_TRANSPORTS) + ")$"
 
 _UNIX: Final = "unix:"
 
