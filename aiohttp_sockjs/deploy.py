@@ -135,8 +135,10 @@ server {{
         proxy_set_header Host $http_host;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
-        # Streaming transports: every frame goes out as it is written.
+        # Streaming transports: every frame goes out as it is written; and
+        # messages sent by the client go straight through, not to a file.
         proxy_buffering off;
+        proxy_request_buffering off;
         # Longer than heartbeat_delay: idle connections carry only heartbeats.
         proxy_read_timeout {seconds};
         proxy_send_timeout {seconds};
