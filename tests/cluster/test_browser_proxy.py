@@ -72,4 +72,3 @@ def test_transport_battery_through_proxy(
 
 def test_fallback_through_proxy(page_factory: Any, sockjs_server: ThroughProxy) -> None:
     battery.test_disabled_websocket_falls_back(page_factory, sockjs_server, battery.CROSS)  # type: ignore[arg-type]
-
