@@ -14,12 +14,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .proxies import Cluster, start_cluster
+from .proxies import Cluster, Redis, start_cluster
 
 # --- Redis: a real redis-server (Debian package) -------------------------------
 
@@ -138,6 +139,41 @@ def cluster_factory(tmp_path: Path) -> Iterator[ClusterFactory]:
     yield make
     for cluster in started:
         cluster.stop()
+
+
+@dataclass
+class RelayCluster:
+    """Three ``server.py`` processes with ``/relay`` on one Redis, behind nginx."""
+
+    cluster: Cluster
+    redis: Redis
+    process_ttl: float
+
+
+#: Small presence intervals, so a dead process drops out quickly.
+PRESENCE_INTERVAL = 0.2
+PROCESS_TTL = 1.0
+
+
+@pytest.fixture
+def relay_cluster(tmp_path: Path) -> Iterator[RelayCluster]:
+    """``/relay`` on three processes sharing one Redis, behind nginx; heartbeats every 0.5 s."""
+    redis = Redis(tmp_path / "redis")
+    redis.start()
+    args = [
+        "--redis", redis.url,
+        "--heartbeat-delay", "0.5",
+        "--presence-interval", str(PRESENCE_INTERVAL),
+        "--process-ttl", str(PROCESS_TTL),
+    ]  # fmt: skip
+    try:
+        cluster = start_cluster("nginx", tmp_path / "cluster", 3, args)
+        try:
+            yield RelayCluster(cluster, redis, PROCESS_TTL)
+        finally:
+            cluster.stop()
+    finally:
+        redis.stop()
 
 
 # --- end of Deployment -----------------------------------------------------------
