@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from .proxies import Cluster, Redis, start_cluster
+from .proxies import Cluster, start_cluster
 
 # --- Redis: a real redis-server (Debian package) -------------------------------
 
@@ -146,7 +146,7 @@ class RelayCluster:
     """Three ``server.py`` processes with ``/relay`` on one Redis, behind nginx."""
 
     cluster: Cluster
-    redis: Redis
+    redis: RedisServer
     process_ttl: float
 
 
@@ -158,7 +158,8 @@ PROCESS_TTL = 1.0
 @pytest.fixture
 def relay_cluster(tmp_path: Path) -> Iterator[RelayCluster]:
     """``/relay`` on three processes sharing one Redis, behind nginx; heartbeats every 0.5 s."""
-    redis = Redis(tmp_path / "redis")
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis")
     redis.start()
     args = [
         "--redis", redis.url,

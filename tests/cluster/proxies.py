@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = Path(__file__).resolve().with_name("server.py")
 NGINX = Path("/usr/sbin/nginx")
 HAPROXY = Path("/usr/sbin/haproxy")
-REDIS = Path("/usr/bin/redis-server")
 START_TIMEOUT = 20.0
 
 
@@ -227,70 +226,12 @@ class Cluster:
 
 
 def require(kind: str) -> None:
-    """Fail, saying what to install, when ``kind`` (nginx, haproxy, redis) is missing."""
-    binary = {"nginx": NGINX, "haproxy": HAPROXY, "redis": REDIS}[kind]
+    """Fail, saying what to install, when ``kind`` (nginx, haproxy) is missing."""
+    binary = {"nginx": NGINX, "haproxy": HAPROXY}[kind]
     if not binary.exists():
         import pytest
 
-        package = "redis-server" if kind == "redis" else kind
-        pytest.fail(f"{binary} not found: sudo apt-get install -y {package}", pytrace=False)
-
-
-@dataclass
-class Redis:
-    """A private redis-server in the foreground on a free loopback port, no persistence."""
-
-    workdir: Path
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "redis.log"
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self) -> None:
-        require("redis")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        for _attempt in range(3):
-            self.port = free_port()
-            command = [
-                str(REDIS),
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.workdir),
-                "--daemonize", "no",
-            ]  # fmt: skip
-            with self.log_path.open("ab") as log:
-                self.proc = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-                )
-            try:
-                wait_for_port(self.port, self.running)
-                return
-            except RuntimeError:
-                self.stop()
-                if "in use" not in self.log_path.read_text(errors="replace"):
-                    break
-        raise RuntimeError(f"redis-server did not start:\n{self.log_path.read_text()}")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        pytest.fail(f"{binary} not found: sudo apt-get install -y {kind}", pytrace=False)
 
 
 def start_cluster(

@@ -24,7 +24,8 @@ from tests.browser import test_browser_transports as battery
 from tests.browser.conftest import browser, page_factory
 from tests.browser.tools import require_tools
 
-from .proxies import Cluster, Redis, start_cluster
+from .conftest import RedisServer
+from .proxies import Cluster, start_cluster
 
 __all__ = ["browser", "page_factory"]  # the browser harness's own fixtures
 
@@ -55,7 +56,8 @@ def sockjs_server(
     require_tools()
     kind = request.param
     workdir = tmp_path_factory.mktemp(kind)
-    redis = Redis(workdir / "redis")
+    (workdir / "redis").mkdir()
+    redis = RedisServer(workdir / "redis")
     redis.start()
     # The iframe page loads the client by a path, from the proxy's origin.
     args = ["--sockjs-url", "/static/sockjs.min.js", "--redis", redis.url]
