@@ -4,11 +4,16 @@
     python -m benchmarks --quick    # smaller counts, 3 repetitions
     python -m benchmarks --smoke    # tiny counts, 1 repetition (tested)
     python -m benchmarks --only ws_echo_1,ws_latency --reps 5
+    python -m benchmarks --only cluster   # cross-process broadcast (needs redis-server)
 
 Each scenario runs ours and the baseline alternately (ours, baseline, ours,
 baseline...), each run on a fresh server process pinned to CPU 0 while the
 load generator runs pinned to CPU 1; the table shows medians. ``--smoke``
 keeps one server per configuration for the whole run, to stay fast.
+
+Then ``cluster`` (``benchmarks/cluster.py``): broadcasts across two server
+processes through a private redis-server, beside one process alone, in the
+same run; it prints its own table.
 """
 
 from __future__ import annotations
@@ -378,10 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     scale = "smoke" if args.smoke else "quick" if args.quick else "full"
     reps = args.reps or (1 if args.smoke else 3)
     only = {s for s in args.only.split(",") if s}
-    unknown = only - {s.name for s in SCENARIOS}
+    unknown = only - {s.name for s in SCENARIOS} - {"cluster"}
     if unknown:
         parser.error(f"unknown scenarios: {sorted(unknown)}")
     scenarios = [s for s in SCENARIOS if not only or s.name in only]
+    if only == {"cluster"}:
+        scenarios = []
     reuse: dict[tuple[str, tuple[str, ...]], Server] = {}
 
     def server(kind: str, sargs: tuple[str, ...]) -> Server:
@@ -427,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()}, scale={scale}, reps={reps}, "
         f"{time.time() - started:.0f} s"
     )
-    print(text)
+    if results:
+        print(text)
     if missed:
         print("Targets missed: " + ", ".join(missed))
     if any(r.get("timed_out") for v in results.values() for rs in v.values() for r in rs):
@@ -435,6 +443,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
+    if not only or "cluster" in only:
+        # Its own process: it pins itself (the generator) to CPU 1.
+        command = [sys.executable, "-m", "benchmarks.cluster", "--scale", scale]
+        command += ["--reps", str(reps)]
+        if args.json:
+            command += ["--json", args.json.removesuffix(".json") + "-cluster.json"]
+        sys.stdout.flush()
+        subprocess.run(command, cwd=ROOT, check=True)
     return 0
 
 
