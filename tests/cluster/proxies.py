@@ -138,6 +138,7 @@ class Proxy:
     workdir: Path
     servers: Sequence[str]
     edit: Callable[[str], str] | None = None  # tests that break the recipe on purpose
+    timeout: float = 60
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     config: str = field(default="", repr=False)
@@ -153,9 +154,11 @@ class Proxy:
     def _command(self) -> list[str]:
         listen = f"127.0.0.1:{self.port}"
         if self.kind == "nginx":
-            config = nginx_config(self.servers, listen=listen, standalone=True)
+            config = nginx_config(
+                self.servers, listen=listen, timeout=self.timeout, standalone=True
+            )
         else:
-            config = haproxy_config(self.servers, listen=listen)
+            config = haproxy_config(self.servers, listen=listen, timeout=self.timeout)
         if self.edit is not None:
             config = self.edit(config)
         self.config = config
@@ -242,12 +245,13 @@ def start_cluster(
     *,
     script: Path = APP,
     edit: Callable[[str], str] | None = None,
+    timeout: float = 60,
 ) -> Cluster:
     """``count`` server processes (``p1``, ``p2``, ...) behind a fresh ``kind`` proxy."""
     require(kind)
     workdir.mkdir(parents=True, exist_ok=True)
     backends: list[Backend] = []
-    proxy = Proxy(kind, workdir / kind, [], edit=edit)
+    proxy = Proxy(kind, workdir / kind, [], edit=edit, timeout=timeout)
     try:
         for number in range(1, count + 1):
             backend = Backend(f"p{number}", workdir, args, script)

@@ -10,6 +10,7 @@ why the recipe exists.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -130,3 +131,72 @@ async def test_requests_without_a_session_are_spread(
                 assert response.status == 200
                 served.add(response.headers["X-Served-By"])
     assert served == {"p1", "p2"}
+
+
+@pytest.mark.parametrize("kind", PROXIES)
+@pytest.mark.parametrize("heartbeat", [0.5, 25.0])
+async def test_heartbeats_keep_idle_connections_through_the_proxy(
+    cluster_factory: ClusterFactory, kind: str, heartbeat: float
+) -> None:
+    """The proxy's timeout (2 s here) must be longer than heartbeat_delay.
+
+    With heartbeats every 0.5 s an idle websocket and an idle xhr_streaming
+    response outlive the timeout several times over; with the default 25 s
+    the proxy cuts both after its 2 s, which is why the recipe's timeout is
+    longer than the heartbeat.
+    """
+    args = ["--heartbeat-delay", str(heartbeat)]
+    cluster = cluster_factory(kind, 2, args, timeout=2)
+    async with aiohttp.ClientSession(base_url=cluster.origin) as http:
+        ws = await http.ws_connect("/echo/000/idle-ws/websocket")
+        stream = await http.post("/echo/000/idle-stream/xhr_streaming")
+        try:
+            assert (await ws.receive()).data == "o"
+            assert await stream.content.readexactly(2049) == b"h" * 2048 + b"\n"
+            assert await stream.content.readline() == b"o\n"
+
+            async def frames_for(seconds: float) -> list[str]:
+                """What the websocket and the stream got over ``seconds``, or how they ended."""
+                got: list[str] = []
+
+                async def read_ws() -> None:
+                    while True:
+                        msg = await ws.receive()
+                        if msg.type is not aiohttp.WSMsgType.TEXT:
+                            got.append(f"websocket {msg.type.name}")
+                            return
+                        got.append("ws " + msg.data)
+
+                async def read_stream() -> None:
+                    while True:
+                        try:
+                            line = await stream.content.readline()
+                        except aiohttp.ClientPayloadError:  # cut mid-chunk
+                            line = b""
+                        if not line:
+                            got.append("stream ended")
+                            return
+                        got.append("stream " + line.decode().strip())
+
+                tasks = [asyncio.ensure_future(read_ws()), asyncio.ensure_future(read_stream())]
+                await asyncio.wait(tasks, timeout=seconds)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                return got
+
+            if heartbeat < 2:
+                got = await frames_for(4)
+                assert "ws h" in got and "stream h" in got, got
+                assert not [g for g in got if "ended" in g or g.startswith("websocket")], got
+                # Still open: an echo goes through both sessions.
+                await ws.send_str('["still here"]')
+                assert (await ws.receive()).data == 'a["still here"]'
+            else:
+                got = await frames_for(15)  # bounded; the proxy cuts after 2 s
+                assert "stream ended" in got, got
+                assert any(g.startswith("websocket ") for g in got), got
+                assert not [g for g in got if g in ("ws h", "stream h")], got
+        finally:
+            await ws.close()
+            stream.close()
