@@ -91,12 +91,19 @@ def _open_on(page_factory: Any, server: ThroughProxy, transport: str, avoid: str
 
     Sessions land where their id hashes to; a session that lands on
     ``avoid`` is closed and another one opened (each try has a 2 in 3
-    chance with three processes).
+    chance with three processes). sockjs-client gives up opening after a
+    few round-trip times, which a machine under heavy load can exceed: one
+    such failed open is retried (opening is the battery's subject, not this
+    test's), a second one fails the test.
     """
     page = page_factory(server.page_origin)
+    failed_opens = []
     for _ in range(12):
         opened = page.call("open", server.sockjs_origin + "/relay", transport, STEP_MS)
-        assert opened["opened"], f"{transport}: {opened}\n{page.diagnostics()}"
+        if not opened["opened"] and not failed_opens:
+            failed_opens.append(opened)
+            continue
+        assert opened["opened"], f"{transport}: {failed_opens} {opened}\n{page.diagnostics()}"
         assert opened["transport"] == transport, opened
         page.call("send", ["whoami"])
         answer = page.call("take", 1, STEP_MS)
