@@ -1,14 +1,15 @@
-"""The browser battery through nginx (and haproxy), in front of three server processes.
-
-Then broadcasts between the processes through Redis, to every transport.
+"""The browser battery through nginx, in front of three server processes.
 
 The same battery as ``tests/browser/test_browser_transports.py`` (its
 functions, page and fixtures are reused as they are), but the SockJS URL is
 nginx configured by :func:`aiohttp_sockjs.deploy.nginx_config`: every
-transport Chromium can use must work through the recipe (and through
-:func:`~aiohttp_sockjs.deploy.haproxy_config`'s), websockets
+transport Chromium can use must work through the recipe, websockets
 upgraded, streams unbuffered, each session's requests on one process. The
-page comes from one server process directly, another origin than nginx.
+page comes from one server process directly, another origin than the proxy.
+
+Then broadcasts between the processes through Redis, on every transport,
+through nginx and through :func:`~aiohttp_sockjs.deploy.haproxy_config`'s
+haproxy (which the routing tests cover too).
 """
 
 from __future__ import annotations
@@ -49,12 +50,12 @@ class ThroughProxy:
         return self.cluster.new_log()
 
 
-@pytest.fixture(scope="module", params=["nginx", "haproxy"])
+@pytest.fixture(scope="module")
 def sockjs_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ThroughProxy]:
     require_tools()
-    kind = request.param
+    kind = getattr(request, "param", "nginx")
     workdir = tmp_path_factory.mktemp(kind)
     (workdir / "redis").mkdir()
     redis = RedisServer(workdir / "redis")
@@ -123,6 +124,7 @@ def _presence(page: Any) -> dict[str, Any]:
     return figures
 
 
+@pytest.mark.parametrize("sockjs_server", ["nginx", "haproxy"], indirect=True)
 def test_broadcast_across_processes_on_every_transport(
     page_factory: Any, sockjs_server: ThroughProxy
 ) -> None:
