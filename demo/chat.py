@@ -127,22 +127,36 @@ class Person:
 class Room:
     """The chat room: who is in it, and the handler that runs each session."""
 
-    def __init__(self, rejoin_grace: float = REJOIN_GRACE) -> None:
+    def __init__(self, rejoin_grace: float = REJOIN_GRACE, id_prefix: str = "") -> None:
         self.rejoin_grace = rejoin_grace
         self.endpoint: Endpoint | None = None  # set once the endpoint exists
         self._people: dict[str, Person] = {}  # by id, in joining order
         self._ids = itertools.count(1)
+        #: Makes ids unique across the processes of a cluster (demo.cluster).
+        self.id_prefix = id_prefix
+        #: The people of the other processes of a cluster, as ``public()``
+        #: dicts; demo.cluster keeps it up to date from presence.
+        self.others: list[dict[str, Any]] = []
 
     # --- who is here ----------------------------------------------------------
 
     def people(self) -> list[dict[str, Any]]:
         """Everyone in the room, reconnecting ones included."""
+        return self.local_people() + self.others
+
+    def local_people(self) -> list[dict[str, Any]]:
+        """The people of this process."""
         return [person.public() for person in self._people.values()]
 
     def _holder(self, nick: str) -> Person | None:
         """The person who has ``nick`` (in any case or Unicode form), if anyone."""
         key = nick_key(nick)
         return next((p for p in self._people.values() if nick_key(p.nick) == key), None)
+
+    def _taken_elsewhere(self, nick: str) -> bool:
+        """Whether someone on another process of a cluster has ``nick``."""
+        key = nick_key(nick)
+        return any(nick_key(p["nick"]) == key for p in self.others)
 
     def _by_token(self, token: Any) -> Person | None:
         if not isinstance(token, str):
@@ -173,7 +187,8 @@ class Room:
         )
 
     def _join(self, session: Session, nick: str) -> None:
-        person = Person(str(next(self._ids)), nick, secrets.token_urlsafe(16), session)
+        person_id = f"{self.id_prefix}{next(self._ids)}"
+        person = Person(person_id, nick, secrets.token_urlsafe(16), session)
         self._people[person.id] = person
         session.data["person"] = person  # per-session state lives in session.data
         self._welcome(session, person)
@@ -248,7 +263,7 @@ class Room:
                         _error(session, f"Pick a nickname of 1 to {MAX_NICK} printable characters.")
                         continue
                     holder = self._holder(nick)
-                    if holder is not None and holder is not me:
+                    if (holder is not None and holder is not me) or self._taken_elsewhere(nick):
                         _error(session, f"{nick} is already taken: pick another nickname.")
                     elif me is None:
                         self._join(session, nick)
@@ -288,6 +303,10 @@ class Room:
                 self._hold(person)
 
 
+#: The chat room of an app made by :func:`make_app`.
+ROOM: Final = web.AppKey("chat_room", Room)
+
+
 async def index(request: web.Request) -> web.FileResponse:
     """The chat page."""
     return web.FileResponse(STATIC / "index.html")
@@ -300,10 +319,16 @@ async def sockjs_client(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(CDN_CLIENT)
 
 
-def make_app(rejoin_grace: float = REJOIN_GRACE, **options: Any) -> web.Application:
-    """Build the chat app; ``options`` go to :func:`aiohttp_sockjs.setup`."""
-    room = Room(rejoin_grace)
+def make_app(
+    rejoin_grace: float = REJOIN_GRACE, id_prefix: str = "", **options: Any
+) -> web.Application:
+    """Build the chat app; ``options`` go to :func:`aiohttp_sockjs.setup`.
+
+    The room is ``app[ROOM]``; ``id_prefix`` keeps ids unique in a cluster.
+    """
+    room = Room(rejoin_grace, id_prefix)
     app = web.Application()
+    app[ROOM] = room
     app.router.add_get("/", index)
     app.router.add_get(CLIENT_URL, sockjs_client)
     app.router.add_static("/static", STATIC)

@@ -17,8 +17,10 @@ loopback:
   of a SockJS session to the process that owns it.
 
 Messages reach every tab whichever process it is on, and the "online" list
-shows everyone in the cluster. Each response names its process in an
-``X-Served-By`` header. Stop one worker (``kill PID``; the pids are
+shows everyone in the cluster (from presence, so a second or two late for
+people on other processes; a nickname taken on another process is refused
+once that process's heartbeat has carried it). Each response names its
+process in an ``X-Served-By`` header. Stop one worker (``kill PID``; the pids are
 printed) and its tabs reconnect to the others. Ctrl+C stops everything.
 """
 
@@ -60,29 +62,27 @@ log = logging.getLogger("demo.cluster")
 
 
 def _person_room(session: aiohttp_sockjs.Session) -> str | None:
-    nick = session.data.get("nick")
-    if nick is None:
+    person: chat.Person | None = session.data.get("person")
+    if person is None or person.session is not session:
         return None
-    return PEOPLE + json.dumps([nick, session.transport])
+    return PEOPLE + json.dumps(person.public(), sort_keys=True)
 
 
-async def _share_people(endpoint: aiohttp_sockjs.Endpoint) -> None:
-    """Keep this process's tabs showing everyone online in the cluster.
+async def _share_people(room: chat.Room, endpoint: aiohttp_sockjs.Endpoint) -> None:
+    """Keep ``room.others`` (the people of the other processes) up to date.
 
-    The chat handler announces joins and leaves with the people of its own
-    process; this loop puts each person in a room named after them and,
-    when the cluster's list (from :meth:`Endpoint.presence`) differs from
-    what was last sent, sends it to this process's tabs.
+    Each person of this process is put in a room named after them, so the
+    cluster's presence (:meth:`Endpoint.presence`, refreshed by every
+    process's broker heartbeat) lists everyone. When the people of the
+    other processes change, this process's tabs get the new list.
     """
-    shown: list[dict[str, str]] | None = None
-    since = 0.0
     while True:
         await asyncio.sleep(SYNC_INTERVAL)
         for session in endpoint.sessions:
             want = _person_room(session)
-            for room in session.rooms:
-                if room.startswith(PEOPLE) and room != want:
-                    session.leave(room)
+            for name in session.rooms:
+                if name.startswith(PEOPLE) and name != want:
+                    session.leave(name)
             if want is not None:
                 session.join(want)
         try:
@@ -90,18 +90,16 @@ async def _share_people(endpoint: aiohttp_sockjs.Endpoint) -> None:
         except Exception as exc:  # Redis unreachable: the broker logs it once
             log.debug("presence unavailable: %s", exc)
             continue
-        people = []
-        for room, count in sorted(presence.rooms.items()):
-            if room.startswith(PEOPLE):
-                nick, transport = json.loads(room[len(PEOPLE) :])
-                people += [{"nick": nick, "transport": transport}] * count
-        # Resend now and then too: a join announced by another process
-        # carries only that process's people.
-        now = time.monotonic()
-        if people != shown or now - since > 5 * SYNC_INTERVAL:
-            message = json.dumps({"type": "online", "people": people})
+        others = []
+        for name, count in sorted(presence.rooms.items()):
+            if name.startswith(PEOPLE) and count > 0:
+                person = json.loads(name[len(PEOPLE) :])
+                if not str(person.get("id", "")).startswith(room.id_prefix):
+                    others.append(person)
+        if others != room.others:
+            room.others = others
+            message = json.dumps({"type": "online", "people": room.people()})
             endpoint.broadcast(message, sessions=endpoint.sessions)  # this process only
-            shown, since = people, now
 
 
 def worker_app(redis_url: str, name: str) -> web.Application:
@@ -109,14 +107,15 @@ def worker_app(redis_url: str, name: str) -> web.Application:
     from aiohttp_sockjs.broker import RedisBroker
 
     broker = RedisBroker(redis_url, heartbeat_interval=1.0, process_ttl=3.0, process_id=name)
-    app = chat.make_app(broker=broker)
+    # Person ids like "worker2:5" are unique in the cluster.
+    app = chat.make_app(id_prefix=f"{name}:", broker=broker)
     endpoint = aiohttp_sockjs.get_endpoint(app, chat.PREFIX)
 
     async def served_by(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["X-Served-By"] = name
 
     async def sync(app: web.Application) -> Any:
-        task = asyncio.ensure_future(_share_people(endpoint))
+        task = asyncio.ensure_future(_share_people(app[chat.ROOM], endpoint))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

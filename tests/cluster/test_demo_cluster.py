@@ -151,7 +151,7 @@ async def test_chat_across_two_processes(demo_cluster: tuple[str, list[int]]) ->
             await bob.send(type="join", nick="bob")
             await bob.send(type="say", text="hello from worker2")
             said = await alice.wait_for(lambda m: m["type"] == "say")
-            assert said == {"type": "say", "nick": "bob", "text": "hello from worker2"}
+            assert (said["nick"], said["text"]) == ("bob", "hello from worker2")
 
             # The online list is the cluster's, on both processes.
             def everyone(message: dict[str, Any]) -> bool:
@@ -161,6 +161,16 @@ async def test_chat_across_two_processes(demo_cluster: tuple[str, list[int]]) ->
             for person in (alice, bob):
                 online = await person.wait_for(everyone)
                 assert {p["transport"] for p in online["people"]} == {"xhr"}
+                # Ids are unique across the processes: the page compares them.
+                assert len({p["id"] for p in online["people"]}) == 2, online
+
+            # A nickname taken on the other process is refused.
+            carol = await Person(http).open()
+            extra.append(carol)
+            other = "bob" if carol.process == "worker1" else "alice"
+            await carol.send(type="join", nick=other.upper())
+            refused = await carol.wait_for(lambda m: m["type"] in ("error", "welcome"))
+            assert refused["type"] == "error" and "taken" in refused["text"], refused
         finally:
             for person in [*people.values(), *extra]:
                 await person.close()
