@@ -523,8 +523,7 @@ class SessionMachine(Generic[R]):
         actions = self.close(*CLOSE_GOING_AWAY, now)
         receiver = self._receiver
         if receiver is not None:
-            # Still writing: no waiting for it now.
-            self._receiver = None
+            # Still writing: no waiting for it now. _finish() releases it.
             actions.append(Abort(receiver))
         return actions + self._finish()
 
@@ -535,8 +534,7 @@ class SessionMachine(Generic[R]):
             actions += self._mark_closed(*CLOSE_INTERNAL_ERROR)
         receiver = self._receiver
         if receiver is not None:
-            self._receiver = None
-            actions.append(Abort(receiver))
+            actions.append(Abort(receiver))  # _finish() releases it
         return actions + self._finish()
 
     # --- helpers --------------------------------------------------------------

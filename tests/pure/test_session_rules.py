@@ -144,7 +144,6 @@ Step = tuple[Ev, list[Any]]
 BUG = {
     "written": pytest.mark.xfail(strict=True, reason="written() drops what was queued"),
     "attach": pytest.mark.xfail(strict=True, reason="attach() takes over a busy receiver"),
-    "release": pytest.mark.xfail(strict=True, reason="fail()/shutdown() never release"),
     "drop": pytest.mark.xfail(strict=True, reason="drop_oldest drops for nothing"),
 }
 
@@ -442,7 +441,6 @@ CLOSE_CASES = [
         CLOSED,
         CLOSE_INTERNAL_ERROR,
         id="1011 on fail(): the receiver is cut and let go",
-        marks=BUG["release"],
     ),
     pytest.param(
         [*POLLED, (fail(), [notify(CLOSE_INTERNAL_ERROR), Finished()]), (fail(), [])],
@@ -482,7 +480,6 @@ CLOSE_CASES = [
         CLOSED,
         CLOSE_GOING_AWAY,
         id="1001 on shutdown() during a write: the write is cut and the receiver let go",
-        marks=BUG["release"],
     ),
     pytest.param(
         [*POLLED, (shutdown(), [notify(CLOSE_GOING_AWAY), Finished()])],
