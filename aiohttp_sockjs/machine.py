@@ -359,7 +359,10 @@ class SessionMachine(Generic[R]):
         if not ok:
             return self.detach(receiver, now, interrupted=interrupted)
         if self._close is not None:
-            # A batch queued before the close went out: now the close frame.
+            if self._outbox:
+                # Sent before the close, queued during that write: first these.
+                return [self._take_batch(receiver)]
+            # What was queued before the close went out: now the close frame.
             self._receiver = None
             self._deadline = now + self._limits.disconnect_delay
             actions: list[Action[R]] = [SendClose(receiver, *self._close)]

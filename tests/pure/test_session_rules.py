@@ -142,7 +142,6 @@ Step = tuple[Ev, list[Any]]
 
 #: Cases that fail on the machine as it was; each fix removes its mark.
 BUG = {
-    "written": pytest.mark.xfail(strict=True, reason="written() drops what was queued"),
     "attach": pytest.mark.xfail(strict=True, reason="attach() takes over a busy receiver"),
     "drop": pytest.mark.xfail(strict=True, reason="drop_oldest drops for nothing"),
 }
@@ -374,7 +373,6 @@ CLOSE_CASES = [
         CLOSING,
         CLOSE_GO_AWAY,
         id="close during a write with more queued: the rest, then the close frame",
-        marks=BUG["written"],
     ),
     pytest.param(
         [
