@@ -324,9 +324,10 @@ class SessionMachine(Generic[R]):
             current = None
         if self._close is not None:
             # Closed: queued messages first, then the close frame, to every
-            # receiver until the session expires.
+            # receiver until the session expires. Queued messages go to the
+            # receiver still being written to, if there is one.
             self._deadline = now + self._limits.disconnect_delay
-            if self._outbox:
+            if self._outbox and current is None:
                 self._receiver = receiver
                 actions.append(self._take_batch(receiver))
                 return actions

@@ -142,7 +142,6 @@ Step = tuple[Ev, list[Any]]
 
 #: Cases that fail on the machine as it was; each fix removes its mark.
 BUG = {
-    "attach": pytest.mark.xfail(strict=True, reason="attach() takes over a busy receiver"),
     "drop": pytest.mark.xfail(strict=True, reason="drop_oldest drops for nothing"),
 }
 
@@ -388,7 +387,6 @@ CLOSE_CASES = [
         CLOSING,
         CLOSE_GO_AWAY,
         id="a receiver arriving while closing does not take over one still being written",
-        marks=BUG["attach"],
     ),
     pytest.param(
         [
