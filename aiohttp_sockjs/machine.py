@@ -418,11 +418,13 @@ class SessionMachine(Generic[R]):
         if not admits(self._queued + self._inflight, size, limits.max_queue_size):
             if limits.queue_overflow == "close":
                 return self.overflow()
+            if self._inflight and self._inflight + size > limits.max_queue_size:
+                # It cannot fit beside the batch being written, whatever is
+                # dropped: drop this one and keep the queue.
+                return []
             outbox = self._outbox
             while outbox and self._queued + self._inflight + size > limits.max_queue_size:
                 self._queued -= len(outbox.popleft())
-            if self._inflight and self._inflight + size > limits.max_queue_size:
-                return []  # the batch being written fills the queue: drop this one
         outbox = self._outbox
         if outbox is None:
             outbox = self._outbox = deque()

@@ -140,11 +140,6 @@ def fail() -> Ev:
 
 Step = tuple[Ev, list[Any]]
 
-#: Cases that fail on the machine as it was; each fix removes its mark.
-BUG = {
-    "drop": pytest.mark.xfail(strict=True, reason="drop_oldest drops for nothing"),
-}
-
 #: A receiver A attached and the ``o`` frame written to it.
 OPENED: list[Step] = [(attach(A), [SendOpen(A)]), (written(A), [])]
 #: As OPENED, for a polling receiver: its request is answered by the ``o`` frame.
@@ -675,7 +670,6 @@ OVERFLOW_CASES = [
         ],
         2,
         id="drop_oldest: a message too big to fit beside the batch in flight drops no other",
-        marks=BUG["drop"],
     ),
     pytest.param(
         DROP,
