@@ -630,7 +630,7 @@ class Routes:
                 return self._error(request, 404, "Session not found.")
             messages = await self._receive(request, form)
             if isinstance(messages, list) and messages:
-                processed = session._deliver(messages, sum(map(len, messages)))
+                processed = session._deliver(messages, sum(map(len, messages)), wait=True)
                 if processed is not None:
                     await processed
         finally:

@@ -432,6 +432,28 @@ class SessionMachine(Generic[R]):
         self._queued += size
         return []
 
+    def send_all(self, messages: list[str], size: int) -> list[Action[R]]:
+        """The application queued ``messages`` (``size`` characters in all), in order.
+
+        The same as :meth:`send` for each, in one call.
+        """
+        held = self._queued + self._inflight
+        if (
+            self._close is None
+            and self._state is not _CLOSED
+            and (held + size <= self._limits.max_queue_size or (not held and len(messages) == 1))
+        ):
+            outbox = self._outbox
+            if outbox is None:
+                outbox = self._outbox = deque()
+            outbox.extend(messages)
+            self._queued += size
+            return []
+        actions: list[Action[R]] = []
+        for message in messages:
+            actions += self.send(message)
+        return actions
+
     def overflow(self) -> list[Action[R]]:
         """The outbound bound was crossed (by :meth:`send` or seen by the driver's channel).
 
@@ -476,6 +498,21 @@ class SessionMachine(Generic[R]):
             self._inbound_paused = True
             actions.append(_PAUSE)
         return actions
+
+    def delivers_plainly(self, size: int, inbox_size: int) -> bool:
+        """Whether :meth:`incoming` of ``size`` characters would only deliver them.
+
+        True while the session is open, no rate limit applies and the
+        inbox stays under its bound; :meth:`incoming` would then answer
+        ``[Deliver(messages)]`` and change nothing, so the driver may hand
+        the messages over itself. Changes nothing.
+        """
+        return (
+            self._close is None
+            and self._state is _OPEN
+            and self._limits.rate_limit is None
+            and inbox_size + size < self._limits.max_inbox_size
+        )
 
     def consumed(self, inbox_size: int) -> list[Action[R]]:
         """The application took messages; ``inbox_size`` characters are left."""

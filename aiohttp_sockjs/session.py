@@ -137,9 +137,14 @@ class Detach:
 
 @dataclass(slots=True)
 class Send:
-    """The application queued an encoded message."""
+    """The application queued encoded messages (``size`` characters in all).
 
-    message: str
+    Sends made back to back join the Send at the mailbox's tail: one
+    command per burst, not per message.
+    """
+
+    messages: list[str]
+    size: int
 
 
 @dataclass(slots=True)
@@ -218,6 +223,7 @@ class Session:
         "_overflow_posted",
         "_pace_until",
         "_pending",
+        "_pending_incoming",
         "_pending_sends",
         "_pressured",
         "_raw",
@@ -265,6 +271,7 @@ class Session:
         # empty list 56, and it rarely holds more than a command or two.
         self._mailbox: list[Command] = []
         self._pending_sends = 0  # characters of the Send commands in it
+        self._pending_incoming = 0  # characters of the Incoming commands in it
         self._overflow_posted = False
         self._wakeup: asyncio.Future[None] | None = None
         self._actions: deque[Action[Receiver]] = deque()
@@ -396,23 +403,20 @@ class Session:
         return waiter
 
     async def _fair(self) -> None:
-        # Messages of one batch are handed out with a loop iteration between
-        # them, so what the handler sends for one message (a broadcast, say)
-        # is flushed before the next; and while some session of the endpoint
-        # holds more than half its send bound, the next message waits for it
-        # to drain (a streaming client reconnecting, say), for at most
-        # disconnect_delay per batch. So one client's large batch cannot
-        # overflow the queues of readers that keep up.
-        if self._streak and self._inbox:
-            await asyncio.sleep(0)
-            endpoint = self._endpoint
-            if endpoint._pressured:
-                await endpoint._relief(self._pace_until - endpoint.clock())
+        # While some session of the endpoint holds more than half its send
+        # bound, the next message of a batch waits for it to drain (a
+        # streaming client reconnecting, say), for at most disconnect_delay
+        # per batch: one client's large batch then cannot overflow the
+        # queues of readers that keep up. Otherwise messages are handed out
+        # back to back, and what the handler sends for them shares frames.
+        endpoint = self._endpoint
+        await asyncio.sleep(0)  # let the actors flush what is queued
+        await endpoint._relief(self._pace_until - endpoint.clock())
 
     def _took(self) -> None:
-        if not self._streak:
-            self._streak = True
-            self._pace_until = self._endpoint.clock() + self._endpoint.limits.disconnect_delay
+        # The first message handed out without waiting starts a batch.
+        self._streak = True
+        self._pace_until = self._endpoint.clock() + self._endpoint.limits.disconnect_delay
 
     async def receive(self) -> str:
         """Wait for the next message from the client.
@@ -420,11 +424,13 @@ class Session:
         Raises :class:`SessionClosed` once the session is closed and every
         message that arrived before has been received.
         """
-        await self._fair()
+        if self._streak and self._endpoint._pressured and self._inbox:
+            await self._fair()
         while True:
             got = self._next_message()
             if isinstance(got, str):
-                self._took()
+                if not self._streak:
+                    self._took()
                 return got
             if got is None:
                 assert self._close_info is not None
@@ -441,12 +447,13 @@ class Session:
     async def __anext__(self) -> str:
         # Not a call to receive(): a handler idling in ``async for`` then
         # holds one coroutine, not two.
-        if self._streak and self._inbox:
+        if self._streak and self._endpoint._pressured and self._inbox:
             await self._fair()
         while True:
             got = self._next_message()
             if isinstance(got, str):
-                self._took()
+                if not self._streak:
+                    self._took()
                 return got
             if got is None:
                 raise StopAsyncIteration
@@ -499,17 +506,31 @@ class Session:
                 return
             # drop_oldest: drop the oldest sends still waiting here; the
             # machine drops from its own queue as it takes this one.
-            kept: list[Command] = []
             for command in self._mailbox:
-                if type(command) is Send and not admits(
+                if type(command) is not Send:
+                    continue
+                waiting = command.messages
+                while waiting and not admits(
                     self._machine.backlog + self._pending_sends, size, limits.max_queue_size
                 ):
-                    self._pending_sends -= len(command.message)
-                    continue
-                kept.append(command)
-            self._mailbox[:] = kept
+                    dropped = len(waiting.pop(0))
+                    command.size -= dropped
+                    self._pending_sends -= dropped
+            held = self._machine.backlog + self._pending_sends
         self._pending_sends += size
-        self._post(Send(message))
+        if not self._pressured and 2 * (held + size) > limits.max_queue_size:
+            # Raised here, at once, so that a handler's next message waits
+            # (see _fair); only the actor lowers it, once the queue drains.
+            self._pressured = True
+            self._endpoint._pressure(True)
+        mailbox = self._mailbox
+        if mailbox:
+            last = mailbox[-1]
+            if type(last) is Send:
+                last.messages.append(message)
+                last.size += size
+                return
+        self._post(Send([message], size))
 
     def _post_wake(self) -> None:
         wakeup = self._wakeup
@@ -525,24 +546,39 @@ class Session:
     def _detach(self, receiver: Receiver, interrupted: bool) -> None:
         self._post(Detach(receiver, interrupted))
 
-    def _deliver(self, messages: list[str], size: int) -> asyncio.Future[None] | None:
+    def _deliver(
+        self, messages: list[str], size: int, wait: bool = False
+    ) -> asyncio.Future[None] | None:
         """Hand client messages to the session.
 
-        Returns ``None`` when they were taken at once, else a future that is
-        done once the actor has taken them. Either way, the caller then
+        Returns ``None`` when they were taken at once, or may be left
+        queued for the actor; else a future that is done once the actor has
+        taken them. That is when ``wait`` asks for it, or when what waits
+        for the actor would pass ``max_inbox_size``; a websocket then reads
+        no more until the actor has caught up. Either way, the caller then
         waits for :meth:`_room` before reading more from the client.
         """
         wakeup = self._wakeup
         if wakeup is not None:
-            # The actor is parked with nothing in progress: take the command
-            # now, from this task, exactly as _step_soon would (see there).
+            # The actor is parked with nothing in progress (the invariant of
+            # _step_parked), so its step would take this command first.
+            if self._machine.delivers_plainly(size, self._inbox_size):
+                # ...and the machine's answer would be only to deliver, which
+                # is nearly always the case: do that here, leaving the actor
+                # parked. No command, no step, no task switch per frame.
+                self._take_in(messages, size)
+                return None
             self._wakeup = None
             self._mailbox.append(Incoming(messages, size))
-            self._step_soon(wakeup)
+            self._step_parked(wakeup)
             return None
-        processed = asyncio.get_running_loop().create_future()
-        self._post(Incoming(messages, size, processed))
-        return processed
+        self._pending_incoming += size
+        if wait or self._pending_incoming > self._endpoint.limits.max_inbox_size:
+            processed = asyncio.get_running_loop().create_future()
+            self._post(Incoming(messages, size, processed))
+            return processed
+        self._post(Incoming(messages, size))
+        return None
 
     async def _room(self) -> None:
         """Wait until the application's inbox has room for more client messages."""
@@ -629,6 +665,23 @@ class Session:
                     command.processed.set_result(None)
 
     def _step_soon(self, wakeup: asyncio.Future[None]) -> None:
+        """A command reached the parked actor: step here if it is only sends.
+
+        Sends alone are applied here, at once (see :meth:`_step_parked`):
+        the frame goes out without waking the actor's task. Anything else
+        wakes the task, whose step then runs an iteration later; under load
+        more client frames and sends arrive meanwhile and share one step and
+        one outgoing frame.
+        """
+        if wakeup.done():  # the actor was cancelled meanwhile
+            return
+        for command in self._mailbox:
+            if type(command) is not Send:
+                wakeup.set_result(None)
+                return
+        self._step_parked(wakeup)
+
+    def _step_parked(self, wakeup: asyncio.Future[None]) -> None:
         """Run the parked actor's next step here, or wake it for a write.
 
         Invariant that makes this safe: the actor is parked on ``wakeup``
@@ -639,8 +692,6 @@ class Session:
         to wait (a write that cannot complete now), the write is handed to
         the actor, which performs it first.
         """
-        if wakeup.done():  # the actor was cancelled meanwhile
-            return
         try:
             action = self._step()
         except Exception:
@@ -684,10 +735,12 @@ class Session:
             command = mailbox.pop(0)
             now = self._endpoint.clock()
             match command:
-                case Send(message):
-                    self._pending_sends -= len(message)
-                    actions.extend(machine.send(message))
+                case Send(messages, size):
+                    self._pending_sends -= size
+                    actions.extend(machine.send_all(messages, size))
                 case Incoming(messages, size, processed):
+                    if self._pending_incoming:
+                        self._pending_incoming = max(0, self._pending_incoming - size)
                     actions.extend(machine.incoming(messages, size, self._inbox_size, now))
                     if processed is not None:
                         processed.set_result(None)
@@ -756,15 +809,7 @@ class Session:
         """Perform an action that needs no waiting."""
         match action:
             case Deliver(messages):
-                inbox = self._inbox
-                if inbox is None:
-                    self._inbox = deque(messages)
-                else:
-                    inbox.extend(messages)
-                self._inbox_size += sum(map(len, messages))
-                waiter = self._inbox_waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+                self._take_in(messages, sum(map(len, messages)))
             case PauseInbound():
                 self._gate = asyncio.get_running_loop().create_future()
             case ResumeInbound():
@@ -804,6 +849,18 @@ class Session:
                 # Drop every command but the attaches, which the actor answers.
                 self._mailbox[:] = [c for c in self._mailbox if type(c) in (Attach, Incoming)]
                 self._endpoint._forget(self)
+
+    def _take_in(self, messages: list[str], size: int) -> None:
+        """Append client messages to the inbox and wake the handler waiting for one."""
+        inbox = self._inbox
+        if inbox is None:
+            self._inbox = deque(messages)
+        else:
+            inbox.extend(messages)
+        self._inbox_size += size
+        waiter = self._inbox_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _fail(self, quiet: bool = False) -> None:
         """End the session after a bug (ours or a receiver's), touching no other."""
