@@ -13,8 +13,9 @@
 Like the browser client, :func:`connect` reads ``/info`` and tries its
 transports in order (``websocket``, ``xhr_streaming``, ``eventsource``,
 ``xhr``) until one opens a session, unless you name the transports to use.
-The raw websocket (``raw_websocket``, plain text messages on
-``<prefix>/websocket``) is there when you ask for it.
+``htmlfile`` and ``jsonp`` polling (the old browsers' transports) and the raw
+websocket (``raw_websocket``, plain text messages on ``<prefix>/websocket``)
+are there when you ask for them.
 
 Every wait on the server is bounded: ``timeout`` for ``/info``, opening a
 session and each send, ``heartbeat_timeout`` for the silence allowed once
@@ -29,8 +30,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import random
+import socket
+import struct
 import sys
+import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import (
@@ -67,7 +72,15 @@ from .protocol import CloseFrame, Frame, HeartbeatFrame, MessageFrame, OpenFrame
 __all__ = ["DEFAULT_TRANSPORTS", "TRANSPORTS", "Connecting", "SockJSClient", "connect"]
 
 #: Every transport the client speaks.
-TRANSPORTS: Final = ("websocket", "xhr_streaming", "eventsource", "xhr", "raw_websocket")
+TRANSPORTS: Final = (
+    "websocket",
+    "xhr_streaming",
+    "eventsource",
+    "xhr",
+    "htmlfile",
+    "jsonp",
+    "raw_websocket",
+)
 #: The transports :func:`connect` tries, in order, unless told otherwise.
 DEFAULT_TRANSPORTS: Final = ("websocket", "xhr_streaming", "eventsource", "xhr")
 
@@ -87,6 +100,7 @@ class _Options:
     timeout: float
     heartbeat_timeout: float | None
     max_frame_size: int
+    session_id: str | None
 
 
 async def _within(aw: Awaitable[_T], seconds: float | None, what: str) -> _T:
@@ -147,7 +161,7 @@ class _Transport:
     def __init__(self, http: aiohttp.ClientSession, base: URL, options: _Options) -> None:
         self.http = http
         self.options = options
-        self.session_id = uuid.uuid4().hex
+        self.session_id = options.session_id or uuid.uuid4().hex
         self.session_url = _join(base, f"{random.randrange(1000):03d}", self.session_id)
 
     async def open(self) -> None:
@@ -169,6 +183,9 @@ class _Transport:
     async def close(self, code: int, reason: str) -> None:
         """Let go of the connection; idempotent."""
         raise NotImplementedError
+
+    def abort(self) -> None:
+        """Cut the connection at once, so that the server sees the client vanish."""
 
 
 class _WebSocket(_Transport):
@@ -256,6 +273,16 @@ class _WebSocket(_Transport):
         if ws is not None and not ws.closed:
             with contextlib.suppress(Exception):
                 await ws.close(code=code, message=reason.encode())
+
+    def abort(self) -> None:
+        ws = self.ws
+        sock = None if ws is None else ws.get_extra_info("socket")
+        if sock is not None:
+            # No close frame: the TCP connection ends (FIN now, a reset when
+            # it is released), as when the client's machine goes away.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Http(_Transport):
@@ -431,10 +458,152 @@ class _XhrPolling(_Http):
             self.error = RemoteProtocolError("an xhr answer without a frame")
 
 
+def _callback() -> str:
+    # The name of the page's JavaScript function that the server's scripts call.
+    return f"_sockjs_{random.getrandbits(32):08x}"
+
+
+def _js_frame(literal: bytes) -> str:
+    """The frame inside a script's ``p(...)`` or a JSONP call: a JSON string."""
+    try:
+        frame = json.loads(literal)
+    except ValueError:  # a UnicodeDecodeError too
+        raise protocol.FrameError(f"not a JSON string: {literal[:60]!r}") from None
+    if not isinstance(frame, str):
+        raise protocol.FrameError(f"not a JSON string: {literal[:60]!r}")
+    return frame
+
+
+_SCRIPT_END: Final = b"</script>"
+_CHUNK_START: Final = b"<script>\np("
+_CHUNK_END: Final = b");\n</script>\r\n"
+
+
+class _HtmlfileReader:
+    """Cut an htmlfile page into frames: a prelude page, then one script per frame."""
+
+    def __init__(self, max_frame: int) -> None:
+        self._buffer = bytearray()
+        self._max = max_frame
+        self._prelude = True
+
+    @property
+    def partial(self) -> bool:
+        return bool(self._buffer.strip())
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def next_frame(self) -> str | None:
+        buffer = self._buffer
+        if self._prelude:
+            end = buffer.find(_SCRIPT_END)
+            if end < 0:
+                if len(buffer) > self._max:
+                    raise protocol.FrameError("no end to the htmlfile page's first script")
+                return None
+            del buffer[: end + len(_SCRIPT_END)]
+            self._prelude = False
+        # The prelude's padding, and the line breaks between scripts.
+        start = len(buffer) - len(buffer.lstrip())
+        if start:
+            del buffer[:start]
+        if len(buffer) < len(_CHUNK_START):
+            return None
+        if not buffer.startswith(_CHUNK_START):
+            raise protocol.FrameError(f"not an htmlfile script: {bytes(buffer[:60])!r}")
+        end = buffer.find(_CHUNK_END)
+        if end < 0:
+            if len(buffer) > self._max:
+                raise protocol.FrameError(f"a frame is longer than {self._max} bytes")
+            return None
+        literal = bytes(buffer[len(_CHUNK_START) : end])
+        del buffer[: end + len(_CHUNK_END)]
+        if len(literal) > self._max:
+            raise protocol.FrameError(f"a frame is longer than {self._max} bytes")
+        return _js_frame(literal)
+
+
+class _Htmlfile(_Stream):
+    name = "htmlfile"
+    method = "GET"
+
+    def __init__(self, http: aiohttp.ClientSession, base: URL, options: _Options) -> None:
+        super().__init__(http, base, options)
+        self.url = self.url.with_query(c=_callback())
+
+    def _new_reader(self) -> None:
+        self.page = _HtmlfileReader(self.options.max_frame_size)
+
+    def _feed(self, chunk: bytes) -> None:
+        self.page.feed(chunk)
+
+    def _next(self) -> str | None:
+        return self.page.next_frame()
+
+    def _partial(self) -> bool:
+        return self.page.partial
+
+
+class _JsonpPolling(_XhrPolling):
+    """JSONP polling: each poll answers one frame as a script; sends are forms."""
+
+    name = "jsonp"
+
+    def __init__(self, http: aiohttp.ClientSession, base: URL, options: _Options) -> None:
+        super().__init__(http, base, options)
+        self.callback = _callback()
+        self.url = self.url.with_query(c=self.callback)
+
+    async def _poll(self) -> None:
+        prefix = f"/**/{self.callback}(".encode()
+        limit = self.options.max_frame_size
+        self.response = await self._request("GET")
+        try:
+            # Room for the call around the frame; the frame is checked below.
+            body = await _read_body(self.response, limit + len(prefix) + 8)
+        except RemoteProtocolError:
+            raise RemoteProtocolError(f"a frame is longer than {limit} bytes") from None
+        finally:
+            self.response.release()
+            self.response = None
+        if not body.startswith(prefix):
+            self.error = RemoteProtocolError(f"not a JSONP call of {self.callback}: {body[:60]!r}")
+            return
+        call = body.rstrip()
+        if not call.endswith(b");"):
+            self.error = ConnectionLost("a jsonp answer ended in the middle of a frame")
+            return
+        literal = call[len(prefix) : -2]
+        if len(literal) > limit:
+            self.error = RemoteProtocolError(f"a frame is longer than {limit} bytes")
+            return
+        try:
+            self.frames.append(_js_frame(literal))
+        except protocol.FrameError as exc:
+            self.error = RemoteProtocolError(str(exc))
+
+    async def send(self, messages: list[str]) -> None:
+        form = urllib.parse.urlencode({"d": protocol.encode_payload(messages)}).encode()
+        url = _join(self.session_url, "jsonp_send")
+        headers = {**self.options.headers, "Content-Type": "application/x-www-form-urlencoded"}
+
+        async def post() -> None:
+            body = io.BytesIO(form)
+            async with self.http.post(url, data=body, headers=headers, timeout=_NO_TIMEOUT) as resp:
+                if resp.status != 200:
+                    raise await _refused(resp, "jsonp_send")
+                await resp.read()
+
+        await _within(post(), self.options.timeout, "answer to jsonp_send")
+
+
 _HTTP_TRANSPORTS: Final[dict[str, type[_Http]]] = {
     "xhr_streaming": _XhrStreaming,
     "eventsource": _EventSource,
     "xhr": _XhrPolling,
+    "htmlfile": _Htmlfile,
+    "jsonp": _JsonpPolling,
 }
 
 
@@ -579,6 +748,21 @@ class SockJSClient:
         if self.close_code is None:
             self._transport_close = (code, reason)
             self._finish(code, reason, None)
+        await self._release()
+
+    async def abort(self) -> None:
+        """Drop the connections without closing the session, as a vanished client does.
+
+        Nothing is said to the server: a websocket's TCP connection is cut
+        without a close frame, an HTTP transport's open response or poll is
+        abandoned. The server sees its client go away (SockJS servers close
+        such a session with 1002 "Connection interrupted", or let it expire)
+        which is what a test of a handler's clean-up wants to provoke. On
+        the client, :attr:`close_code` becomes 1006; idempotent.
+        """
+        if self.close_code is None:
+            self._transport.abort()
+            self._finish(1006, "Aborted by the client", None)
         await self._release()
 
     async def wait_closed(self) -> None:
@@ -754,6 +938,7 @@ def connect(
     heartbeat_timeout: float | None = 60.0,
     max_queue: int = 1024,
     max_frame_size: int = 16 * 1024 * 1024,
+    session_id: str | None = None,
 ) -> Connecting:
     """Open a SockJS session at ``url`` (the endpoint's prefix, ``http(s)://``).
 
@@ -779,6 +964,11 @@ def connect(
     - ``max_frame_size``: the longest frame (or streamed line) accepted, in
       bytes; a longer one fails with
       :class:`~aiohttp_sockjs.RemoteProtocolError`.
+    - ``session_id``: the session id to put in the URLs, instead of a fresh
+      random one; the same for every transport tried. With an id that is
+      already in use the client joins that session as its next receiver
+      (a server answers a second concurrent receiver with close code 2010).
+      The raw websocket has no session id.
 
     Raises :class:`~aiohttp_sockjs.ConnectError` when no transport opens a
     session; its ``errors`` say why each failed. Each step waits at most
@@ -800,7 +990,11 @@ def connect(
         raise ValueError("max_queue and max_frame_size must be positive")
     if URL(url).scheme not in ("http", "https"):
         raise ValueError(f"SockJS URLs are http:// or https://, not {url}")
-    options = _Options(dict(headers or {}), timeout, heartbeat_timeout, max_frame_size)
+    if session_id is not None and (
+        not session_id or any(c in session_id for c in "./?#%") or not session_id.isprintable()
+    ):
+        raise ValueError(f"a session id is a URL path segment without dots, not {session_id!r}")
+    options = _Options(dict(headers or {}), timeout, heartbeat_timeout, max_frame_size, session_id)
     return Connecting(URL(url), names, session, options, max_queue)
 
 

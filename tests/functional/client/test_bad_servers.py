@@ -7,6 +7,7 @@ configured timeouts (0.2 s here), so a client that hangs fails the test.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +26,9 @@ from aiohttp_sockjs.client import SockJSClient, connect
 
 from ...helpers import bounded
 
-SOCKJS_TRANSPORTS = ("websocket", "xhr_streaming", "eventsource", "xhr")
-STREAMING = ("xhr_streaming", "eventsource")
+SOCKJS_TRANSPORTS = ("websocket", "xhr_streaming", "eventsource", "xhr", "htmlfile", "jsonp")
+STREAMING = ("xhr_streaming", "eventsource", "htmlfile")
+POLLING = ("xhr", "jsonp")
 #: For the tests of silence: the client's own bounds.
 QUICK: dict[str, Any] = {"timeout": 0.2, "heartbeat_timeout": 0.2}
 #: For the others, bounds a slow machine never reaches by accident.
@@ -54,12 +56,17 @@ class Script:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def wire(transport: str, piece: str | bytes) -> bytes:
-    """A frame in the transport's framing; bytes go as they are."""
+def wire(transport: str, piece: str | bytes, callback: str) -> bytes:
+    """A frame in the transport's framing; bytes go as they are, with ``{cb}``
+    standing for the JSONP callback."""
     if isinstance(piece, bytes):
-        return piece
+        return piece.replace(b"{cb}", callback.encode())
     if transport == "eventsource":
         return ("data: " + piece + "\r\n\r\n").encode()
+    if transport == "htmlfile":
+        return ("<script>\np(" + json.dumps(piece) + ");\n</script>\r\n").encode()
+    if transport == "jsonp":
+        return ("/**/" + callback + "(" + json.dumps(piece) + ");\r\n").encode()
     return (piece + "\n").encode()
 
 
@@ -80,6 +87,7 @@ def fake_app(script: Script) -> web.Application:
     async def receiving(request: web.Request) -> web.StreamResponse:
         pieces, then = next(answers, ([], HANG))
         transport = script.transport
+        callback = request.query.get("c", "")
         if transport in ("websocket", "raw_websocket"):
             ws = web.WebSocketResponse()
             await ws.prepare(request)
@@ -99,8 +107,11 @@ def fake_app(script: Script) -> web.Application:
             await resp.write(b"h" * 2048 + b"\n")
         elif transport == "eventsource":
             await resp.write(b"\r\n")
+        elif transport == "htmlfile":
+            page = f"<!doctype html>\n<script>var c = parent.{callback};</script>"
+            await resp.write(page.encode() + b" " * 1024 + b"\r\n\r\n")
         for piece in pieces:
-            await resp.write(wire(transport, piece))
+            await resp.write(wire(transport, piece, callback))
         if then == HANG:
             await script.stop.wait()
         return resp
@@ -116,6 +127,7 @@ def fake_app(script: Script) -> web.Application:
     session = "/bad/{server}/{session}"
     app.router.add_route("*", session + "/" + script.transport, receiving)
     app.router.add_post(session + "/xhr_send", xhr_send)
+    app.router.add_post(session + "/jsonp_send", xhr_send)
     return app
 
 
@@ -204,7 +216,7 @@ async def test_open_frame_never_comes(bad_url: Serve, transport: str) -> None:
 
 @pytest.mark.parametrize("transport", SOCKJS_TRANSPORTS)
 async def test_first_frame_is_not_open(bad_url: Serve, transport: str) -> None:
-    then = END if transport == "xhr" else HANG
+    then = END if transport in POLLING else HANG
     url = await bad_url(Script(transport, [(['a["early"]'], then)]))
     with pytest.raises(ConnectError) as raised:
         await bounded(connect(url, transports=transport, **SAFE))
@@ -256,7 +268,7 @@ GARBAGE = [
 async def test_garbage_frame(bad_url: Serve, transport: str, garbage: str) -> None:
     """Good messages before the garbage are delivered, then the error."""
     answers: list[tuple[list[str | bytes], str]]
-    if transport == "xhr":
+    if transport in POLLING:
         answers = [(["o"], END), (['a["fine"]'], END), ([garbage], END)]
     else:
         answers = [(["o", 'a["fine"]', garbage], HANG)]
@@ -288,14 +300,16 @@ async def test_binary_raw_websocket_message(bad_url: Serve) -> None:
     await fails_with(client, RemoteProtocolError)
 
 
-@pytest.mark.parametrize("transport", ["websocket", *STREAMING, "xhr"])
+@pytest.mark.parametrize("transport", ["websocket", *STREAMING, *POLLING])
 async def test_frame_over_max_frame_size(bad_url: Serve, transport: str) -> None:
     big = 'a["' + "x" * 5000 + '"]'
     answers: list[tuple[list[str | bytes], str]]
-    if transport == "xhr":
+    if transport in POLLING:
         answers = [(["o"], END), ([big], END)]
     elif transport == "websocket":
         answers = [(["o", big], HANG)]
+    elif transport == "htmlfile":
+        answers = [(["o", b'<script>\np("', *[b"a" * 1000] * 8], HANG)]
     else:
         # No line end ever: the client must not buffer without bound.
         answers = [(["o", *[b"a" * 1000] * 8], HANG)]
@@ -315,8 +329,12 @@ async def test_closed_mid_frame(bad_url: Serve, transport: str) -> None:
         answers = [(["o", 'a["fine"]'], END)]
     elif transport == "xhr":
         answers = [(["o"], END), ([b'a["fine"]\na["cut'], END)]
+    elif transport == "jsonp":
+        answers = [(["o"], END), (['a["fine"]'], END), ([b'/**/{cb}("a[\\"cut'], END)]
     elif transport == "eventsource":
         answers = [(["o", 'a["fine"]', b'data: a["cut'], END)]
+    elif transport == "htmlfile":
+        answers = [(["o", 'a["fine"]', b'<script>\np("a[\\"cut'], END)]
     else:
         answers = [(["o", 'a["fine"]', b'a["cut'], END)]
     client = await open_fake(bad_url, Script(transport, answers))
@@ -331,11 +349,13 @@ async def test_stream_ends_without_a_frame(bad_url: Serve, transport: str) -> No
     await fails_with(client, ConnectionLost)
 
 
-@pytest.mark.parametrize("transport", [*STREAMING, "xhr"])
+@pytest.mark.parametrize("transport", [*STREAMING, *POLLING])
 async def test_server_lost_the_session(bad_url: Serve, transport: str) -> None:
     """A second open frame means a new session: what was queued is gone."""
-    then = END if transport == "xhr" else HANG
+    then = END if transport in POLLING else HANG
     answers: list[tuple[list[str | bytes], str]] = [(["o", 'a["one"]'], END), (["o"], then)]
+    if transport == "jsonp":  # one frame per answer
+        answers = [(["o"], END), (['a["one"]'], END), (["o"], END)]
     client = await open_fake(bad_url, Script(transport, answers))
     assert await bounded(client.receive()) == "one"
     error = await fails_with(client, ConnectionLost)
@@ -349,7 +369,7 @@ async def test_server_lost_the_session(bad_url: Serve, transport: str) -> None:
 async def test_silence_after_open(bad_url: Serve, transport: str) -> None:
     """No frame, no heartbeat for heartbeat_timeout: ResponseTimeout, also a TimeoutError."""
     first = [] if transport == "raw_websocket" else ["o"]
-    answers: list[tuple[list[str | bytes], str]] = [(first, END if transport == "xhr" else HANG)]
+    answers: list[tuple[list[str | bytes], str]] = [(first, END if transport in POLLING else HANG)]
     client = await open_fake(bad_url, Script(transport, answers), heartbeat_timeout=0.2)
     error = await fails_with(client, ResponseTimeout)
     assert isinstance(error, TimeoutError)

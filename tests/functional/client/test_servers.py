@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from aiohttp_sockjs import SessionClosed
+from aiohttp_sockjs import ConnectError, SessionClosed
 from aiohttp_sockjs.client import DEFAULT_TRANSPORTS, SockJSClient, connect
 
 from ...helpers import SERVER_ESCAPE_SET, bounded, eventually
@@ -126,3 +126,31 @@ async def test_raw_websocket_refuses_a_lone_surrogate(server_url: str) -> None:
         assert not client.closed
         await client.send("fine")
         assert await bounded(client.receive()) == "fine"
+
+
+@pytest.mark.sockjs_transports("xhr_streaming", "eventsource", "xhr", "htmlfile", "jsonp")
+async def test_session_id_joins_a_session(server_url: str, sockjs_transport: str) -> None:
+    """A client given the id of a session with a receiver is its second receiver: 2010."""
+    async with await open_client(f"{server_url}/echo", "xhr_streaming") as first:
+        assert first.session_id is not None
+        with pytest.raises(ConnectError) as raised:
+            await open_client(f"{server_url}/echo", sockjs_transport, session_id=first.session_id)
+        error = raised.value.errors[sockjs_transport]
+        assert isinstance(error, SessionClosed)
+        assert (error.code, error.reason) == (2010, "Another connection still open")
+        # The first receiver is unharmed.
+        await first.send("still mine")
+        assert await bounded(first.receive()) == "still mine"
+
+
+async def test_session_id_is_used(server_url: str) -> None:
+    async with await open_client(f"{server_url}/echo", "xhr", session_id="chosen-1") as client:
+        assert client.session_id == "chosen-1"
+        await client.send("hello")
+        assert await bounded(client.receive()) == "hello"
+
+
+@pytest.mark.parametrize("bad", ["", "a.b", "a/b", "a?b", "a\nb"])
+def test_session_id_must_be_a_path_segment(bad: str) -> None:
+    with pytest.raises(ValueError):
+        connect("http://127.0.0.1:1/echo", session_id=bad)
