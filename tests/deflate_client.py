@@ -18,7 +18,7 @@ import os
 import zlib
 from dataclasses import dataclass
 
-from tests.helpers import bounded
+from tests.wire import bounded
 
 #: What Chromium sends in ``Sec-WebSocket-Extensions``.
 CHROMIUM_OFFER = "permessage-deflate; client_max_window_bits"

@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
 from aiohttp_sockjs.broker import Publisher, RedisBroker, SyncPublisher
-from tests.helpers import Receiver, eventually, messages_of, new_id
+from tests.wire import Receiver, eventually, messages_of, new_id
 
 from .app import FAST_BROKER, PREFIX, endpoint, make_app
 from .conftest import RedisServer, free_port

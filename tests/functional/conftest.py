@@ -14,7 +14,7 @@ from aiohttp import web
 import aiohttp_sockjs
 from aiohttp_sockjs import testing
 from tests.conftest import FAST
-from tests.helpers import eventually
+from tests.wire import eventually
 
 
 async def _echo(session: aiohttp_sockjs.Session) -> None:

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 
 from aiohttp_sockjs import _aiohttp
 from tests.deflate_client import DeflateClient
-from tests.helpers import bounded
+from tests.wire import bounded
 
 TEXTS = ["a", "é" * 200, "x" * 30_000, "y" * 70_000]
 

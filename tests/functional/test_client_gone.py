@@ -15,7 +15,7 @@ import pytest
 
 import aiohttp_sockjs
 from tests.functional.conftest import Live, Serve, assert_quiet
-from tests.helpers import cut, eventually, new_id, raw_http, raw_websocket, ws_frame
+from tests.wire import cut, eventually, new_id, raw_http, raw_websocket, ws_frame
 
 HOW = pytest.mark.parametrize("how", ["fin", "rst"])
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.helpers import (
+from tests.wire import (
     JS,
     NO_CACHE,
     TEXT,

@@ -14,7 +14,7 @@ import aiohttp_sockjs
 from aiohttp_sockjs import ENDPOINTS, Session, testing
 from demo.conformance import echo
 from tests.conftest import FAST, endpoint_of
-from tests.helpers import (
+from tests.wire import (
     XHR_PRELUDE,
     Receiver,
     Stream,

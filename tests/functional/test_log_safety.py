@@ -14,7 +14,7 @@ import pytest
 
 from aiohttp_sockjs import protocol
 from tests.functional.conftest import Live, Serve, server_lines
-from tests.helpers import raw_websocket, ws_frame
+from tests.wire import raw_websocket, ws_frame
 
 #: A logged line may hold a few capped client values and our own words.
 MAX_LINE = 3 * protocol.LOG_VALUE_LIMIT + 200

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
 from tests.conftest import ClientFactory, endpoint_of
-from tests.helpers import Receiver, eventually, new_id
+from tests.wire import Receiver, eventually, new_id
 
 Client = TestClient[Any, Any]
 

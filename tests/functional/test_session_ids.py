@@ -16,7 +16,7 @@ from aiohttp import web
 import aiohttp_sockjs
 from aiohttp_sockjs import protocol
 from tests.conftest import FAST
-from tests.helpers import new_id
+from tests.wire import new_id
 
 #: (method, transport, query) for every session URL.
 ROUTES = [

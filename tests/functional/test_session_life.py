@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from aiohttp_sockjs import Session, SessionState
 from tests.conftest import endpoint_of
-from tests.helpers import (
+from tests.wire import (
     ALL_TRANSPORTS,
     HTTP_RECEIVERS,
     Receiver,

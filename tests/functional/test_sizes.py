@@ -12,7 +12,7 @@ from aiohttp import WSMsgType
 
 from aiohttp_sockjs import Session
 from tests.conftest import endpoint_of
-from tests.helpers import (
+from tests.wire import (
     ALL_TRANSPORTS,
     TEXT,
     Receiver,

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
 from demo.conformance import echo
-from tests.helpers import CACHE_YEAR, HTML, JSON_TYPE, NO_CACHE, TEXT, new_id, session_url
+from tests.wire import CACHE_YEAR, HTML, JSON_TYPE, NO_CACHE, TEXT, new_id, session_url
 
 IFRAME_PAGE = """<!DOCTYPE html>
 <html>

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.helpers import (
+from tests.wire import (
     HTML,
     NO_CACHE,
     XHR_PRELUDE,

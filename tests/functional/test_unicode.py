@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import (
+from tests.wire import (
     ALL_TRANSPORTS,
     HTMLFILE_CHUNK,
     SERVER_ESCAPE_SET,

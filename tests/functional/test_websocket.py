@@ -11,7 +11,7 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
-from tests.helpers import bounded, new_id, session_url
+from tests.wire import bounded, new_id, session_url
 
 UPGRADE = {
     "Upgrade": "websocket",

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import ClientFactory, endpoint_of
 from tests.deflate_client import DeflateClient
-from tests.helpers import SERVER_ESCAPE_SET, new_id, session_url
+from tests.wire import SERVER_ESCAPE_SET, new_id, session_url
 
 UNICODE = "zażółć gęślą jaźń ☃ 😀 " + SERVER_ESCAPE_SET
 

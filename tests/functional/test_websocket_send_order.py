@@ -17,7 +17,7 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ClientFactory, endpoint_of
-from tests.helpers import bounded, new_id, session_url
+from tests.wire import bounded, new_id, session_url
 
 
 async def frames_until(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[list[str]]:

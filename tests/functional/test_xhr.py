@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import FAST
 from tests.functional.test_static import assert_year_ahead
-from tests.helpers import (
+from tests.wire import (
     CACHE_YEAR,
     JS,
     NO_CACHE,

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp_sockjs import Session, SessionClosed, testing
 from aiohttp_sockjs.client import TRANSPORTS, connect
 
-from ...helpers import bounded, eventually
+from ...wire import bounded, eventually
 
 
 @pytest.mark.parametrize("transport", [t for t in TRANSPORTS if t != "raw_websocket"])

@@ -24,7 +24,7 @@ from aiohttp_sockjs import (
 )
 from aiohttp_sockjs.client import SockJSClient, connect
 
-from ...helpers import bounded
+from ...wire import bounded
 
 SOCKJS_TRANSPORTS = ("websocket", "xhr_streaming", "eventsource", "xhr", "htmlfile", "jsonp")
 STREAMING = ("xhr_streaming", "eventsource", "htmlfile")

@@ -13,7 +13,7 @@ from aiohttp_sockjs import Session
 from aiohttp_sockjs.client import TRANSPORTS
 from aiohttp_sockjs.pytest_plugin import SockJSClientFactory
 
-from ...helpers import bounded
+from ...wire import bounded
 
 
 async def greet(session: Session) -> None:

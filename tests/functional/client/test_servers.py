@@ -14,7 +14,7 @@ import pytest
 from aiohttp_sockjs import ConnectError, SessionClosed
 from aiohttp_sockjs.client import DEFAULT_TRANSPORTS, SockJSClient, connect
 
-from ...helpers import SERVER_ESCAPE_SET, bounded, eventually
+from ...wire import SERVER_ESCAPE_SET, bounded, eventually
 from .conftest import CLIENT_OPTIONS
 
 MESSAGES = [
