@@ -852,6 +852,10 @@ class SockJSClient:
                     self._sending.add(batch)
                     self._fail(exc)
                     break
+                except asyncio.CancelledError:
+                    # close() or abort() during the send: its senders hear of it.
+                    self._sending.add(batch)
+                    raise
                 except Exception as exc:
                     # Not the connection's fault (a raw websocket refuses a
                     # lone surrogate): only these senders hear of it.

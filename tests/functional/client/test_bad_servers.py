@@ -54,6 +54,7 @@ class Script:
     send_status: int = 204
     send_hangs: bool = False
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    send_arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def wire(transport: str, piece: str | bytes, callback: str) -> bytes:
@@ -118,6 +119,7 @@ def fake_app(script: Script) -> web.Application:
 
     async def xhr_send(request: web.Request) -> web.StreamResponse:
         await request.read()
+        script.send_arrived.set()
         if script.send_hangs:
             await script.stop.wait()
         return web.Response(status=script.send_status)
@@ -395,3 +397,15 @@ async def test_send_refused(bad_url: Serve) -> None:
         await bounded(client.send("hello"))
     assert "xhr_send answered HTTP 404" in str(raised.value)
     await bounded(client.close())
+
+
+@pytest.mark.parametrize("how", ["close", "abort"])
+async def test_close_during_a_send(bad_url: Serve, how: str) -> None:
+    """A send in flight when the client is closed raises SessionClosed, never hangs."""
+    script = Script("xhr_streaming", [(["o"], HANG)], send_hangs=True)
+    client = await open_fake(bad_url, script)
+    sending = asyncio.ensure_future(client.send("hello"))
+    await bounded(script.send_arrived.wait())
+    await bounded(client.close() if how == "close" else client.abort())
+    with pytest.raises(SessionClosed):
+        await bounded(sending)
