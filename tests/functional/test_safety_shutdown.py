@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
 from aiohttp_sockjs import Session, SessionState, testing
-from tests.safety_client import Client
+from aiohttp_sockjs.client import SockJSClient, connect
+from tests.wire import eventually
 
 Factory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -37,34 +38,30 @@ async def test_shutdown_closes_1000_sessions(aiohttp_client: Factory) -> None:
     base = str(client.make_url("/echo"))
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     transports = ["websocket"] * 4 + ["xhr_streaming"] * 2 + ["eventsource"] * 2 + ["xhr"] * 2
-    clients = [Client(http, base, transports[i % len(transports)]) for i in range(1000)]
+    clients: list[SockJSClient] = []
     try:
         sem = asyncio.Semaphore(100)
 
-        async def open_one(c: Client) -> None:
+        async def open_one(transport: str) -> None:
             async with sem:
-                assert (await c.open())[0] == ("o",)
+                clients.append(await connect(base, transports=transport, session=http))
 
-        await asyncio.gather(*(open_one(c) for c in clients))
+        await asyncio.gather(*(open_one(transports[i % len(transports)]) for i in range(1000)))
         assert len(endpoint) == 1000
         # Connected clients wait for their next frame; polling ones poll.
-        waiting = [asyncio.ensure_future(c.receive()) for c in clients]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while any(not testing.attached(s) for s in sessions):
-            assert loop.time() < deadline
-            await asyncio.sleep(0.01)
+        await eventually(lambda: all(testing.attached(s) for s in sessions), timeout=10)
         await endpoint.shutdown()
         assert not testing.held_sessions(endpoint)
         assert all(s.state is SessionState.CLOSED for s in sessions)
         assert all(s.close_code == 1001 for s in sessions)
-        results = await asyncio.wait_for(asyncio.gather(*waiting), 10)
-        closed = [r for r in results if r and r[0] == ("c", [1001, "Going away"])]
+        await asyncio.wait_for(asyncio.gather(*(c.wait_closed() for c in clients)), 10)
+        closed = [c for c in clients if (c.close_code, c.close_reason) == (1001, "Going away")]
         assert len(closed) == 1000, [
-            (c.transport, r) for c, r in zip(clients, results, strict=True) if r not in closed
+            (c.transport, c.close_code, c.close_reason, c.exception)
+            for c in clients
+            if c not in closed
         ][:8]
-        await asyncio.sleep(0)
-        assert len(ended) == 1000
+        await eventually(lambda: len(ended) == 1000)
         # A shut-down endpoint opens no new session.
         async with http.post(base + "/000/late/xhr") as r:
             assert r.status == 503
@@ -110,7 +107,7 @@ async def test_shutdown_cuts_a_stalled_websocket(aiohttp_client: Factory) -> Non
         sessions.append(session)
         while not session.closed:
             session.send("f" * 10_000)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the handler lets the loop write between sends
 
     app = web.Application()
     # A bound far above what the socket buffers hold: the actor gets stuck writing.
@@ -124,14 +121,12 @@ async def test_shutdown_cuts_a_stalled_websocket(aiohttp_client: Factory) -> Non
     stalled = threading.Event()
     loop = asyncio.get_running_loop()
     reader = loop.run_in_executor(None, _read_until_closed, client.port, request, stalled)
-    deadline = loop.time() + 10
+
     def stuck() -> bool:
         first = sessions[0] if sessions else None
         return first is not None and testing.writing(first) and testing.backlog(first) > 1e6
 
-    while not stuck():
-        assert loop.time() < deadline
-        await asyncio.sleep(0.01)
+    await eventually(stuck, timeout=10)
     await endpoint.shutdown(timeout=0.2)
     assert not testing.held_sessions(endpoint)
     assert sessions[0].closed
