@@ -1,7 +1,10 @@
-"""Shared helpers for the functional tests: clients for each transport.
+"""The raw wire layer of the tests, and their bounded waits.
 
-Everything here talks to a real server over real sockets; nothing reaches
-into the server's internals.
+Behaviour tests use the public client (:mod:`aiohttp_sockjs.client`); what
+is here is for tests of the wire format itself: exact bytes, headers,
+preludes, frames as each transport carries them, requests cut at an exact
+point. It talks to a real server over real sockets; what it observes of the
+server goes through :mod:`aiohttp_sockjs.testing`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp.test_utils import TestClient
+
+import aiohttp_sockjs
+from aiohttp_sockjs import testing
 
 T = TypeVar("T")
 
@@ -345,6 +351,15 @@ async def poll_after_abort(client: TestClient[Any, Any], base: str, sid: str) ->
             return body
         await asyncio.sleep(0.01)
     raise AssertionError("the server never noticed the aborted receiver")
+
+
+async def receiver_attached(endpoint: aiohttp_sockjs.Endpoint, sid: str) -> None:
+    """Wait until session ``sid`` has a receiver attached: a poll has reached the server."""
+
+    def attached() -> bool:
+        return any(testing.session_id(s) == sid and testing.attached(s) for s in endpoint.sessions)
+
+    await eventually(attached)
 
 
 async def eventually(predicate: Any, timeout: float = WAIT) -> None:

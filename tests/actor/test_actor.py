@@ -55,6 +55,8 @@ class Recorder(Receiver):
 
 
 async def settle() -> None:
+    """Loop turns, no real time: the actors run what was posted to them while
+    the injected clock stands still."""
     for _ in range(20):
         await asyncio.sleep(0)
 
@@ -428,3 +430,69 @@ async def test_synchronous_write_fault_ends_only_that_session(
     assert good_rec.frames == ["o", ("a", ['"y"'])]
     assert len([r for r in caplog.records if r.exc_info]) == 1
     await endpoint.shutdown()
+
+
+# --- a poll queued behind the expiry tick ----------------------------------
+# The race (a poll arrives after the sweeper's expiry tick is posted, before
+# the actor runs it) cannot be timed over a socket, so the session is driven
+# with the injected clock and a recording receiver.
+
+
+class _QueueRecorder(Receiver):
+    def __init__(self) -> None:
+        self.got: list[object] = []
+
+    async def send_open(self) -> bool:
+        self.got.append("o")
+        return False
+
+    async def send_heartbeat(self) -> bool:
+        self.got.append("h")
+        return True
+
+    async def send_messages(self, messages: list[str]) -> bool:
+        self.got.append(messages)
+        return False
+
+    async def send_close(self, code: int, reason: str) -> None:
+        self.got.append((code, reason))
+
+    def interrupted(self) -> bool:
+        return False
+
+    def abort(self) -> None:
+        self.got.append("aborted")
+
+    def release(self) -> None:
+        self.got.append("released")
+
+
+async def _until_closed(session: Session) -> None:
+    await session.wait_closed()
+
+
+async def test_poll_queued_behind_expiry_is_answered() -> None:
+    """A poll that found the session just before its expiry tick keeps it alive."""
+    now = [0.0]
+    endpoint = testing.make_endpoint(_until_closed, clock=lambda: now[0], disconnect_delay=5)
+    first = _QueueRecorder()
+    session = testing.open_session(endpoint, first, "s", "xhr")
+    for _ in range(100):  # loop turns only: the clock is the test's
+        if first.got:
+            break
+        await asyncio.sleep(0)
+    assert first.got[:1] == ["o"]
+
+    now[0] = 10.0
+    endpoint.sweep()  # the session has expired: a tick is posted
+    second = _QueueRecorder()
+    testing.attach(session, second)  # a poll that found the session just before
+    await settle()
+    assert session.state is SessionState.OPEN
+    assert second.got == []  # attached and waiting for a message
+    await endpoint.shutdown()
+    assert session.state is SessionState.CLOSED
+    assert second.got == [(1001, "Going away")]
+    late = _QueueRecorder()
+    testing.attach(session, late)
+    assert late.got == ["released"]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.conftest import endpoint_of
 from tests.wire import (
     JS,
     NO_CACHE,
@@ -16,6 +17,7 @@ from tests.wire import (
     messages_of,
     new_id,
     parse_jsonp,
+    receiver_attached,
     session_url,
 )
 
@@ -120,7 +122,7 @@ async def test_jsonp_waits_for_messages(conformance: TestClient[Any, Any]) -> No
     """A jsonp poll with nothing queued stays open until a message arrives."""
     sid = await open_jsonp(conformance)
     poll = asyncio.ensure_future(jsonp(conformance, sid))
-    await asyncio.sleep(0.05)
+    await receiver_attached(endpoint_of(conformance, "/echo"), sid)
     assert not poll.done()
     url = session_url("/echo", sid, "jsonp_send")
     async with conformance.post(url, data={"d": '["later"]'}) as resp:

@@ -22,6 +22,7 @@ from tests.wire import (
     eventually,
     new_id,
     open_xhr_session,
+    receiver_attached,
     session_url,
     xhr,
     xhr_send,
@@ -71,7 +72,7 @@ async def test_shutdown_closes_every_session(aiohttp_server: Any) -> None:
             assert await resp.read() == b"o\n"
         poll = asyncio.ensure_future(http.post(f"{base}/000/{poll_sid}/xhr"))
         await eventually(lambda: len(endpoint) == 5)
-        await asyncio.sleep(0.05)  # let the poll reach the server
+        await receiver_attached(endpoint, poll_sid)
         assert sockjs_tasks() != []  # the check below does see the actors
 
         await bounded(server.close())

@@ -274,7 +274,7 @@ async def test_stalled_client_cannot_grow_memory(
         while not session.closed:
             session.send(chunk)
             assert testing.backlog(session) <= bound + 10_002
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a handler that lets the loop write between sends
 
     client, endpoint, _ = await serve(
         aiohttp_client,
@@ -351,7 +351,7 @@ async def test_broadcast_with_stalled_sessions_reaches_the_healthy(
     async def produce() -> None:
         for m in messages:
             endpoint.broadcast(m)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a producer that lets the loop write between broadcasts
 
     try:
 

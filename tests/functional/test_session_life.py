@@ -19,6 +19,7 @@ from tests.wire import (
     new_id,
     open_xhr_session,
     poll_after_abort,
+    receiver_attached,
     session_url,
     xhr,
     xhr_send,
@@ -91,7 +92,7 @@ async def test_one_receiver_at_a_time_polling(
     """While an xhr poll waits, another receiver gets c[2010]; the poll then gets the echo."""
     sid = await open_xhr_session(conformance, "/echo")
     poll = asyncio.ensure_future(xhr(conformance, "/echo", sid))
-    await asyncio.sleep(0.1)
+    await receiver_attached(endpoint_of(conformance, "/echo"), sid)
     rx2 = Receiver(conformance, "/echo", sid, second)
     assert await rx2.start() == ANOTHER
     await rx2.close()
@@ -158,7 +159,7 @@ async def test_polling_abort_closes_session(serve: Any, transport: str) -> None:
     sid = await open_xhr_session(client, "/e")
     rx = Receiver(client, "/e", sid, transport)
     poll = asyncio.ensure_future(rx.frame())
-    await asyncio.sleep(0.1)
+    await receiver_attached(endpoint_of(client, "/e"), sid)
     poll.cancel()
     with pytest.raises(asyncio.CancelledError):
         await poll
@@ -185,11 +186,13 @@ async def test_session_expires_after_disconnect_delay(serve: Any) -> None:
 async def test_attached_receiver_prevents_expiry(serve: Any) -> None:
     """A session does not expire while a stream is attached, however long it is quiet."""
     sessions, handler = recorder()
-    client = await serve(handler, disconnect_delay=0.05)
+    client = await serve(handler, disconnect_delay=0.05, heartbeat_delay=0.05)
     sid = new_id()
     rx = Receiver(client, "/e", sid, "xhr_streaming")
     assert await rx.start() == "o"
-    await asyncio.sleep(0.25)
+    # Five heartbeats: five times the disconnect delay has passed.
+    for _ in range(5):
+        assert await rx.frame() == "h"
     assert not sessions[0].closed
     await xhr_send(client, "/e", sid, "still here")
     assert await rx.frame() == 'a["still here"]'

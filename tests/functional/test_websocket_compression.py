@@ -157,7 +157,7 @@ async def test_paced_frames_through_both_send_paths_keep_order(serve: ClientFact
         async for _ in session:
             for i in range(60):
                 session.send(f"{i} " + ("z" * 20_000 if i % 3 else "short"))
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # one loop turn per frame: the pacing under test
 
     client = await serve(handler, websocket_compression=True, websocket_compression_threshold=64)
     ws = await open_session(client)

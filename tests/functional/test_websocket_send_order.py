@@ -16,8 +16,9 @@ import aiohttp
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
+from aiohttp_sockjs import testing
 from tests.conftest import ClientFactory, endpoint_of
-from tests.wire import bounded, new_id, session_url
+from tests.wire import bounded, eventually, new_id, session_url
 
 
 async def frames_until(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[list[str]]:
@@ -44,7 +45,7 @@ async def paced(session: Any) -> None:
         n = int(message.split()[1])
         for i in range(n):
             session.send(f"m{i}")
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # one loop turn per message: the pacing under test
         for tail in ("x", "y", "end"):
             session.send(tail)
 
@@ -90,7 +91,7 @@ async def test_flow_control_limit_falls_back_in_order(
         async for _ in session:
             for i in range(40):
                 session.send(f"{i} {big}")
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # one loop turn per message: the pacing under test
 
     client = await serve(handler)
     ws = await open_ws(client)
@@ -113,12 +114,14 @@ async def test_broadcast_and_sends_interleave_in_order(
     client = await serve(handler)
     endpoint = endpoint_of(client)
     sockets = [await open_ws(client) for _ in range(5)]
-    await asyncio.sleep(0.05)
+    await eventually(
+        lambda: len(endpoint) == 5 and not any(testing.writing(s) for s in endpoint.sessions)
+    )
     for round_ in range(10):
         endpoint.broadcast(f"b{round_}")
         for session in endpoint.sessions:
             session.send(f"s{round_}")
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn per round: the ordering under test
     expected = [m for r in range(10) for m in (f"b{r}", f"s{r}")]
     for ws in sockets:
         frames = await frames_until(ws, 20)
@@ -153,7 +156,7 @@ async def test_raw_websocket_unaffected(serve: ClientFactory) -> None:
         async for message in session:
             for i in range(3):
                 session.send(f"{message}{i}")
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # one loop turn per message: the pacing under test
             session.send("last")
 
     client = await serve(handler)

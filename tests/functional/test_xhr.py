@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import FAST
+from tests.conftest import FAST, endpoint_of
 from tests.functional.test_static import assert_year_ahead
 from tests.wire import (
     CACHE_YEAR,
@@ -20,6 +20,7 @@ from tests.wire import (
     bounded,
     new_id,
     open_xhr_session,
+    receiver_attached,
     session_url,
     xhr,
     xhr_send,
@@ -88,7 +89,7 @@ async def test_xhr_waits_for_messages(conformance: TestClient[Any, Any]) -> None
     """A poll with nothing queued stays open until a message arrives."""
     sid = await open_xhr_session(conformance, "/echo")
     poll = asyncio.ensure_future(xhr(conformance, "/echo", sid))
-    await asyncio.sleep(0.05)
+    await receiver_attached(endpoint_of(conformance, "/echo"), sid)
     assert not poll.done()
     await xhr_send(conformance, "/echo", sid, "late")
     assert await bounded(poll) == 'a["late"]\n'
