@@ -66,7 +66,7 @@ async def live(
     Every logger is captured from DEBUG up.
     """
     caplog.set_level(logging.DEBUG)
-    started: list[Live] = []
+    servers: list[Live] = []
 
     async def start(handler: Any = _echo, **options: Any) -> Live:
         started: list[str] = []
@@ -88,11 +88,11 @@ async def live(
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         server = Live(runner.addresses[0][1], endpoint, runner, started, handled)
-        started.append(server)
+        servers.append(server)
         return server
 
     yield start
-    for server in started:
+    for server in servers:
         await server.stop()
 
 

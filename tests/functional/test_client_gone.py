@@ -10,10 +10,12 @@ public server, so none of it may fill the logs.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
 import aiohttp_sockjs
+from aiohttp_sockjs import testing
 from tests.functional.conftest import Live, Serve, assert_quiet
 from tests.wire import cut, eventually, new_id, raw_http, raw_websocket, ws_frame
 
@@ -204,3 +206,92 @@ async def test_poll_cut_while_waiting(
     await server.wait_handled(2)
     await server.stop()
     assert_quiet(caplog, events=1)
+
+
+# --- a receiving request the client abandons is found and finished ------------
+
+
+@pytest.mark.parametrize(
+    ("method", "transport", "query"),
+    [
+        ("POST", "xhr", ""),
+        ("GET", "jsonp", "?c=cb"),
+        ("POST", "xhr_streaming", ""),
+        ("GET", "eventsource", ""),
+        ("GET", "htmlfile", "?c=cb"),
+    ],
+)
+async def test_abandoned_receiver_request_finishes(
+    live: Serve, method: str, transport: str, query: str
+) -> None:
+    """A receiving request reset by its client is finished, not left waiting."""
+    server = await live(sweep_interval=0.01)
+    path = f"/e/000/{new_id()}/{transport}"
+    reader, writer = await server.connect()
+    writer.write(raw_http(method, path + query))
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n"), 3)).startswith(b"HTTP/1.1 200")
+    if transport in ("xhr", "jsonp"):
+        # A poll answered "o" and is done: poll again, then walk away.
+        await server.wait_handled(1)
+        writer.write(raw_http(method, path + query))
+        [session] = server.endpoint.sessions
+        await eventually(lambda: testing.attached(session))
+    cut(writer, "rst")
+    await server.wait_handled(2 if transport in ("xhr", "jsonp") else 1)
+    assert server.handled == server.started
+
+
+@pytest.mark.parametrize("transport", ["xhr", "xhr_streaming"])
+async def test_cut_receiver_is_found_and_released(live: Serve, transport: str) -> None:
+    """A receiver cut while it waits (a poll) or streams is found by the sweeper
+    with nothing written to it: the session closes with 1002 and the request
+    handler ends; the session is not kept."""
+    server = await live(heartbeat_delay=60, disconnect_delay=60, sweep_interval=0.02)
+    path = f"/e/a/{new_id()}/{transport}"
+    reader, writer = await server.connect()
+    writer.write(raw_http("POST", path))
+    await asyncio.wait_for(reader.readuntil(b"o\n"), 3)
+    [session] = server.endpoint.sessions
+    if transport == "xhr":
+        writer.close()
+        await server.wait_handled(1)
+        reader, writer = await server.connect()
+        writer.write(raw_http("POST", path))
+        await server.wait_started(2)
+        await eventually(lambda: testing.attached(session))
+    writer.close()
+    await eventually(lambda: session.closed)
+    assert session.close_code == 1002
+    # The waiting request handler has finished too.
+    await server.wait_handled(len(server.started))
+    if transport == "xhr_streaming":
+        assert server.endpoint.sessions == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/e/000/{}/xhr_streaming"),
+        ("GET", "/e/000/{}/eventsource"),
+        ("GET", "/e/000/{}/htmlfile?c=cb"),
+    ],
+)
+async def test_stream_reset_before_it_starts(
+    live: Serve, caplog: pytest.LogCaptureFixture, method: str, path: str
+) -> None:
+    """Clients that reset a stream request at once, as an aborting browser does:
+    no error logged."""
+    server = await live()
+    for _ in range(20):
+        _, writer = await server.connect()
+        writer.write(raw_http(method, path.format(new_id())))
+        await writer.drain()
+        cut(writer, "rst")
+    # One whole request after them, then the server's shutdown: every late
+    # line the resets could cause is logged by then.
+    reader, writer = await server.connect()
+    writer.write(raw_http("GET", "/e/info"))
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n"), 3)).startswith(b"HTTP/1.1 200")
+    writer.close()
+    await server.stop()
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
