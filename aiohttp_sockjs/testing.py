@@ -13,12 +13,13 @@ and real connections.
   do what a transport does: a :class:`~aiohttp_sockjs.session.Receiver` of
   the test's own stands in for the client's connection.
 - :func:`held_sessions`, :func:`running_handlers`, :func:`session_id`,
-  :func:`attached`, :func:`writing` and :func:`backlog` read what a test
+  :func:`attached`, :func:`writing`, :func:`backlog` and :func:`sweeper` read what a test
   may want to assert on (they change nothing).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ __all__ = [
     "running_handlers",
     "session_id",
     "setup",
+    "sweeper",
     "writing",
 ]
 
@@ -131,6 +133,11 @@ def attached(session: Session) -> bool:
 def writing(session: Session) -> bool:
     """Whether the session is waiting on a write to its client."""
     return session._busy is not None
+
+
+def sweeper(endpoint: Endpoint) -> asyncio.Task[None] | None:
+    """The endpoint's sweeper task while it runs (``None`` before startup and after shutdown)."""
+    return endpoint._sweeper
 
 
 def backlog(session: Session) -> int:

@@ -213,16 +213,18 @@ class Receiver:
         self.sid = sid
         self.transport = transport
         self.wire = b""
-        self._resp: aiohttp.ClientResponse | None = None
-        self._stream: Stream | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        #: The open streaming response, its reader, or the websocket, for
+        #: tests of what follows the frames (the end of a stream, a close).
+        self.resp: aiohttp.ClientResponse | None = None
+        self.stream: Stream | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
 
     async def start(self) -> str:
         """Open the connection and return the first frame (normally ``o``)."""
         t = self.transport
         url = session_url(self.base, self.sid, t)
         if t == "websocket":
-            self._ws = await bounded(self.client.ws_connect(url))
+            self.ws = await bounded(self.client.ws_connect(url))
             return await self.frame()
         if t in ("xhr", "jsonp"):
             return await self.frame()
@@ -237,12 +239,12 @@ class Receiver:
             resp = await bounded(self.client.get(url, params={"c": "callback"}))
             prelude = b""
         assert resp.status == 200
-        self._resp = resp
-        self._stream = Stream(resp)
+        self.resp = resp
+        self.stream = Stream(resp)
         if prelude:
-            assert await self._stream.exactly(len(prelude)) == prelude
+            assert await self.stream.exactly(len(prelude)) == prelude
         else:
-            head = await self._stream.until(b"</script>")
+            head = await self.stream.until(b"</script>")
             assert b"parent.callback" in head
         return await self.frame()
 
@@ -250,8 +252,8 @@ class Receiver:
         """The next frame."""
         t = self.transport
         if t == "websocket":
-            assert self._ws is not None
-            msg = await bounded(self._ws.receive())
+            assert self.ws is not None
+            msg = await bounded(self.ws.receive())
             assert msg.type is aiohttp.WSMsgType.TEXT, msg
             self.wire = msg.data.encode("utf-8", "surrogatepass")
             return str(msg.data)
@@ -269,14 +271,14 @@ class Receiver:
                 assert resp.status == 200
                 self.wire = await bounded(resp.read())
             return parse_jsonp(self.wire, "cb")
-        assert self._stream is not None
+        assert self.stream is not None
         if t == "xhr_streaming":
-            self.wire = await self._stream.until(b"\n")
+            self.wire = await self.stream.until(b"\n")
             return self.wire[:-1].decode()
         if t == "eventsource":
-            self.wire = await self._stream.until(b"\r\n\r\n")
+            self.wire = await self.stream.until(b"\r\n\r\n")
             return parse_eventsource(self.wire)
-        chunk = await self._stream.until(b"\n</script>\r\n")
+        chunk = await self.stream.until(b"\n</script>\r\n")
         # Only padding may come between the prelude's script and the first frame.
         start = chunk.find(b"<script>\np(")
         assert start >= 0 and chunk[:start].strip() == b"", chunk[:200]
@@ -285,16 +287,16 @@ class Receiver:
 
     async def close(self) -> None:
         """Close the connection from the client side."""
-        if self._ws is not None:
-            await self._ws.close()
-        if self._resp is not None:
-            self._resp.close()
+        if self.ws is not None:
+            await self.ws.close()
+        if self.resp is not None:
+            self.resp.close()
 
     async def send(self, *messages: str) -> None:
         """Send messages the way this transport's client would."""
         if self.transport == "websocket":
-            assert self._ws is not None
-            await self._ws.send_str(client_payload(*messages))
+            assert self.ws is not None
+            await self.ws.send_str(client_payload(*messages))
         elif self.transport == "jsonp":
             url = session_url(self.base, self.sid, "jsonp_send")
             form = urllib.parse.urlencode({"d": client_payload(*messages)}).encode()

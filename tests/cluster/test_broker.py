@@ -127,7 +127,9 @@ async def test_rooms_cross_processes_each_session_once(node: NodeFactory) -> Non
         await rx.close()
 
 
-async def test_presence_agrees_across_processes(node: NodeFactory) -> None:
+async def test_presence_agrees_across_processes(
+    node: NodeFactory, redis_server: RedisServer
+) -> None:
     a, b = await node(), await node()
     sessions = []
     for n, room in ((a, "x"), (a, None), (b, "x"), (b, "x"), (b, "y")):
@@ -142,7 +144,7 @@ async def test_presence_agrees_across_processes(node: NodeFactory) -> None:
 
     async def agree() -> bool:
         seen[:] = [await a.endpoint().presence(), await b.endpoint().presence()]
-        async with Publisher(a.broker._client) as outside:
+        async with Publisher(redis_server.url) as outside:
             seen.append(await outside.presence(PREFIX))
         return all(p == want for p in seen)
 

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
 from tests.conftest import ClientFactory
-from tests.helpers import WAIT, bounded, eventually, new_id, open_xhr_session, session_url
+from tests.wire import WAIT, bounded, eventually, new_id, open_xhr_session, session_url
 
 INBOX = 1000
 #: Per message; far below INBOX, so many of them fill it.

@@ -310,8 +310,8 @@ async def test_ended_sessions_leave_no_tasks(serve: Any) -> None:
     await raw.close()
 
     def only_sweeper() -> bool:
-        names = [t.get_coro().__qualname__ for t in sockjs_tasks()]  # type: ignore[union-attr]
-        return names == ["Endpoint._sweep_forever"]
+        sweeper = testing.sweeper(endpoint_of(client))
+        return sweeper is not None and sockjs_tasks() == [sweeper]
 
     await eventually(only_sweeper)
     assert len(endpoint_of(client)) == 0

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.helpers import new_id, session_url
+from tests.wire import new_id, session_url
 
 #: Every URL of an endpoint and the methods it serves, as ``Allow`` lists them.
 ALLOWED = [

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from aiohttp_sockjs import RateLimit
 from tests.conftest import ClientFactory
-from tests.helpers import Receiver, bounded, new_id, session_url, xhr, xhr_send
+from tests.wire import Receiver, bounded, new_id, session_url, xhr, xhr_send
 
 RATE_CLOSE = 'c[1008,"Rate limit exceeded"]'
 
@@ -68,8 +68,8 @@ async def test_over_the_message_rate_closes_with_1008(
     await rx.send("one too many")
     assert await bounded(rx.frame()) == RATE_CLOSE
     if transport == "websocket":
-        assert rx._ws is not None
-        msg = await bounded(rx._ws.receive())
+        assert rx.ws is not None
+        msg = await bounded(rx.ws.receive())
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     else:
         # The close frame stays until the session expires.

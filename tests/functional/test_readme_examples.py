@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 import aiohttp_sockjs
-from tests.helpers import bounded, new_id, session_url
+from tests.wire import bounded, new_id, session_url
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The ports the chat demo and the conformance server use by default.

@@ -77,8 +77,8 @@ async def test_one_receiver_at_a_time_streaming(
     assert await rx1.start() == "o"
     rx2 = Receiver(conformance, "/echo", sid, second)
     assert await rx2.start() == ANOTHER
-    if rx2._stream is not None:
-        assert await rx2._stream.at_eof()
+    if rx2.stream is not None:
+        assert await rx2.stream.at_eof()
     await rx2.close()
     await xhr_send(conformance, "/echo", sid, "x")
     assert await rx1.frame() == 'a["x"]'
@@ -110,8 +110,8 @@ async def test_app_close_repeats_to_every_receiver(
     rx = Receiver(conformance, "/close", sid, transport)
     assert await rx.start() == "o"
     assert await rx.frame() == GO_AWAY
-    if rx._stream is not None:
-        assert await rx._stream.at_eof()
+    if rx.stream is not None:
+        assert await rx.stream.at_eof()
     await rx.close()
     for kind in (transport, "xhr", "jsonp", "xhr_streaming"):
         again = Receiver(conformance, "/close", sid, kind)
@@ -215,9 +215,9 @@ async def test_no_heartbeat_before_delay(serve: Any) -> None:
     client = await serve(heartbeat_delay=5.0)
     rx = Receiver(client, "/e", new_id(), "xhr_streaming")
     assert await rx.start() == "o"
-    assert rx._stream is not None
+    assert rx.stream is not None
     with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(rx._stream.until(b"\n"), 0.2)
+        await asyncio.wait_for(rx.stream.until(b"\n"), 0.2)
     await rx.close()
 
 
@@ -270,8 +270,8 @@ async def test_close_with_code_while_receiver_attached(serve: Any) -> None:
     assert await rx.start() == "o"
     await xhr_send(client, "/e", sid, "x")
     assert await rx.frame() == 'c[3456,"because x"]'
-    assert rx._stream is not None
-    assert await rx._stream.at_eof()
+    assert rx.stream is not None
+    assert await rx.stream.at_eof()
 
 
 # --- the conformance endpoints ---------------------------------------------

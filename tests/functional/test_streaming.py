@@ -321,8 +321,8 @@ async def test_no_message_lost_across_response_limits(serve: Any, transport: str
     got: list[str] = []
     streams = 1
     while len(got) < len(expected):
-        assert rx._stream is not None
-        if await rx._stream.at_eof():
+        assert rx.stream is not None
+        if await rx.stream.at_eof():
             await rx.close()
             rx = Receiver(client, "/e", sid, transport)
             streams += 1

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
 from demo.conformance import echo
-from tests.helpers import new_id, session_url
+from tests.wire import new_id, session_url
 
 ORIGIN = "https://app.example"
 

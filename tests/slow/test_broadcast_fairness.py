@@ -18,9 +18,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.helpers import bounded, new_id
+from aiohttp_sockjs import SessionClosed
+from aiohttp_sockjs.client import SockJSClient, connect
 from tests.process_server import ServerProcess
-from tests.safety_client import Client
+from tests.wire import bounded, new_id
 
 MiB = 1 << 20
 READERS = 20
@@ -32,23 +33,22 @@ FRAME_WAIT = 15.0
 class Reader:
     """A client that reads everything it is sent, as it comes."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: SockJSClient) -> None:
         self.client = client
         self.messages: list[str] = []
 
     async def read_until(self, done: Callable[[], bool]) -> None:
         """Read until ``done()`` holds; a close frame fails it."""
         while not done():
-            for frame in await bounded(self.client.receive(), FRAME_WAIT):
-                if frame[0] == "a":
-                    for message in frame[1]:
-                        self.messages.append(message)
-                        self.took(message)
-                elif frame[0] != "h":
-                    raise AssertionError(
-                        f"{self.client.transport} reader {self.client.sid} got {frame!r} "
-                        f"after {len(self.messages)} messages"
-                    )
+            try:
+                message = await bounded(self.client.receive(), FRAME_WAIT)
+            except SessionClosed as closed:
+                raise AssertionError(
+                    f"{self.client.transport} reader {self.client.session_id} closed with "
+                    f"{closed.code} {closed.reason!r} after {len(self.messages)} messages"
+                ) from None
+            self.messages.append(message)
+            self.took(message)
 
     def took(self, message: str) -> None:
         """One message arrived."""
@@ -57,7 +57,7 @@ class Reader:
 class ChatReader(Reader):
     """A chat participant: remembers each chat message as (type, nick, text)."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: SockJSClient) -> None:
         super().__init__(client)
         self.seen: set[tuple[Any, Any, Any]] = set()
 
@@ -100,13 +100,8 @@ async def test_one_large_batch_does_not_evict_the_readers_of_a_broadcast(
     base = f"http://127.0.0.1:{server.port}/broadcast"
     readers: list[Reader] = []
     for _ in range(READERS):
-        client = Client(http, base, transport)
-        if transport == "websocket":
-            # aiohttp's client caps frames at 4 MiB unless told otherwise.
-            client.ws = await bounded(http.ws_connect(client.url + "/websocket", max_msg_size=0))
-            assert await bounded(client.ws.receive_str()) == "o"
-        else:
-            assert await bounded(client.open()) == [("o",)]
+        # The burst is one 5 MiB frame on a websocket: within max_frame_size.
+        client = await connect(base, transports=transport, session=http)
         readers.append(Reader(client))
     reading: list[asyncio.Future[None]] = []
     try:
@@ -152,14 +147,7 @@ async def test_chat_flood_does_not_close_the_other_participants(
         people: list[tuple[str, ChatReader]] = []
         for index in range(4):
             nick = f"reader{index}-{new_id()[:8]}"
-            client = Client(http, base, transport)
-            if transport == "websocket":
-                client.ws = await bounded(
-                    http.ws_connect(client.url + "/websocket", max_msg_size=0)
-                )
-                assert await bounded(client.ws.receive_str()) == "o"
-            else:
-                assert (await bounded(client.open()))[0] == ("o",)
+            client = await connect(base, transports=transport, session=http)
             reader = ChatReader(client)
             await client.send(json.dumps({"type": "join", "nick": nick}))
             await reader.read_until(lambda r=reader, n=nick: ("welcome", n, None) in r.seen)

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.helpers import bounded, eventually, new_id, raw_websocket, ws_frame
 from tests.process_server import ServerProcess
+from tests.wire import bounded, eventually, new_id, raw_websocket, ws_frame
 
 MiB = 1 << 20
 #: The bound on the server's growth while a client pushes hundreds of MiB.
