@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.helpers import XHR_PRELUDE, messages_of, new_id
+from tests.wire import XHR_PRELUDE, messages_of, new_id
 
 #: Transports a Python client drives here: one of each kind of connection.
 TRANSPORTS = ("websocket", "xhr_streaming", "xhr")

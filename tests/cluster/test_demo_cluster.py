@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.helpers import new_id
+from tests.wire import new_id
 
 from .proxies import free_port, require
 
