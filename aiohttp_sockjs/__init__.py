@@ -38,6 +38,7 @@ from .exceptions import (
 from .machine import RateLimit, SessionState
 from .rooms import Presence, Rooms
 from .session import Session
+from .stats import EndpointStats
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -51,6 +52,7 @@ __all__ = [
     "ConnectionLost",
     "Endpoint",
     "EndpointOptions",
+    "EndpointStats",
     "Handler",
     "Options",
     "Presence",

@@ -357,8 +357,16 @@ class Routes:
         log.log(level, "SockJS %s %s: %d %s", request.method, path, status, text)
         return web.Response(status=status, body=text.encode(), headers=self._headers(request, TEXT))
 
-    def _limit(self, request: web.Request, status: int, text: str) -> web.Response:
-        """Refuse a request over one of the endpoint's caps (logged at INFO)."""
+    def _limit(
+        self, request: web.Request, status: int, text: str, reason: str | None = None
+    ) -> web.Response:
+        """Refuse a request over one of the endpoint's caps (logged at INFO).
+
+        ``reason``, one of :data:`~aiohttp_sockjs.stats.REFUSAL_REASONS`, is
+        counted in the endpoint's stats.
+        """
+        if reason is not None:
+            self.endpoint._refuse(reason)
         return self._error(request, status, text, logging.INFO)
 
     def _bad_origin(self, request: web.Request) -> web.Response | None:
@@ -370,6 +378,7 @@ class Routes:
         # No Origin header: not a cross-origin browser request.
         if origin is None or policy.allows(origin):
             return None
+        self.endpoint._refuse("origin")
         log.info(
             "SockJS %s %s refused: origin %s",
             request.method,
@@ -392,9 +401,11 @@ class Routes:
     def _refuse_new(self, request: web.Request) -> web.Response | None:
         endpoint = self.endpoint
         if endpoint._closing:
-            return self._limit(request, 503, "Shutting down.")
+            return self._limit(request, 503, "Shutting down.", "shutting_down")
         if endpoint._full():
-            return self._limit(request, 503, "Too many sessions; try again later.")
+            return self._limit(
+                request, 503, "Too many sessions; try again later.", "too_many_sessions"
+            )
         return None
 
     def _preflight(self, request: web.Request, methods: str) -> web.Response:
@@ -535,6 +546,9 @@ class Routes:
         opened = self._open(request, transport)
         if opened is None:
             # Filled up while this response started.
+            self.endpoint._refuse(
+                "shutting_down" if self.endpoint._closing else "too_many_sessions"
+            )
             log.info(
                 "SockJS %s %s refused: no room for a new session",
                 request.method,
@@ -574,7 +588,7 @@ class Routes:
         try:
             body = await _read_body(request, endpoint.options.max_request_size)
         except _BodyTooLarge:
-            return self._limit(request, 413, "Payload too large.")
+            return self._limit(request, 413, "Payload too large.", "request_size")
         except ConnectionError:
             # The client left before its whole body came (aiohttp's
             # "Connection lost"): nothing was delivered; nobody reads this answer.
@@ -590,11 +604,11 @@ class Routes:
         except PayloadError as exc:
             return self._error(request, 500, str(exc))
         if len(messages) > endpoint.options.max_messages_per_request:
-            return self._limit(request, 413, "Too many messages.")
+            return self._limit(request, 413, "Too many messages.", "message_count")
         limit = endpoint.options.max_message_size
         for message in messages:
             if len(message) > limit:
-                return self._limit(request, 413, "Message too large.")
+                return self._limit(request, 413, "Message too large.", "message_size")
         return messages
 
     async def _send(self, request: web.Request, form: bool) -> list[str] | web.Response:
@@ -618,13 +632,13 @@ class Routes:
         try:
             await asyncio.wait_for(turn.acquire(), timeout)
         except asyncio.TimeoutError:
-            return self._limit(request, 503, "Session inbox full.")
+            return self._limit(request, 503, "Session inbox full.", "inbox_full")
         try:
             if session._gate is not None:
                 try:
                     await asyncio.wait_for(session._room(), max(0.0, deadline - loop.time()))
                 except asyncio.TimeoutError:
-                    return self._limit(request, 503, "Session inbox full.")
+                    return self._limit(request, 503, "Session inbox full.", "inbox_full")
             if session.state is SessionState.CLOSED:
                 # It expired while this request waited: its messages would be lost.
                 return self._error(request, 404, "Session not found.")
@@ -679,6 +693,7 @@ class Routes:
         await ws.prepare(_aiohttp.no_server_takeover(request) if compression else request)
         if endpoint._full() or endpoint._closing:
             # Filled up (or began shutting down) during the handshake.
+            endpoint._refuse("shutting_down" if endpoint._closing else "too_many_sessions")
             log.info("SockJS websocket refused: no room for a new session")
             await ws.close(code=protocol.CLOSE_TRY_AGAIN[0], message=b"Try again later")
             return ws
@@ -701,6 +716,8 @@ class Routes:
                 if msg.type is WSMsgType.ERROR:
                     # aiohttp closed the socket already (e.g. 1009 for a frame
                     # over max_request_size).
+                    if ws.close_code == protocol.CLOSE_TOO_BIG[0]:
+                        endpoint._refuse("request_size")
                     log.info("SockJS websocket closed: %s", protocol.loggable(msg.data))
                     break
                 if msg.type is not _WS_TEXT:
@@ -717,11 +734,13 @@ class Routes:
                         await ws.close(code=1002, message=b"Broken JSON encoding.")
                         break
                 if len(messages) > count_limit:
+                    endpoint._refuse("message_count")
                     log.info("SockJS websocket closed: 1009 too many messages in a frame")
                     await ws.close(code=1009, message=b"Too many messages")
                     break
                 for message in messages:
                     if len(message) > limit:
+                        endpoint._refuse("message_size")
                         log.info("SockJS websocket closed: 1009 message too big")
                         await ws.close(code=1009, message=b"Message too big")
                         break

@@ -22,6 +22,7 @@ from . import protocol
 from .machine import Limits, RateLimit
 from .rooms import LOCAL_PROCESS, Presence, Rooms, RoomSpec, room_names
 from .session import Session
+from .stats import HELD_STATES, REFUSAL_REASONS, EndpointStats
 
 if TYPE_CHECKING:
     import aiohttp_cors
@@ -224,6 +225,21 @@ class Endpoint:
         self.broker = broker = options.broker
         if broker is not None:
             broker._register(self)
+        # --- counters for stats() (issue 11) ---
+        # Plain integers, bumped where the actor or a transport already acts
+        # and read by stats(); sessions count here directly, so they need no
+        # counters of their own and nothing is lost when they end.
+        self._opened = dict.fromkeys(sorted(TRANSPORTS), 0)
+        self._closed: dict[int, int] = {}
+        self._messages_in = 0
+        self._messages_out = 0
+        self._chars_in = 0
+        self._chars_out = 0
+        self._overflows = 0
+        self._refused = dict.fromkeys(REFUSAL_REASONS, 0)
+        self._heartbeats = 0
+        self._sweeps = 0
+        self._sweep_seconds: float | None = None
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.prefix!r} sessions={len(self._sessions)}>"
@@ -356,6 +372,7 @@ class Endpoint:
         raw: bool = False,
     ) -> Session:
         session = Session(self, session_id, request, transport, websocket=websocket, raw=raw)
+        self._opened[transport] += 1
         if session_id is not None and not websocket:
             self._by_id[session_id] = session
         self._sessions[session] = None
@@ -401,6 +418,42 @@ class Endpoint:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._relieved), timeout)
 
+    # --- statistics ---------------------------------------------------------
+
+    def stats(self) -> EndpointStats:
+        """A snapshot of this endpoint's sessions, traffic and refusals.
+
+        Cheap: it copies counters the endpoint keeps as it works and counts
+        the sessions it holds (one pass over them). See
+        :class:`~aiohttp_sockjs.stats.EndpointStats` for each figure, and
+        :mod:`aiohttp_sockjs.metrics` to export them to Prometheus.
+        """
+        held = dict.fromkeys(
+            [(t, state) for t in sorted(self.options.transports) for state in HELD_STATES], 0
+        )
+        for session in self._sessions:
+            key = (session.transport, session._machine.state)
+            held[key] = held.get(key, 0) + 1
+        return EndpointStats(
+            prefix=self.prefix,
+            sessions=held,
+            opened=dict(self._opened),
+            closed=dict(sorted(self._closed.items())),
+            messages_in=self._messages_in,
+            messages_out=self._messages_out,
+            chars_in=self._chars_in,
+            chars_out=self._chars_out,
+            queue_overflows=self._overflows,
+            refused=dict(self._refused),
+            heartbeats=self._heartbeats,
+            sweeps=self._sweeps,
+            last_sweep_seconds=self._sweep_seconds,
+        )
+
+    def _refuse(self, reason: str) -> None:
+        """Count a refusal; ``reason`` is one of :data:`~aiohttp_sockjs.stats.REFUSAL_REASONS`."""
+        self._refused[reason] += 1
+
     # --- the manager --------------------------------------------------------
 
     def sweep(self) -> None:
@@ -409,6 +462,7 @@ class Endpoint:
         The sweeper coroutine calls this every ``sweep_interval`` seconds;
         tests call it directly with an injected clock.
         """
+        started = time.perf_counter()
         now = self.clock()
         for session in self._sessions:
             # The sweeper only reads a session's state and posts commands.
@@ -421,6 +475,8 @@ class Endpoint:
                 session._detach(receiver, True)
             if machine.deadline <= now:
                 session._tick()
+        self._sweeps += 1
+        self._sweep_seconds = time.perf_counter() - started
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -495,6 +495,7 @@ class Session:
         held = self._machine.backlog + self._pending_sends
         if not admits(held, size, limits.max_queue_size):
             if limits.queue_overflow == "close":
+                # Counted when the session closes for it (NotifyClosed).
                 self._overflow_posted = True
                 self._mailbox.insert(0, _OVERFLOW)
                 self._pending_sends = 0
@@ -506,6 +507,7 @@ class Session:
                 return
             # drop_oldest: drop the oldest sends still waiting here; the
             # machine drops from its own queue as it takes this one.
+            self._endpoint._overflows += 1
             for command in self._mailbox:
                 if type(command) is not Send:
                     continue
@@ -717,8 +719,15 @@ class Session:
             while actions:
                 action = actions.popleft()
                 if type(action) in _WRITES:
-                    if type(action) is SendMessages and self._send_now(action):
-                        continue
+                    if type(action) is SendMessages:
+                        # Counted here, where the batch is handed to its
+                        # connection, whichever way it is then written.
+                        messages = action.messages
+                        endpoint = self._endpoint
+                        endpoint._messages_out += len(messages)
+                        endpoint._chars_out += sum(map(len, messages))
+                        if self._send_now(action):
+                            continue
                     self._publish_pressure()
                     return action  # type: ignore[return-value]
                 self._perform(action)
@@ -789,6 +798,7 @@ class Session:
                 case SendOpen():
                     ok = await receiver.send_open()
                 case SendHeartbeat():
+                    self._endpoint._heartbeats += 1
                     ok = await receiver.send_heartbeat()
                 case SendMessages(_, messages):
                     ok = await receiver.send_messages(messages)
@@ -819,13 +829,18 @@ class Session:
                     gate.set_result(None)
             case NotifyClosed(code, reason):
                 self._close_info = (code, reason)
+                endpoint = self._endpoint
+                closed = endpoint._closed
+                closed[code] = closed.get(code, 0) + 1
                 if self._machine.overflowed:
+                    endpoint._overflows += 1
                     log.info(
                         "SockJS session %s: send queue over %d characters; closing it",
                         protocol.loggable(self._id or self.transport),
                         self._endpoint.limits.max_queue_size,
                     )
                 elif (code, reason) == protocol.CLOSE_RATE_LIMIT:
+                    endpoint._refused["rate_limit"] += 1
                     log.info(
                         "SockJS session %s: over its rate limit; closing it",
                         protocol.loggable(self._id or self.transport),
@@ -858,6 +873,9 @@ class Session:
         else:
             inbox.extend(messages)
         self._inbox_size += size
+        endpoint = self._endpoint
+        endpoint._messages_in += len(messages)
+        endpoint._chars_in += size
         waiter = self._inbox_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
