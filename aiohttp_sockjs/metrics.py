@@ -1,0 +1,185 @@
+"""Prometheus metrics for an application's SockJS endpoints.
+
+Needs ``prometheus-client`` (``pip install 'aiohttp-sockjs[prometheus]'``).
+One call serves ``/metrics`` from the application::
+
+    from aiohttp_sockjs.metrics import setup_metrics
+
+    setup_metrics(app)  # GET /metrics, from prometheus_client's default registry
+
+An application that already serves metrics adds the SockJS ones to its
+registry instead::
+
+    from aiohttp_sockjs.metrics import register_collector
+
+    register_collector(app)  # or register_collector(app, my_registry)
+
+Nothing is counted per message by the library: a :class:`SockJSCollector`
+reads :meth:`Endpoint.stats() <aiohttp_sockjs.Endpoint.stats>` of every
+endpoint of the application when Prometheus scrapes. Every metric has an
+``endpoint`` label, the endpoint's prefix (``/`` for the root); counters
+unless marked, with more labels in brackets:
+
+- ``sockjs_sessions`` (gauge; ``transport``, ``state``): sessions held now.
+- ``sockjs_sessions_opened_total`` (``transport``): sessions opened.
+- ``sockjs_sessions_closed_total`` (``code``): sessions closed, by close code.
+- ``sockjs_messages_received_total``, ``sockjs_messages_sent_total``:
+  messages from and to clients.
+- ``sockjs_received_characters_total``, ``sockjs_sent_characters_total``:
+  their characters (sent ones as encoded into frames).
+- ``sockjs_queue_overflows_total``: sends past ``max_queue_size``.
+- ``sockjs_refused_total`` (``reason``): refused requests and sessions.
+- ``sockjs_heartbeats_sent_total``: heartbeat frames sent.
+- ``sockjs_sweeps_total`` and ``sockjs_sweep_duration_seconds`` (gauge):
+  the manager's sweeps, and how long the last one took.
+
+``state`` is ``new``, ``open`` or ``closing``; ``reason`` one of
+:data:`~aiohttp_sockjs.stats.REFUSAL_REASONS`. See
+:class:`~aiohttp_sockjs.stats.EndpointStats` for what each figure counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+from aiohttp import web
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from . import ENDPOINTS
+
+__all__ = ["SockJSCollector", "register_collector", "setup_metrics"]
+
+
+class SockJSCollector:
+    """A Prometheus collector of the SockJS endpoints of ``app``.
+
+    It reads ``app``'s endpoints when collected, so endpoints set up after
+    it are included. Register it with a ``prometheus_client`` registry
+    (:func:`register_collector` does).
+    """
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def collect(self) -> Iterator[Metric]:
+        """The metrics of every endpoint, read now (called by the registry)."""
+        sessions = GaugeMetricFamily(
+            "sockjs_sessions",
+            "SockJS sessions the endpoint holds (closing ones until they expire).",
+            labels=["endpoint", "transport", "state"],
+        )
+        opened = CounterMetricFamily(
+            "sockjs_sessions_opened", "SockJS sessions opened.", labels=["endpoint", "transport"]
+        )
+        closed = CounterMetricFamily(
+            "sockjs_sessions_closed",
+            "SockJS sessions closed, by close code.",
+            labels=["endpoint", "code"],
+        )
+        one = ["endpoint"]
+        messages_in = CounterMetricFamily(
+            "sockjs_messages_received", "Messages the application received.", labels=one
+        )
+        messages_out = CounterMetricFamily(
+            "sockjs_messages_sent", "Messages handed to a connection for the client.", labels=one
+        )
+        chars_in = CounterMetricFamily(
+            "sockjs_received_characters",
+            "Characters of the messages the application received.",
+            labels=one,
+        )
+        chars_out = CounterMetricFamily(
+            "sockjs_sent_characters",
+            "Characters of the messages sent, as encoded into frames.",
+            labels=one,
+        )
+        overflows = CounterMetricFamily(
+            "sockjs_queue_overflows", "Sends past max_queue_size.", labels=one
+        )
+        refused = CounterMetricFamily(
+            "sockjs_refused",
+            "Requests or sessions refused, by reason.",
+            labels=["endpoint", "reason"],
+        )
+        heartbeats = CounterMetricFamily(
+            "sockjs_heartbeats_sent", "Heartbeat frames sent.", labels=one
+        )
+        sweeps = CounterMetricFamily("sockjs_sweeps", "Sweeps of the session manager.", labels=one)
+        sweep_seconds = GaugeMetricFamily(
+            "sockjs_sweep_duration_seconds", "How long the last sweep took.", labels=one
+        )
+        for endpoint in list(self._app.get(ENDPOINTS, {}).values()):
+            stats = endpoint.stats()
+            name = stats.prefix or "/"
+            for (transport, state), count in stats.sessions.items():
+                sessions.add_metric([name, transport, state.value], count)
+            for transport, count in stats.opened.items():
+                opened.add_metric([name, transport], count)
+            for code, count in stats.closed.items():
+                closed.add_metric([name, str(code)], count)
+            messages_in.add_metric([name], stats.messages_in)
+            messages_out.add_metric([name], stats.messages_out)
+            chars_in.add_metric([name], stats.chars_in)
+            chars_out.add_metric([name], stats.chars_out)
+            overflows.add_metric([name], stats.queue_overflows)
+            for reason, count in stats.refused.items():
+                refused.add_metric([name, reason], count)
+            heartbeats.add_metric([name], stats.heartbeats)
+            sweeps.add_metric([name], stats.sweeps)
+            if stats.last_sweep_seconds is not None:
+                sweep_seconds.add_metric([name], stats.last_sweep_seconds)
+        yield from (
+            sessions,
+            opened,
+            closed,
+            messages_in,
+            messages_out,
+            chars_in,
+            chars_out,
+            overflows,
+            refused,
+            heartbeats,
+            sweeps,
+            sweep_seconds,
+        )
+
+
+def register_collector(
+    app: web.Application, registry: CollectorRegistry = REGISTRY
+) -> SockJSCollector:
+    """Add the SockJS metrics of ``app`` to ``registry`` (the default one unless given).
+
+    For an application that already serves a registry's metrics. Returns
+    the collector; ``registry.unregister(collector)`` removes it. A registry
+    takes one application's SockJS metrics: give each application its own.
+    """
+    collector = SockJSCollector(app)
+    registry.register(collector)
+    return collector
+
+
+def setup_metrics(
+    app: web.Application, path: str = "/metrics", *, registry: CollectorRegistry | None = None
+) -> CollectorRegistry:
+    """Serve Prometheus metrics at ``GET path``, the SockJS ones included.
+
+    ``registry`` is ``prometheus_client``'s default one unless given (so the
+    process's own metrics, and any the application defines there, are
+    served too). The SockJS collector joins it while the application runs
+    and leaves it at cleanup. Returns the registry.
+    """
+    target = REGISTRY if registry is None else registry
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        collector = register_collector(app, target)
+        try:
+            yield
+        finally:
+            target.unregister(collector)
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get(path, make_aiohttp_handler(target))
+    return target
