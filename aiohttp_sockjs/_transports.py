@@ -19,7 +19,7 @@ from collections.abc import Callable
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Final
 
-from aiohttp import WSMsgType, hdrs, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, hdrs, web
 
 from . import _aiohttp, protocol
 from .protocol import PayloadError
@@ -42,6 +42,7 @@ _WRITE_ERRORS: Final = (ConnectionError, RuntimeError, OSError)
 # Read once per websocket frame; an Enum member read off its class is a
 # descriptor call on Python 3.11.
 _WS_TEXT: Final = WSMsgType.TEXT
+_TOO_BIG: Final = WSCloseCode.MESSAGE_TOO_BIG
 
 
 def _connection_lost(request: web.BaseRequest) -> bool:
@@ -716,7 +717,8 @@ class Routes:
                 if msg.type is WSMsgType.ERROR:
                     # aiohttp closed the socket already (e.g. 1009 for a frame
                     # over max_request_size).
-                    if ws.close_code == protocol.CLOSE_TOO_BIG[0]:
+                    error = msg.data
+                    if isinstance(error, WebSocketError) and error.code == _TOO_BIG:
                         endpoint._refuse("request_size")
                     log.info("SockJS websocket closed: %s", protocol.loggable(msg.data))
                     break
