@@ -57,6 +57,7 @@ from aiohttp import web
 
 import aiohttp_sockjs
 from aiohttp_sockjs import Endpoint, Session
+from aiohttp_sockjs.metrics import setup_metrics
 
 HERE: Final = Path(__file__).resolve().parent
 STATIC: Final = HERE / "static"
@@ -346,6 +347,7 @@ def make_app(
         room.close()
 
     app.on_cleanup.append(close_room)
+    setup_metrics(app)  # Prometheus metrics at /metrics
     return app
 
 

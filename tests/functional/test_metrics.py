@@ -336,3 +336,15 @@ async def test_collector_in_an_app_registry_labels_each_endpoint(aiohttp_client:
     assert not any(name.startswith("process_") for name, _ in samples)
     registry.unregister(collector)
     assert await scrape(client, "/app-metrics") == {}
+
+
+async def test_demo_chat_serves_its_metrics(aiohttp_client: Any) -> None:
+    from demo.chat import PREFIX, make_app
+
+    client: TestClient[Any, Any] = await aiohttp_client(make_app())
+    async with connect(str(client.make_url(PREFIX)), transports="xhr_streaming", timeout=3) as chat:
+        await bounded(chat.receive())  # who is online
+        samples = await scrape(client)
+    opened = of(samples, "sockjs_sessions_opened_total", "transport", endpoint=PREFIX)
+    assert opened[("xhr_streaming",)] == 1
+    assert sum(opened.values()) == 1
