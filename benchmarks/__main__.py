@@ -226,10 +226,11 @@ SCENARIOS: tuple[Scenario, ...] = (
 class Server:
     """A server subprocess pinned to CPU 0."""
 
-    def __init__(self, kind: str, args: tuple[str, ...]) -> None:
+    def __init__(self, kind: str, args: tuple[str, ...], root: str = ROOT) -> None:
+        # ``root``: the checkout whose server (and aiohttp_sockjs) runs.
         self.proc = subprocess.Popen(
             ["taskset", "-c", "0", sys.executable, "-m", "benchmarks.server", kind, *args],
-            cwd=ROOT,
+            cwd=root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )

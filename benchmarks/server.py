@@ -11,7 +11,8 @@ stdout. Routes used by the load generator:
 - ``POST /ctl/broadcast?n=N&size=B``: broadcast N messages to every
   ``/bcast`` session, each about B bytes of JSON (default: ``b0``, ``b1``...).
 
-``--compression on|off`` sets our endpoints' ``websocket_compression``
+``--metrics`` also serves Prometheus metrics at ``/metrics`` (needs
+prometheus-client). ``--compression on|off`` sets our endpoints' ``websocket_compression``
 (unset: the default); ``--no-frame-reuse`` makes our shared compressor
 forget every frame, to measure what compressing a broadcast frame once
 saves. The baseline uses aiohttp's default, which accepts permessage-deflate.
@@ -55,7 +56,7 @@ def message(i: int, size: int) -> str:
 
 
 def ours_app(
-    heartbeat: float, compression: bool | None = None, reuse: bool = True
+    heartbeat: float, compression: bool | None = None, reuse: bool = True, metrics: bool = False
 ) -> web.Application:
     import aiohttp_sockjs
     from aiohttp_sockjs import _aiohttp
@@ -91,6 +92,10 @@ def ours_app(
         return web.Response(text="ok")
 
     app.router.add_post("/ctl/broadcast", broadcast)
+    if metrics:
+        from aiohttp_sockjs.metrics import setup_metrics
+
+        setup_metrics(app)
     return app
 
 
@@ -234,21 +239,29 @@ def baseline_app(coalesce: bool) -> web.Application:
 
 
 def make_app(
-    kind: str, heartbeat: float = 25.0, compression: bool | None = None, reuse: bool = True
+    kind: str,
+    heartbeat: float = 25.0,
+    compression: bool | None = None,
+    reuse: bool = True,
+    metrics: bool = False,
 ) -> web.Application:
     """The app for ``kind``: "ours", "baseline" or "baseline-coalesce"."""
     if kind == "ours":
-        return ours_app(heartbeat, compression, reuse)
+        return ours_app(heartbeat, compression, reuse, metrics)
     return baseline_app(kind == "baseline-coalesce")
 
 
 def make_runner(
-    kind: str, heartbeat: float = 25.0, compression: bool | None = None, reuse: bool = True
+    kind: str,
+    heartbeat: float = 25.0,
+    compression: bool | None = None,
+    reuse: bool = True,
+    metrics: bool = False,
 ) -> web.AppRunner:
     """An app runner for ``kind``; the baseline drops the streaming handlers
     of clients that went away by having aiohttp cancel them."""
     return web.AppRunner(
-        make_app(kind, heartbeat, compression, reuse),
+        make_app(kind, heartbeat, compression, reuse, metrics),
         access_log=None,
         handle_signals=False,
         handler_cancellation=kind != "ours",
@@ -279,10 +292,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heartbeat", type=float, default=25.0)
     parser.add_argument("--compression", choices=["on", "off"], default=None)
     parser.add_argument("--no-frame-reuse", action="store_true")
+    parser.add_argument("--metrics", action="store_true")
     args = parser.parse_args(argv)
     _raise_fd_limit()
     compression = None if args.compression is None else args.compression == "on"
-    runner = make_runner(args.kind, args.heartbeat, compression, not args.no_frame_reuse)
+    runner = make_runner(
+        args.kind, args.heartbeat, compression, not args.no_frame_reuse, args.metrics
+    )
     if args.uvloop:
         import uvloop
 
