@@ -721,11 +721,16 @@ class Session:
                 if type(action) in _WRITES:
                     if type(action) is SendMessages:
                         # Counted here, where the batch is handed to its
-                        # connection, whichever way it is then written.
+                        # connection, whichever way it is then written. Most
+                        # batches hold one message: sum(map()) would cost
+                        # more than the rest of the counting.
                         messages = action.messages
                         endpoint = self._endpoint
-                        endpoint._messages_out += len(messages)
-                        endpoint._chars_out += sum(map(len, messages))
+                        count = len(messages)
+                        endpoint._messages_out += count
+                        endpoint._chars_out += (
+                            len(messages[0]) if count == 1 else sum(map(len, messages))
+                        )
                         if self._send_now(action):
                             continue
                     self._publish_pressure()
