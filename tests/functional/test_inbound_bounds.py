@@ -73,7 +73,9 @@ async def test_slow_reader_gets_every_websocket_message_in_order(serve: ClientFa
 
 async def test_slow_reader_gets_every_xhr_send_message_in_order(serve: ClientFactory) -> None:
     reader = SlowReader()
-    client = await serve(reader, max_inbox_size=INBOX)
+    # The session has no poll open while the messages go in: it must not
+    # expire meanwhile, even on a loaded machine.
+    client = await serve(reader, max_inbox_size=INBOX, disconnect_delay=60)
     sid = await open_xhr_session(client, "/e")
     sent = _messages(200)
     url = session_url("/e", sid, "xhr_send")
