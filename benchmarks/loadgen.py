@@ -37,6 +37,9 @@ SCALES: dict[str, dict[str, int | float]] = {
         lat_seconds=0.5,
         lat_sessions=2,
         bcast_sessions=20,
+        bcast10k_sessions=30,
+        bcast10k_rounds=2,
+        hb_window=0.5,
         bcast_rounds=3,
         burst_rounds=2,
         xhr_sessions=2,
@@ -61,6 +64,9 @@ SCALES: dict[str, dict[str, int | float]] = {
         lat_seconds=2,
         lat_sessions=10,
         bcast_sessions=1000,
+        bcast10k_sessions=10000,
+        bcast10k_rounds=10,
+        hb_window=26,
         bcast_rounds=60,
         burst_rounds=20,
         xhr_sessions=20,
@@ -85,6 +91,9 @@ SCALES: dict[str, dict[str, int | float]] = {
         lat_seconds=5,
         lat_sessions=10,
         bcast_sessions=1000,
+        bcast10k_sessions=10000,
+        bcast10k_rounds=20,
+        hb_window=26,
         bcast_rounds=150,
         burst_rounds=50,
         xhr_sessions=20,
@@ -577,9 +586,21 @@ async def latency(port: int, pid: int, sessions: int, seconds: float, rate: int)
     rtts.sort()
     if not rtts:
         raise RuntimeError("no replies")
-    p50 = rtts[len(rtts) // 2] * 1e6
-    p99 = rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))] * 1e6
-    return result(p50, m, p99=p99, messages=len(rtts), lost=len(sent_at))
+
+    def pct(q: float) -> float:
+        return rtts[min(len(rtts) - 1, int(len(rtts) * q))] * 1e6
+
+    return result(
+        pct(0.5),
+        m,
+        p90=pct(0.9),
+        p99=pct(0.99),
+        p999=pct(0.999),
+        max=rtts[-1] * 1e6,
+        messages=len(rtts),
+        lost=len(sent_at),
+        rate=len(rtts) / m.wall,
+    )
 
 
 class Listener(WSClient):
@@ -876,9 +897,14 @@ def scenario(name: str, port: int, pid: int, scale: str) -> Coroutine[Any, Any, 
         "broadcast_20_deflate": lambda: broadcast(
             port, pid, i(c["bcast_sessions"]), 20, i(c["burst_rounds"]), t, deflate=True
         ),
-        "ws_echo_uvloop": lambda: echo(port, pid, i(c["echo100_sessions"]), i(c["echo100"]), 10, t),
         "ws_latency": lambda: latency(
             port, pid, i(c["lat_sessions"]), float(c["lat_seconds"]), 1000
+        ),
+        "ws_latency_10k": lambda: latency(
+            port, pid, i(c["lat_sessions"]), float(c["lat_seconds"]), 10000
+        ),
+        "broadcast_1_10k": lambda: broadcast(
+            port, pid, i(c["bcast10k_sessions"]), 1, i(c["bcast10k_rounds"]), 2 * t
         ),
         "broadcast_1": lambda: broadcast(
             port, pid, i(c["bcast_sessions"]), 1, i(c["bcast_rounds"]), t
@@ -897,6 +923,9 @@ def scenario(name: str, port: int, pid: int, scale: str) -> Coroutine[Any, Any, 
             port, pid, "ws_deflate", i(c["idle_deflate"]), idle_s, settle
         ),
         "idle_ws_hb": lambda: idle(port, pid, "ws", i(c["idle_ws"]), idle_s, settle),
+        "idle_ws_hb25": lambda: idle(
+            port, pid, "ws", i(c["idle_ws"]), float(c["hb_window"]), settle
+        ),
         "idle_xhr_hb": lambda: idle(port, pid, "xhr", i(c["idle_xhr"]), idle_s, settle),
     }
     # Setting up thousands of sessions is bounded too.

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import socket
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -82,7 +84,10 @@ def ours_app(
     aiohttp_sockjs.setup(
         app, "/echo", echo, heartbeat_delay=heartbeat, response_limit=1 << 40, **options
     )
-    bcast = aiohttp_sockjs.setup(app, "/bcast", listen, heartbeat_delay=heartbeat, **options)
+    # Room for the 10,000-session broadcast (the default max_sessions is 10,000).
+    bcast = aiohttp_sockjs.setup(
+        app, "/bcast", listen, heartbeat_delay=heartbeat, max_sessions=20_000, **options
+    )
 
     async def broadcast(request: web.Request) -> web.Response:
         n = int(request.query.get("n", "1"))
@@ -109,20 +114,47 @@ class _XhrSession:
         self.waiter: asyncio.Future[None] | None = None
 
 
-def baseline_app(coalesce: bool) -> web.Application:
+def baseline_app(coalesce: bool, heartbeat: float = 25.0) -> web.Application:
     app = web.Application()
     listeners: set[web.WebSocketResponse] = set()
     xhr_sessions: dict[str, _XhrSession] = {}
+    # The same heartbeats as ours: an "h" frame to each echo websocket every
+    # ``heartbeat`` seconds, counted from its own start, written by one
+    # sweeper as a plain aiohttp app would (an awaited send_str each).
+    beats: dict[web.WebSocketResponse, float] = {}
+
+    async def heartbeats() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, heartbeat / 5))
+            now = loop.time()
+            for ws, due in list(beats.items()):
+                if due <= now and not ws.closed:
+                    beats[ws] = now + heartbeat
+                    with contextlib.suppress(ConnectionError):
+                        await ws.send_str("h")
+
+    async def sweeper(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.ensure_future(heartbeats())
+        yield
+        task.cancel()
+
+    app.cleanup_ctx.append(sweeper)
 
     async def ws_echo(request: web.Request) -> web.WebSocketResponse:
+        # One coroutine per socket (no helper): idle RSS per session is compared.
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         await ws.send_str("o")
+        beats[ws] = asyncio.get_running_loop().time() + heartbeat
         if not coalesce:
-            async for msg in ws:
-                if msg.type is WSMsgType.TEXT:
-                    # ["m"] -> a["m"]: the frame is echoed without parsing.
-                    await ws.send_str("a" + msg.data)
+            try:
+                async for msg in ws:
+                    if msg.type is WSMsgType.TEXT:
+                        # ["m"] -> a["m"]: the frame is echoed without parsing.
+                        await ws.send_str("a" + msg.data)
+            finally:
+                beats.pop(ws, None)
             return ws
         pending: list[str] = []
         wake = asyncio.Event()
@@ -146,6 +178,7 @@ def baseline_app(coalesce: bool) -> web.Application:
                     pending.append(msg.data)
                     wake.set()
         finally:
+            beats.pop(ws, None)
             done = True
             wake.set()
             await asyncio.gather(task, return_exceptions=True)
@@ -248,7 +281,7 @@ def make_app(
     """The app for ``kind``: "ours", "baseline" or "baseline-coalesce"."""
     if kind == "ours":
         return ours_app(heartbeat, compression, reuse, metrics)
-    return baseline_app(kind == "baseline-coalesce")
+    return baseline_app(kind == "baseline-coalesce", heartbeat)
 
 
 def make_runner(
