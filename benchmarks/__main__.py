@@ -173,6 +173,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "baseline",
         (
             Figure("server CPU", "cpu_pct", "% core", False, 1.2),
+            Figure("server CPU per heartbeat", "cpu_per_beat_us", "us", False, 1.2),
             Figure("sessions with a heartbeat", "with_heartbeat", "share", True),
             Figure("heartbeats", "heartbeats_per_s", "/s", True),
         ),
@@ -183,6 +184,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "baseline",
         (
             Figure("server CPU", "cpu_pct", "% core", False, 1.2),
+            Figure("server CPU per heartbeat", "cpu_per_beat_us", "us", False, 1.2),
             Figure("sessions with a heartbeat", "with_heartbeat", "share", True),
             Figure("heartbeats", "heartbeats_per_s", "/s", True),
         ),

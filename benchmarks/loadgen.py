@@ -802,6 +802,7 @@ async def idle(
         cpu_pct=100 * m.server_cpu / m.wall,
         with_heartbeat=sum(1 for b in beats if b > 0) / sessions,
         heartbeats_per_s=sum(beats) / m.wall,
+        cpu_per_beat_us=1e6 * m.server_cpu / max(sum(beats), 1),
         deflate_share=sum(bool(getattr(c, "deflate", False)) for c in conns) / sessions,
     )
 
