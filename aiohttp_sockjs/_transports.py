@@ -43,6 +43,8 @@ _WRITE_ERRORS: Final = (ConnectionError, RuntimeError, OSError)
 # descriptor call on Python 3.11.
 _WS_TEXT: Final = WSMsgType.TEXT
 _TOO_BIG: Final = WSCloseCode.MESSAGE_TOO_BIG
+_OPEN: Final = protocol.OPEN_FRAME.encode()
+_HEARTBEAT: Final = protocol.HEARTBEAT_FRAME.encode()
 
 
 def _connection_lost(request: web.BaseRequest) -> bool:
@@ -214,6 +216,12 @@ class WebSocketReceiver(_FramedReceiver):
             return False
         return _aiohttp.write_text_now(self._ws, data, self._threshold)
 
+    def send_heartbeat_now(self) -> bool:
+        return _aiohttp.write_text_now(self._ws, _HEARTBEAT, self._threshold)
+
+    def send_open_now(self) -> bool:
+        return _aiohttp.write_text_now(self._ws, _OPEN, self._threshold)
+
     async def _end(self) -> None:
         await self._ws.close()
 
@@ -257,6 +265,15 @@ class RawWebSocketReceiver(Receiver):
 
     async def send_close(self, code: int, reason: str) -> None:
         await self._ws.close(code=code, message=reason.encode())
+
+    # No frame to write for these: the awaited twins never suspend.
+    sends_now = True
+
+    def send_open_now(self) -> bool:
+        return not self._ws.closed
+
+    def send_heartbeat_now(self) -> bool:
+        return not self._ws.closed
 
     def interrupted(self) -> bool:
         return self._ws.closed

@@ -464,6 +464,7 @@ class Endpoint:
         """
         started = time.perf_counter()
         now = self.clock()
+        due = []
         for session in self._sessions:
             # The sweeper only reads a session's state and posts commands.
             machine = session._machine
@@ -474,7 +475,12 @@ class Endpoint:
             if receiver is not None and not session._websocket and receiver.interrupted():
                 session._detach(receiver, True)
             if machine.deadline <= now:
-                session._tick()
+                due.append(session)
+        # Ticked after the walk: a tick may run a parked actor's step at
+        # once (see Session._tick), and a session that finishes leaves
+        # the table.
+        for session in due:
+            session._tick()
         self._sweeps += 1
         self._sweep_seconds = time.perf_counter() - started
 

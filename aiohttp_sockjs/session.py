@@ -99,7 +99,7 @@ class Receiver(abc.ABC):
         connection only, never the session.
         """
 
-    #: Whether :meth:`send_messages_now` can ever succeed.
+    #: Whether the ``*_now`` methods below can ever succeed.
     sends_now: bool = False
 
     def send_messages_now(self, messages: list[str]) -> bool:
@@ -111,6 +111,14 @@ class Receiver(abc.ABC):
         ``False`` with nothing written otherwise; the session then awaits
         :meth:`send_messages`. The default never writes.
         """
+        return False
+
+    def send_heartbeat_now(self) -> bool:
+        """:meth:`send_heartbeat` without waiting, on the terms of :meth:`send_messages_now`."""
+        return False
+
+    def send_open_now(self) -> bool:
+        """:meth:`send_open` without waiting, on the terms of :meth:`send_messages_now`."""
         return False
 
     def release(self) -> None:  # noqa: B027 - optional hook, no-op by default
@@ -592,6 +600,19 @@ class Session:
             await asyncio.shield(gate)
 
     def _tick(self) -> None:
+        """The sweeper found the deadline due (see :meth:`Endpoint.sweep`)."""
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            # The actor is parked with nothing in progress: take the tick
+            # now, from the sweeper, under the invariant of _step_parked
+            # (see there), so a heartbeat that can be written at once wakes
+            # no task and schedules no callback. The caller must not be
+            # iterating the endpoint's session table: the step may finish
+            # the session, which then leaves it.
+            self._wakeup = None
+            self._mailbox.append(_TICK)
+            self._step_parked(wakeup)
+            return
         self._post(_TICK)
 
     def _shutdown(self) -> None:
@@ -734,8 +755,8 @@ class Session:
                         endpoint._chars_out += (
                             len(messages[0]) if count == 1 else sum(map(len, messages))
                         )
-                        if self._send_now(action):
-                            continue
+                    if self._write_now(action):  # type: ignore[arg-type]
+                        continue
                     self._publish_pressure()
                     return action  # type: ignore[return-value]
                 self._perform(action)
@@ -789,10 +810,28 @@ class Session:
             self._pressured = pressured
             self._endpoint._pressure(pressured)
 
-    def _send_now(self, action: SendMessages[Receiver]) -> bool:
-        """Write a batch without waiting, if its connection allows; report it."""
+    def _write_now(self, action: Write) -> bool:
+        """Perform a write without waiting, if its connection allows; report it.
+
+        Called from :meth:`_step` only. A receiver's ``*_now`` method writes
+        only what its awaited twin would have written without suspending,
+        so reporting ``written`` here is what :meth:`_write` would report.
+        """
         receiver = action.receiver
-        if not receiver.sends_now or not receiver.send_messages_now(action.messages):
+        if not receiver.sends_now:
+            return False
+        kind = type(action)
+        if kind is SendMessages:
+            ok = receiver.send_messages_now(action.messages)  # type: ignore[union-attr]
+        elif kind is SendHeartbeat:
+            ok = receiver.send_heartbeat_now()
+            if ok:
+                self._endpoint._heartbeats += 1  # as _write counts it
+        elif kind is SendOpen:
+            ok = receiver.send_open_now()
+        else:
+            return False
+        if not ok:
             return False
         self._actions.extend(self._machine.written(receiver, True, self._endpoint.clock()))
         return True

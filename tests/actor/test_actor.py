@@ -484,15 +484,44 @@ async def test_poll_queued_behind_expiry_is_answered() -> None:
     assert first.got[:1] == ["o"]
 
     now[0] = 10.0
-    endpoint.sweep()  # the session has expired: a tick is posted
+    # A tick to a parked actor is applied at once (see Session._tick); the
+    # race needs an actor with a command waiting, as after a send.
+    session.send("x")
+    endpoint.sweep()  # the session has expired: a tick is posted behind the send
+    assert session.state is SessionState.OPEN
     second = _QueueRecorder()
     testing.attach(session, second)  # a poll that found the session just before
     await settle()
     assert session.state is SessionState.OPEN
-    assert second.got == []  # attached and waiting for a message
+    assert second.got[:1] == [['"x"']]  # attached and answered
+    third = _QueueRecorder()
+    testing.attach(session, third)  # the next poll waits for a message
+    await settle()
+    assert third.got == []
     await endpoint.shutdown()
     assert session.state is SessionState.CLOSED
-    assert second.got == [(1001, "Going away")]
+    assert third.got == [(1001, "Going away")]
     late = _QueueRecorder()
     testing.attach(session, late)
     assert late.got == ["released"]
+
+
+async def test_expiry_tick_to_a_parked_actor_is_applied_at_once() -> None:
+    """The sweeper runs a parked actor's tick itself: the expired session
+    has ended when sweep() returns, and a late connection is released."""
+    now = [0.0]
+    endpoint = testing.make_endpoint(_until_closed, clock=lambda: now[0], disconnect_delay=5)
+    first = _QueueRecorder()
+    session = testing.open_session(endpoint, first, "s", "xhr")
+    for _ in range(100):  # loop turns only: the clock is the test's
+        if first.got:
+            break
+        await asyncio.sleep(0)
+    assert first.got[:1] == ["o"]
+    now[0] = 10.0
+    endpoint.sweep()
+    assert session.state is SessionState.CLOSED
+    late = _QueueRecorder()
+    testing.attach(session, late)
+    assert late.got == ["released"]
+    await endpoint.shutdown()

@@ -1,0 +1,125 @@
+"""The actor's synchronous writes: frames a connection can take at once.
+
+A receiver that can write without waiting (``sends_now``) gets the open
+frame, messages and heartbeats from the step that decided them, with no
+task woken for the write; one that cannot gets them from the actor's task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp_sockjs import SessionState, testing
+from aiohttp_sockjs.session import Receiver
+
+
+class NowRecorder(Receiver):
+    """Takes every frame at once (or, with ``now=False``, only awaited)."""
+
+    def __init__(self, now: bool = True) -> None:
+        self.sends_now = now
+        self.frames: list[Any] = []
+        self.awaited: list[Any] = []
+
+    def send_open_now(self) -> bool:
+        self.frames.append("o")
+        return True
+
+    def send_heartbeat_now(self) -> bool:
+        self.frames.append("h")
+        return True
+
+    def send_messages_now(self, messages: list[str]) -> bool:
+        self.frames.append(("a", list(messages)))
+        return True
+
+    async def send_open(self) -> bool:
+        self.frames.append("o")
+        self.awaited.append("o")
+        return True
+
+    async def send_heartbeat(self) -> bool:
+        self.frames.append("h")
+        self.awaited.append("h")
+        return True
+
+    async def send_messages(self, messages: list[str]) -> bool:
+        self.frames.append(("a", list(messages)))
+        self.awaited.append("a")
+        return True
+
+    async def send_close(self, code: int, reason: str) -> None:
+        self.frames.append(("c", code, reason))
+
+    def interrupted(self) -> bool:
+        return False
+
+    def abort(self) -> None:
+        pass
+
+
+async def _idle(session: Any) -> None:
+    await session.wait_closed()
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_heartbeat_is_written_by_the_sweep_itself() -> None:
+    """A parked actor's heartbeat is written before sweep() returns, not by its task."""
+    now = [0.0]
+    endpoint = testing.make_endpoint(_idle, clock=lambda: now[0], heartbeat_delay=10)
+    rec = NowRecorder()
+    session = testing.open_session(endpoint, rec, "s", "websocket")
+    await _settle()
+    assert rec.frames == ["o"]
+    for beat in range(1, 4):
+        now[0] = 10.0 * beat
+        endpoint.sweep()
+        assert rec.frames == ["o"] + ["h"] * beat  # at once, within sweep()
+    assert rec.awaited == []
+    assert session.state is SessionState.OPEN
+    await endpoint.shutdown()
+
+
+async def test_heartbeat_waits_for_the_task_when_it_cannot_be_written_now() -> None:
+    """A receiver that cannot write at once gets the heartbeat from the actor's task."""
+    now = [0.0]
+    endpoint = testing.make_endpoint(_idle, clock=lambda: now[0], heartbeat_delay=10)
+    rec = NowRecorder(now=False)
+    testing.open_session(endpoint, rec, "s", "websocket")
+    await _settle()
+    now[0] = 10.0
+    endpoint.sweep()
+    assert rec.frames == ["o"]  # not yet: the task writes it
+    await _settle()
+    assert rec.frames == ["o", "h"]
+    assert rec.awaited == ["o", "h"]
+    await endpoint.shutdown()
+
+
+async def test_heartbeats_go_on_after_messages_written_at_once() -> None:
+    """Writes made at once are reported to the machine: the next heartbeat is due as usual."""
+    now = [0.0]
+
+    async def echo(session: Any) -> None:
+        async for message in session:
+            session.send(message)
+
+    endpoint = testing.make_endpoint(echo, clock=lambda: now[0], heartbeat_delay=10)
+    rec = NowRecorder()
+    session = testing.open_session(endpoint, rec, "s", "websocket")
+    await _settle()
+    testing.deliver(session, ["x"])
+    await _settle()
+    assert rec.frames == ["o", ("a", ['"x"'])]
+    now[0] = 10.0
+    endpoint.sweep()
+    now[0] = 15.0
+    endpoint.sweep()  # not due again yet
+    assert rec.frames == ["o", ("a", ['"x"']), "h"]
+    assert rec.awaited == []
+    await endpoint.shutdown()
