@@ -38,6 +38,7 @@ from aiohttp import WSMsgType, hdrs, web
 __all__ = ["SUPPORTED", "no_server_takeover", "send_text", "write_text_now"]
 
 _TEXT: Final = WSMsgType.TEXT
+_TEXT_OPCODE: Final = int(WSMsgType.TEXT)
 #: Frames longer than this are compressed in a thread, as aiohttp does
 #: (its WEBSOCKET_MAX_SYNC_CHUNK_SIZE), so the loop is not held up.
 SYNC_COMPRESS_LIMIT: Final = 16 * 1024
@@ -219,8 +220,50 @@ def write_text_now(ws: web.WebSocketResponse, data: bytes, threshold: int = 0) -
     header = 2 if size < 126 else 4 if size < 65536 else 10
     if writer._output_size + header + size > writer._limit:
         return False
-    writer._write_websocket_frame(payload, _TEXT, rsv)
+    memo = _LAST_FRAME
+    if payload is memo.payload and rsv == memo.rsv:
+        frame = memo.frame  # a broadcast: the same payload for the next socket
+    elif size <= FRAME_MEMO_LIMIT:
+        frame = _frame_bytes(payload, rsv)
+        memo.payload, memo.rsv, memo.frame = payload, rsv, frame
+    else:
+        writer._write_websocket_frame(payload, _TEXT, rsv)
+        return True
+    # What _write_websocket_frame does for an unmasked frame, with the
+    # header and payload joined once for every socket that gets them.
+    writer.transport.write(frame)
+    writer._output_size += len(frame)
     return True
+
+
+#: Frames up to this payload size are built whole and remembered; larger
+#: ones go out as aiohttp writes them (header and payload apart, no copy).
+FRAME_MEMO_LIMIT: Final = 16 * 1024
+
+
+class _FrameMemo:
+    """The last text frame built whole, by the identity of its payload."""
+
+    __slots__ = ("frame", "payload", "rsv")
+
+    def __init__(self) -> None:
+        self.payload: bytes | None = None
+        self.rsv = 0
+        self.frame = b""
+
+
+_LAST_FRAME: Final = _FrameMemo()
+
+
+def _frame_bytes(payload: bytes, rsv: int) -> bytes:
+    """A whole unmasked, final text frame (RFC 6455 section 5.2) carrying ``payload``."""
+    size = len(payload)
+    first = 0x80 | rsv | _TEXT_OPCODE
+    if size < 126:
+        return bytes((first, size)) + payload
+    if size < 65536:
+        return bytes((first, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((first, 127)) + size.to_bytes(8, "big") + payload
 
 
 async def send_text(ws: web.WebSocketResponse, data: bytes, threshold: int = 0) -> None:

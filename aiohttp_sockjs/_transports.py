@@ -47,6 +47,19 @@ _OPEN: Final = protocol.OPEN_FRAME.encode()
 _HEARTBEAT: Final = protocol.HEARTBEAT_FRAME.encode()
 
 
+class _BatchMemo:
+    """The last one-message batch encoded, by the identity of its message."""
+
+    __slots__ = ("data", "message")
+
+    def __init__(self) -> None:
+        self.message: str | None = None
+        self.data = b""
+
+
+_LAST_BATCH: Final = _BatchMemo()
+
+
 def _connection_lost(request: web.BaseRequest) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()
@@ -210,10 +223,19 @@ class WebSocketReceiver(_FramedReceiver):
     sends_now = _aiohttp.SUPPORTED
 
     def send_messages_now(self, messages: list[str]) -> bool:
-        try:
-            data = protocol.messages_frame(messages).encode()
-        except UnicodeEncodeError:
-            return False
+        memo = _LAST_BATCH
+        if len(messages) == 1 and messages[0] is memo.message:
+            # A broadcast: every socket with an empty queue gets this same
+            # frame, so its bytes are made once (and, in _aiohttp, the
+            # whole websocket frame, compressed or not).
+            data = memo.data
+        else:
+            try:
+                data = protocol.messages_frame(messages).encode()
+            except UnicodeEncodeError:
+                return False
+            if len(messages) == 1:
+                memo.message, memo.data = messages[0], data
         return _aiohttp.write_text_now(self._ws, data, self._threshold)
 
     def send_heartbeat_now(self) -> bool:

@@ -7,6 +7,7 @@ choice it cannot make is a failure here, not a silent fallback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import zlib
 from importlib.metadata import version
@@ -145,3 +146,42 @@ def test_offers_get_server_no_context_takeover() -> None:
     for offer in (None, "x-webkit-deflate-frame"):
         request = _request(offer)
         assert _aiohttp.no_server_takeover(request) is request
+
+
+async def test_one_payload_written_whole_to_many_sockets(aiohttp_client: Any) -> None:
+    """write_text_now builds a frame whole once and writes it to each socket
+    that gets the same payload (a broadcast); others get their own frame,
+    and the length forms at the 7/16-bit boundary arrive exactly."""
+    shared = ("s" * 125).encode()
+    texts: list[bytes] = [shared, b"t" * 126, shared, ("\u00e9" * 300).encode(), shared]
+    results: list[bool] = []
+    sockets: list[web.WebSocketResponse] = []
+    ready = asyncio.Event()
+    written = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        sockets.append(ws)
+        if len(sockets) == 3:
+            ready.set()
+        await ready.wait()
+        if ws is sockets[0]:
+            # Every socket gets each text in turn, as a broadcast writes them.
+            for text in texts:
+                for each in sockets:
+                    results.append(_aiohttp.write_text_now(each, text))
+            written.set()
+        await written.wait()
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    clients = [await client.ws_connect("/ws", compress=0) for _ in range(3)]
+    got = [await _receive_all(ws) for ws in clients]
+    assert got == [[t.decode() for t in texts]] * 3
+    assert all(results)
+    for ws in clients:
+        await ws.close()
