@@ -16,12 +16,12 @@ Serve SockJS clients over every transport from an aiohttp application::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import hdrs, web
 
-from . import protocol
+from . import _aiohttp, protocol
 from ._transports import Routes
 from .endpoint import TRANSPORTS, Endpoint, EndpointOptions, Handler, Options
 from .exceptions import (
@@ -218,6 +218,15 @@ def _add_routes(app: web.Application, endpoint: Endpoint) -> None:
         add("OPTIONS", "/info", routes.info_options)
     add("GET", r"/iframe{version:(-[0-9a-z._\-]*)?}.html", routes.iframe)
     session = f"/{{server_id:{_SEGMENT}}}/{{session_id:{_SEGMENT}}}"
+    if cors is None:
+        # One resource for every session URL, the transport dispatched
+        # inside: aiohttp then tries one pattern for them, not one each.
+        _add_session_resource(router, base + session, routes, enabled)
+        if "raw_websocket" in enabled:
+            add("GET", "/websocket", routes.raw_websocket)
+        for resource in resources:
+            resource.add_route(hdrs.METH_ANY, _method_not_allowed)
+        return
     if "websocket" in enabled:
         add("GET", session + "/websocket", routes.websocket)
     if "raw_websocket" in enabled:
@@ -248,6 +257,55 @@ def _add_routes(app: web.Application, endpoint: Endpoint) -> None:
     # put its preflight routes on the resources (it refuses a "*" route).
     for resource in resources:
         resource.add_route(hdrs.METH_ANY, _method_not_allowed)
+
+
+def _session_handlers(routes: Routes, enabled: frozenset[str]) -> dict[str, dict[str, Any]]:
+    """The handler of each session URL's transport segment, by method."""
+    table: dict[str, dict[str, Any]] = {}
+    if "websocket" in enabled:
+        table["websocket"] = {"GET": routes.websocket}
+    if "xhr" in enabled:
+        table["xhr"] = {"POST": routes.xhr, "OPTIONS": routes.xhr_options}
+    if "xhr_streaming" in enabled:
+        table["xhr_streaming"] = {"POST": routes.xhr_streaming, "OPTIONS": routes.xhr_options}
+    # eventsource and htmlfile send through xhr_send as well.
+    if enabled & {"xhr", "xhr_streaming", "eventsource", "htmlfile"}:
+        table["xhr_send"] = {"POST": routes.xhr_send, "OPTIONS": routes.xhr_options}
+    if "eventsource" in enabled:
+        table["eventsource"] = {"GET": routes.eventsource}
+    if "htmlfile" in enabled:
+        table["htmlfile"] = {"GET": routes.htmlfile}
+    if "jsonp" in enabled:
+        table["jsonp"] = {"GET": routes.jsonp}
+        table["jsonp_send"] = {"POST": routes.jsonp_send}
+    return table
+
+
+def _add_session_resource(
+    router: web.UrlDispatcher, path: str, routes: Routes, enabled: frozenset[str]
+) -> None:
+    table = _session_handlers(routes, enabled)
+    if not table:
+        return
+    resource = router.add_resource(path + "/{transport:(" + "|".join(sorted(table)) + ")}")
+    allowed = {name: ", ".join(sorted(methods)) for name, methods in table.items()}
+
+    def dispatch(request: web.Request) -> Awaitable[web.StreamResponse]:
+        # Returns the transport handler's own coroutine, not one wrapping
+        # it: a websocket's or a stream's handler frame lives as long as
+        # the connection, so a wrapper would cost a frame per session.
+        name = request.match_info["transport"]
+        handler = table[name].get(request.method)
+        if handler is None:
+            return _not_allowed(allowed[name])
+        result: Awaitable[web.StreamResponse] = handler(request)
+        return result
+
+    resource.add_route(hdrs.METH_ANY, _aiohttp.coroutine_handler(dispatch))
+
+
+async def _not_allowed(allow: str) -> web.Response:
+    return web.Response(status=405, headers={hdrs.ALLOW: allow})
 
 
 async def _method_not_allowed(request: web.Request) -> web.Response:

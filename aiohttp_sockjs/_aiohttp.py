@@ -7,7 +7,10 @@ range): :data:`SUPPORTED` says whether the running aiohttp has the layout
 this module was written against, and ``tests/functional/test_aiohttp_internals.py``
 fails on a supported version where it does not.
 
-Two things are reached for, both in the websocket writer:
+Three things are reached for: two in the websocket writer, and how aiohttp
+recognises a coroutine handler (:func:`coroutine_handler`, so that the
+endpoint's one session route can hand back its transport's coroutine
+without a wrapper frame per connection):
 
 - Writing a text frame at once, without a coroutine, when
   ``WebSocketResponse.send_str`` would not have suspended anyway
@@ -31,12 +34,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import zlib
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
 from aiohttp import WSMsgType, hdrs, web
 
-__all__ = ["SUPPORTED", "no_server_takeover", "send_text", "write_text_now"]
+__all__ = ["SUPPORTED", "coroutine_handler", "no_server_takeover", "send_text", "write_text_now"]
 
+_H = TypeVar("_H", bound=Callable[..., Any])
 _TEXT: Final = WSMsgType.TEXT
 _TEXT_OPCODE: Final = int(WSMsgType.TEXT)
 #: Frames longer than this are compressed in a thread, as aiohttp does
@@ -83,6 +88,24 @@ def _writer_layout_known() -> bool:
 #: choose per frame (the writer's layout is the one this module knows).
 #: True on every aiohttp version pyproject allows.
 SUPPORTED: Final = _writer_layout_known()
+
+
+def coroutine_handler(func: _H) -> _H:
+    """``func``, a plain function returning a coroutine, marked so aiohttp takes it as a handler.
+
+    aiohttp wraps a handler that is not a coroutine function in a coroutine
+    of its own (with a DeprecationWarning); a dispatching handler that
+    returns the transport handler's coroutine would then cost a coroutine
+    frame per live connection. Python 3.12+ has a public marker
+    (``inspect.markcoroutinefunction``); on older Pythons aiohttp (before
+    3.14's Python-3.14 code path) also accepts asyncio's own marker, the
+    one ``asyncio.iscoroutinefunction`` reads.
+    """
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        return mark(func)  # type: ignore[no-any-return]
+    func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    return func
 
 
 def no_server_takeover(request: web.Request) -> web.Request:

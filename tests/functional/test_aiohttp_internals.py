@@ -185,3 +185,23 @@ async def test_one_payload_written_whole_to_many_sockets(aiohttp_client: Any) ->
     assert all(results)
     for ws in clients:
         await ws.close()
+
+
+async def test_a_marked_dispatcher_is_taken_as_is(aiohttp_client: Any) -> None:
+    """aiohttp takes a plain function marked by coroutine_handler as a
+    handler without wrapping it (no extra coroutine per connection) and
+    without a DeprecationWarning (the suite turns warnings into errors)."""
+
+    async def target(request: web.Request) -> web.Response:
+        return web.Response(text="via " + request.match_info["name"])
+
+    def dispatch(request: web.Request) -> Any:
+        return target(request)
+
+    app = web.Application()
+    resource = app.router.add_resource("/d/{name}")
+    route = resource.add_route("*", _aiohttp.coroutine_handler(dispatch))
+    assert route.handler is dispatch
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    response = await client.get("/d/x")
+    assert (response.status, await response.text()) == (200, "via x")
