@@ -486,10 +486,7 @@ class Session:
                 command.processed.set_result(None)
             return
         self._mailbox.append(command)
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            wakeup.get_loop().call_soon(self._step_soon, wakeup)
+        self._post_wake()
 
     def _put_send(self, message: str) -> None:
         """Post a Send, keeping what waits for the actor within the send bound.
@@ -508,9 +505,9 @@ class Session:
             if limits.queue_overflow == "close":
                 # Counted when the session closes for it (NotifyClosed).
                 self._overflow_posted = True
-                self._mailbox.insert(0, _OVERFLOW)
                 self._pending_sends = 0
-                self._mailbox[:] = [c for c in self._mailbox if type(c) is not Send]
+                # Ahead of everything, and the sends waiting here dropped.
+                self._mailbox[:] = [_OVERFLOW, *(c for c in self._mailbox if type(c) is not Send)]
                 busy = self._busy
                 if busy is not None:
                     busy.abort()  # unblock the actor's write; see Receiver.abort
@@ -546,6 +543,7 @@ class Session:
         self._post(Send([message], size))
 
     def _post_wake(self) -> None:
+        """Have a parked actor take what the mailbox holds (see _step_soon)."""
         wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
@@ -617,10 +615,6 @@ class Session:
 
     def _shutdown(self) -> None:
         self._post(_SHUTDOWN)
-
-    def _force_close(self, code: int, reason: str) -> None:
-        # A close decided by the library (a fault, a policy), not the app.
-        self._post(Close(code, reason))
 
     # --- the actor --------------------------------------------------------
 
