@@ -218,6 +218,10 @@ class Endpoint:
         # when there are none left (see Session._fair).
         self._pressured = 0
         self._relieved: asyncio.Future[None] | None = None
+        # Parked actors with commands to take, stepped by one loop callback
+        # (see Session._post_wake): a broadcast to 10,000 sessions schedules
+        # one callback, not 10,000.
+        self._ready: list[tuple[Session, asyncio.Future[None]]] = []
         # --- rooms and broker (issue 10) ---
         #: The endpoint's rooms: which sessions are in which room.
         self.rooms = Rooms()
@@ -400,6 +404,27 @@ class Endpoint:
         sid = session._id
         if sid is not None and self._by_id.get(sid) is session:
             del self._by_id[sid]
+
+    def _wake(self, session: Session, wakeup: asyncio.Future[None]) -> None:
+        """Have ``session``'s parked actor step soon, once the running task yields."""
+        ready = self._ready
+        if not ready:
+            wakeup.get_loop().call_soon(self._step_ready)
+        ready.append((session, wakeup))
+
+    def _step_ready(self) -> None:
+        ready = self._ready
+        self._ready = []
+        try:
+            for session, wakeup in ready:
+                session._step_soon(wakeup)
+        except BaseException:
+            # Not expected (a step catches its own failures), but no session
+            # may be left parked with commands it will never take.
+            rest = [(s, w) for s, w in ready if not w.done() and s._wakeup is None]
+            for session, wakeup in rest:
+                wakeup.set_result(None)
+            raise
 
     def _pressure(self, on: bool) -> None:
         """A session's backlog crossed half its bound (up with ``on``, or back down)."""

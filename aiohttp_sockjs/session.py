@@ -547,7 +547,7 @@ class Session:
         wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
-            wakeup.get_loop().call_soon(self._step_soon, wakeup)
+            self._endpoint._wake(self, wakeup)
 
     # --- entry points for transports and the endpoint ----------------------
 
