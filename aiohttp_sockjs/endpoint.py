@@ -421,9 +421,9 @@ class Endpoint:
         except BaseException:
             # Not expected (a step catches its own failures), but no session
             # may be left parked with commands it will never take.
-            rest = [(s, w) for s, w in ready if not w.done() and s._wakeup is None]
-            for session, wakeup in rest:
-                wakeup.set_result(None)
+            for session, wakeup in ready:
+                if not wakeup.done() and session._wakeup is None:
+                    wakeup.set_result(None)
             raise
 
     def _pressure(self, on: bool) -> None:

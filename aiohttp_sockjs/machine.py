@@ -454,6 +454,29 @@ class SessionMachine(Generic[R]):
             actions += self.send(message)
         return actions
 
+    def send_and_flush(self, messages: list[str], size: int) -> list[Action[R]]:
+        """:meth:`send_all`, then :meth:`flush`: for a driver whose last command was a send.
+
+        With nothing queued or being written, ``messages`` go out as they
+        are, as one batch (the action holds the list given here).
+        """
+        receiver = self._receiver
+        if (
+            receiver is not None
+            and not self._writing
+            and not self._outbox
+            and not self._inflight
+            and self._state is _OPEN
+            and self._close is None
+            and (size <= self._limits.max_queue_size or len(messages) == 1)
+        ):
+            self._inflight = size
+            self._writing = True
+            return [SendMessages(receiver, messages)]
+        actions = self.send_all(messages, size)
+        actions += self.flush()
+        return actions
+
     def overflow(self) -> list[Action[R]]:
         """The outbound bound was crossed (by :meth:`send` or seen by the driver's channel).
 

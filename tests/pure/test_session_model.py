@@ -416,8 +416,66 @@ class SessionModel(RuleBasedStateMachine):
         Unless ``then_flush``, more commands wait in the driver's mailbox:
         the next event comes before the flush.
         """
+        message = self._make_message(size)
+        expect_overflow = self._expect_send(message)
+        actions = self._apply(self.machine.send(message))
+        if expect_overflow:
+            self.dropped.update(self.queue)
+            self.queue.clear()
+            assert self.close_info == CLOSE_QUEUE_OVERFLOW
+            assert self.machine.overflowed
+        else:
+            assert not any(isinstance(a, NotifyClosed) for a in actions)
+            assert not any(isinstance(a, DATA_WRITES) for a in actions)
+        if then_flush:
+            self._flush()
+
+    @rule(
+        sizes=st.lists(st.integers(0, 3), min_size=2, max_size=3)
+        | st.lists(st.integers(0, 30), min_size=1, max_size=4),
+        last=st.booleans(),
+    )
+    def send_burst(self, sizes: list[int], last: bool) -> None:
+        """Sends made back to back, as one command.
+
+        ``send_all``, or ``send_and_flush`` when the command was the last in
+        the driver's mailbox: the same as one ``send`` each, then the flush.
+        """
+        messages = [self._make_message(size) for size in sizes]
+        expect_overflow = False
+        for message in messages:
+            # Once the bound closes the session, the rest are not sent.
+            if not expect_overflow:
+                expect_overflow = self._expect_send(message)
+        receiver = self.machine.receiver
+        due = (
+            last
+            and not expect_overflow
+            and receiver is not None
+            and receiver not in self.in_flight
+            and bool(self.queue)
+            and self._is_open()
+        )
+        queued = list(self.queue)
+        event = self.machine.send_and_flush if last else self.machine.send_all
+        actions = self._apply(event(messages, sum(map(len, messages))))
+        if expect_overflow:
+            self.dropped.update(self.queue)
+            self.queue.clear()
+            assert self.close_info == CLOSE_QUEUE_OVERFLOW
+            assert self.machine.overflowed
+        else:
+            assert not any(isinstance(a, NotifyClosed) for a in actions)
+            data = [a for a in actions if isinstance(a, DATA_WRITES)]
+            assert data == ([SendMessages(receiver, queued)] if due else [])
+
+    def _make_message(self, size: int) -> str:
         message = f"<{self.sent}>" + "x" * size
         self.sent += 1
+        return message
+
+    def _expect_send(self, message: str) -> bool:
+        """What one send of ``message`` does to the model; True if it overflows."""
         was_open = self._is_open()
         held = self.queued + self.inflight_chars
         limit = self.limits.max_queue_size
@@ -435,17 +493,7 @@ class SessionModel(RuleBasedStateMachine):
                 self.queue.append(message)
                 while len(self.queue) > 1 and self.queued + self.inflight_chars > limit:
                     self.dropped.add(self.queue.popleft())
-        actions = self._apply(self.machine.send(message))
-        if expect_overflow:
-            self.dropped.update(self.queue)
-            self.queue.clear()
-            assert self.close_info == CLOSE_QUEUE_OVERFLOW
-            assert self.machine.overflowed
-        else:
-            assert not any(isinstance(a, NotifyClosed) for a in actions)
-            assert not any(isinstance(a, DATA_WRITES) for a in actions)
-        if then_flush:
-            self._flush()
+        return expect_overflow
 
     def _flush(self) -> None:
         """The driver's mailbox is empty: whatever is queued goes out now, in one frame."""

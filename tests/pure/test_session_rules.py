@@ -110,6 +110,14 @@ def send(message: str) -> Ev:
     return Ev("send", (message,))
 
 
+def send_all(*messages: str) -> Ev:
+    return Ev("send_all", (list(messages), sum(map(len, messages))))
+
+
+def send_and_flush(*messages: str) -> Ev:
+    return Ev("send_and_flush", (list(messages), sum(map(len, messages))))
+
+
 def overflow() -> Ev:
     return Ev("overflow")
 
@@ -288,6 +296,56 @@ SEND_CASES = [
         [(attach(A), [SendOpen(A)]), (written(A), []), (tick(9.0), []), (flush(), [])],
         0,
         id="flush with nothing queued does nothing",
+    ),
+    pytest.param(
+        [*OPENED, (send_all("x", "yy"), []), (flush(), [SendMessages(A, ["x", "yy"])])],
+        3,
+        id="send_all queues a burst for the next flush",
+    ),
+    pytest.param(
+        [*OPENED, (send_and_flush("x", "yy"), [SendMessages(A, ["x", "yy"])]), (flush(), [])],
+        3,
+        id="send_and_flush to an idle receiver: the burst goes out as it is",
+    ),
+    pytest.param(
+        [
+            *OPENED,
+            (send("w"), []),
+            (send_and_flush("x", "y"), [SendMessages(A, ["w", "x", "y"])]),
+        ],
+        3,
+        id="send_and_flush after queued sends: one frame, in send order",
+    ),
+    pytest.param(
+        [
+            *OPENED,
+            (send_and_flush("x"), [SendMessages(A, ["x"])]),
+            (send_and_flush("y", "z"), []),
+            (written(A), []),
+            (flush(), [SendMessages(A, ["y", "z"])]),
+        ],
+        2,
+        id="send_and_flush during a write queues behind it",
+    ),
+    pytest.param(
+        [
+            (attach(A), [SendOpen(A)]),
+            (send_and_flush("x"), []),
+            (written(A), []),
+            (flush(), [SendMessages(A, ["x"])]),
+        ],
+        1,
+        id="send_and_flush waits for the o frame",
+    ),
+    pytest.param(
+        [
+            *POLLED,
+            (send_and_flush("x", "y"), []),
+            (attach(B), []),
+            (flush(), [SendMessages(B, ["x", "y"])]),
+        ],
+        2,
+        id="send_and_flush with no receiver queues",
     ),
 ]
 
@@ -568,6 +626,33 @@ def test_deadline(steps: list[Step], state: SessionState, deadline: float | None
 # --- the outbound bound ------------------------------------------------------------
 
 OVERFLOW_CASES = [
+    pytest.param(
+        LIMITS,
+        [
+            *OPENED,
+            (
+                send_and_flush("aaaa", "bbbb", "cccc"),
+                [notify(CLOSE_QUEUE_OVERFLOW), SendClose(A, *CLOSE_QUEUE_OVERFLOW)],
+            ),
+        ],
+        0,
+        id="send_and_flush: a burst over the bound is sent message by message, and closes",
+    ),
+    pytest.param(
+        LIMITS,
+        [*OPENED, (send_and_flush("a" * 25), [SendMessages(A, ["a" * 25])])],
+        25,
+        id="send_and_flush: one message over the bound goes out to an idle receiver",
+    ),
+    pytest.param(
+        DROP,
+        [
+            *OPENED,
+            (send_and_flush("aaaa", "bbbb", "cccc"), [SendMessages(A, ["bbbb", "cccc"])]),
+        ],
+        8,
+        id="send_and_flush: drop_oldest keeps the newest of a burst over the bound",
+    ),
     pytest.param(
         LIMITS,
         [
