@@ -198,7 +198,7 @@ _TICK: Final = Tick()
 _CONSUMED: Final = Consumed()
 _OVERFLOW: Final = Overflow()
 _SHUTDOWN: Final = Shutdown()
-_WRITES: Final = (SendOpen, SendHeartbeat, SendMessages, SendClose)
+_WRITES: Final = (SendMessages, SendHeartbeat, SendOpen, SendClose)
 
 Write = SendOpen[Receiver] | SendHeartbeat[Receiver] | SendMessages[Receiver] | SendClose[Receiver]
 
@@ -501,7 +501,9 @@ class Session:
         size = len(message)
         limits = self._endpoint.limits
         held = self._machine.backlog + self._pending_sends
-        if not admits(held, size, limits.max_queue_size):
+        # admits() takes anything beside an empty backlog: asked only when
+        # there is one, since most sends find it empty.
+        if held and not admits(held, size, limits.max_queue_size):
             if limits.queue_overflow == "close":
                 # Counted when the session closes for it (NotifyClosed).
                 self._overflow_posted = True
@@ -540,7 +542,9 @@ class Session:
                 last.messages.append(message)
                 last.size += size
                 return
-        self._post(Send([message], size))
+        # _post() without its check of _finished, made above.
+        mailbox.append(Send([message], size))
+        self._post_wake()
 
     def _post_wake(self) -> None:
         """Have a parked actor take what the mailbox holds (see _step_soon)."""
