@@ -221,7 +221,7 @@ class Endpoint:
         # Parked actors with commands to take, stepped by one loop callback
         # (see Session._post_wake): a broadcast to 10,000 sessions schedules
         # one callback, not 10,000.
-        self._ready: list[tuple[Session, asyncio.Future[None]]] = []
+        self._ready: list[Session] = []
         # --- rooms and broker (issue 10) ---
         #: The endpoint's rooms: which sessions are in which room.
         self.rooms = Rooms()
@@ -405,26 +405,26 @@ class Endpoint:
         if sid is not None and self._by_id.get(sid) is session:
             del self._by_id[sid]
 
-    def _wake(self, session: Session, wakeup: asyncio.Future[None]) -> None:
+    def _wake(self, session: Session) -> None:
         """Have ``session``'s parked actor step soon, once the running task yields."""
         ready = self._ready
         if not ready:
-            wakeup.get_loop().call_soon(self._step_ready)
-        ready.append((session, wakeup))
+            asyncio.get_running_loop().call_soon(self._step_ready)
+        ready.append(session)
 
     def _step_ready(self) -> None:
         ready = self._ready
         self._ready = []
+        done = 0
         try:
-            for session, wakeup in ready:
-                session._step_soon(wakeup)
-        except BaseException:
+            for session in ready:
+                done += 1
+                session._step_parked()
+        finally:
             # Not expected (a step catches its own failures), but no session
-            # may be left parked with commands it will never take.
-            for session, wakeup in ready:
-                if not wakeup.done() and session._wakeup is None:
-                    wakeup.set_result(None)
-            raise
+            # may be left unparked with commands it will never take.
+            for session in ready[done:]:
+                self._wake(session)
 
     def _pressure(self, on: bool) -> None:
         """A session's backlog crossed half its bound (up with ``on``, or back down)."""
@@ -536,6 +536,9 @@ class Endpoint:
         sessions = list(self._sessions)
         for session in sessions:
             session._shutdown()
+        # Parked actors take the Shutdown from the endpoint's next callback;
+        # one that must then wait on a write starts a task, waited for below.
+        await asyncio.sleep(0)
         actors = [s._task for s in sessions if s._task is not None]
         handlers = [s._handler_task for s in sessions if s._handler_task is not None]
         pending = [t for t in actors + handlers if not t.done()] + list(self._handler_tasks)

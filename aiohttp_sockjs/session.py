@@ -230,7 +230,7 @@ class Session:
         "_mailbox",
         "_overflow_posted",
         "_pace_until",
-        "_pending",
+        "_parked",
         "_pending_incoming",
         "_pending_sends",
         "_pressured",
@@ -238,7 +238,6 @@ class Session:
         "_sender_turn",
         "_streak",
         "_task",
-        "_wakeup",
         "_websocket",
         "data",
         "request",
@@ -281,12 +280,14 @@ class Session:
         self._pending_sends = 0  # characters of the Send commands in it
         self._pending_incoming = 0  # characters of the Incoming commands in it
         self._overflow_posted = False
-        self._wakeup: asyncio.Future[None] | None = None
+        # Whether the actor is idle: no step running or scheduled, no write
+        # in progress, no task. Whoever turns it False owns the next step.
+        # Starts False: _start schedules the first step.
+        self._parked = False
         # Actions the machine returned and the actor has yet to perform. A
         # list, like the mailbox: it holds a handful at most, and an empty
         # deque would cost every idle session 700 bytes more.
         self._actions: list[Action[Receiver]] = []
-        self._pending: Write | None = None
         # The receiver the actor is awaiting a write to, if any.
         self._busy: Receiver | None = None
         # The inbox: made with the first message, idle sessions need none.
@@ -547,11 +548,10 @@ class Session:
         self._post_wake()
 
     def _post_wake(self) -> None:
-        """Have a parked actor take what the mailbox holds (see _step_soon)."""
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            self._endpoint._wake(self, wakeup)
+        """Have a parked actor take what the mailbox holds (see _step_parked)."""
+        if self._parked:
+            self._parked = False
+            self._endpoint._wake(self)
 
     # --- entry points for transports and the endpoint ----------------------
 
@@ -573,8 +573,7 @@ class Session:
         no more until the actor has caught up. Either way, the caller then
         waits for :meth:`_room` before reading more from the client.
         """
-        wakeup = self._wakeup
-        if wakeup is not None:
+        if self._parked:
             # The actor is parked with nothing in progress (the invariant of
             # _step_parked), so its step would take this command first.
             if self._machine.delivers_plainly(size, self._inbox_size):
@@ -583,9 +582,9 @@ class Session:
                 # parked. No command, no step, no task switch per frame.
                 self._take_in(messages, size)
                 return None
-            self._wakeup = None
+            self._parked = False
             self._mailbox.append(Incoming(messages, size))
-            self._step_parked(wakeup)
+            self._step_parked()
             return None
         self._pending_incoming += size
         if wait or self._pending_incoming > self._endpoint.limits.max_inbox_size:
@@ -603,17 +602,16 @@ class Session:
 
     def _tick(self) -> None:
         """The sweeper found the deadline due (see :meth:`Endpoint.sweep`)."""
-        wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
+        if self._parked:
             # The actor is parked with nothing in progress: take the tick
             # now, from the sweeper, under the invariant of _step_parked
-            # (see there), so a heartbeat that can be written at once wakes
-            # no task and schedules no callback. The caller must not be
-            # iterating the endpoint's session table: the step may finish
+            # (see there), so a heartbeat that can be written at once
+            # starts no task and schedules no callback. The caller must not
+            # be iterating the endpoint's session table: the step may finish
             # the session, which then leaves it.
-            self._wakeup = None
+            self._parked = False
             self._mailbox.append(_TICK)
-            self._step_parked(wakeup)
+            self._step_parked()
             return
         self._post(_TICK)
 
@@ -624,7 +622,9 @@ class Session:
 
     def _start(self, handler: Callable[[Session], Any]) -> None:
         """Start the actor and then the application's handler."""
-        self._task = asyncio.ensure_future(self._run())
+        # The first step (the o frame, usually) runs from the endpoint's
+        # callback, once the transport's task yields.
+        self._endpoint._wake(self)
         # The handler runs as its own task with a done callback, not inside a
         # wrapper coroutine: one coroutine frame less for every live session.
         try:
@@ -647,74 +647,17 @@ class Session:
             return
         self._post(Close(*protocol.CLOSE_GO_AWAY))
 
-    async def _run(self) -> None:
-        try:
-            while not self._finished:
-                action = self._pending
-                self._pending = None
-                if action is None:
-                    try:
-                        action = self._step()
-                    except Exception:
-                        log.exception("SockJS session failed; closing it")
-                        self._fail()
-                        continue
-                if action is not None:
-                    await self._write(action)
-                    continue
-                if self._finished:
-                    break
-                wakeup = self._wakeup = asyncio.get_running_loop().create_future()
-                await wakeup
-        except asyncio.CancelledError:
-            # Shutdown cancels an actor stuck on a client: still end cleanly.
-            self._fail(quiet=True)
-            raise
-        finally:
-            self._wakeup = None
-            self._busy = None
-            # Connections that arrived while the session was ending get its
-            # close frame rather than waiting forever.
-            close = self._close_info or protocol.CLOSE_INTERRUPTED
-            mailbox = self._mailbox
-            while mailbox:
-                command = mailbox.pop(0)
-                if type(command) is Attach:
-                    try:
-                        await command.receiver.send_close(*close)
-                    except BaseException:
-                        command.receiver.release()
-                        raise
-                elif type(command) is Incoming and command.processed is not None:
-                    command.processed.set_result(None)
+    def _step_parked(self) -> None:
+        """Run the actor's next step here; hand a write that must wait to a task.
 
-    def _step_soon(self, wakeup: asyncio.Future[None]) -> None:
-        """A command reached the parked actor: step here if it is only sends.
-
-        Sends alone are applied here, at once (see :meth:`_step_parked`):
-        the frame goes out without waking the actor's task. Anything else
-        wakes the task, whose step then runs an iteration later; under load
-        more client frames and sends arrive meanwhile and share one step and
-        one outgoing frame.
-        """
-        if wakeup.done():  # the actor was cancelled meanwhile
-            return
-        for command in self._mailbox:
-            if type(command) is not Send:
-                wakeup.set_result(None)
-                return
-        self._step_parked(wakeup)
-
-    def _step_parked(self, wakeup: asyncio.Future[None]) -> None:
-        """Run the parked actor's next step here, or wake it for a write.
-
-        Invariant that makes this safe: the actor is parked on ``wakeup``
-        with an empty action list and nothing in progress, and whoever took
-        ``wakeup`` from ``_wakeup`` is the only one to resume it. Applying
-        commands here is then exactly what the actor would do first when
-        woken: the same :meth:`_step`, in the same order. When a step needs
-        to wait (a write that cannot complete now), the write is handed to
-        the actor, which performs it first.
+        The caller has just turned ``_parked`` False (or is the endpoint's
+        callback for the one who did): the actor has an empty action list,
+        nothing in progress and no task, and the caller is the only one
+        allowed to step it. Running :meth:`_step` here is then exactly what
+        an actor task would do: the same step, in the same order. When the
+        step returns a write that cannot complete at once, a task is made
+        for it (:meth:`_drive`) and owns the actor until it parks again; an
+        idle session holds no task at all.
         """
         try:
             action = self._step()
@@ -722,11 +665,58 @@ class Session:
             log.exception("SockJS session failed; closing it")
             self._fail()
             action = None
-        if action is None and not self._finished:
-            self._wakeup = wakeup  # parked again, on the same future
-            return
-        self._pending = action
-        wakeup.set_result(None)
+        if action is not None:
+            self._task = asyncio.ensure_future(self._drive(action))
+        elif not self._finished:
+            self._parked = True
+        elif self._mailbox:
+            self._task = asyncio.ensure_future(self._answer_late())
+
+    async def _drive(self, action: Write) -> None:
+        """The actor while it waits on writes: write, step, until it may park."""
+        try:
+            while True:
+                await self._write(action)
+                if self._finished:
+                    break
+                try:
+                    next_action = self._step()
+                except Exception:
+                    log.exception("SockJS session failed; closing it")
+                    self._fail()
+                    break
+                if next_action is None:
+                    if not self._finished:
+                        self._parked = True
+                        return
+                    break
+                action = next_action
+        except asyncio.CancelledError:
+            # Shutdown cancels an actor stuck on a client: still end cleanly.
+            self._fail(quiet=True)
+            raise
+        finally:
+            self._busy = None
+            if self._finished:
+                await self._answer_late()
+
+    async def _answer_late(self) -> None:
+        """Answer the connections that arrived while the session was ending.
+
+        They get its close frame rather than waiting forever.
+        """
+        close = self._close_info or protocol.CLOSE_INTERRUPTED
+        mailbox = self._mailbox
+        while mailbox:
+            command = mailbox.pop(0)
+            if type(command) is Attach:
+                try:
+                    await command.receiver.send_close(*close)
+                except BaseException:
+                    command.receiver.release()
+                    raise
+            elif type(command) is Incoming and command.processed is not None:
+                command.processed.set_result(None)
 
     def _step(self) -> Write | None:
         """Apply commands and perform their actions until one must be awaited.

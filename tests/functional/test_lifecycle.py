@@ -309,12 +309,17 @@ async def test_ended_sessions_leave_no_tasks(serve: Any) -> None:
     raw = await bounded(client.ws_connect("/e/websocket"))
     await raw.close()
 
-    def only_sweeper() -> bool:
-        sweeper = testing.sweeper(endpoint_of(client))
-        return sweeper is not None and sockjs_tasks() == [sweeper]
+    endpoint = endpoint_of(client)
 
-    await eventually(only_sweeper)
-    assert len(endpoint_of(client)) == 0
+    def all_gone() -> bool:
+        # Parked sessions hold no task, so no task left is not enough: the
+        # sessions must have left the endpoint too.
+        sweeper = testing.sweeper(endpoint)
+        idle = sweeper is not None and sockjs_tasks() == [sweeper]
+        return idle and not testing.held_sessions(endpoint)
+
+    await eventually(all_gone)
+    assert len(endpoint) == 0
 
 
 async def test_handler_outliving_its_session_is_kept_and_awaited(serve: Any) -> None:
