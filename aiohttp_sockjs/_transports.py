@@ -120,6 +120,28 @@ class PollingReceiver(_FramedReceiver):
             self.result.set_result(self._encode(frame))
         return False
 
+    # Answering never waits, so every frame can go out from the step itself.
+    sends_now = True
+    single_frame = True
+
+    def _answer_now(self, frame: str) -> bool:
+        if not self.result.done():
+            try:
+                data = self._encode(frame)
+            except UnicodeEncodeError:
+                return False  # the awaited twin reports it
+            self.result.set_result(data)
+        return True
+
+    def send_messages_now(self, messages: list[str]) -> bool:
+        return self._answer_now(protocol.messages_frame(messages))
+
+    def send_heartbeat_now(self) -> bool:
+        return self._answer_now(protocol.HEARTBEAT_FRAME)
+
+    def send_open_now(self) -> bool:
+        return self._answer_now(protocol.OPEN_FRAME)
+
     def interrupted(self) -> bool:
         return not self.result.done() and _connection_lost(self._request)
 

@@ -101,6 +101,10 @@ class Receiver(abc.ABC):
 
     #: Whether the ``*_now`` methods below can ever succeed.
     sends_now: bool = False
+    #: Whether the connection carries one frame only (a polling request):
+    #: after a ``*_now`` method wrote, the session lets it go, as when the
+    #: awaited twin returns ``False``.
+    single_frame: bool = False
 
     def send_messages_now(self, messages: list[str]) -> bool:
         """Deliver ``messages`` at once, without waiting, if the connection allows.
@@ -826,7 +830,9 @@ class Session:
             return False
         if not ok:
             return False
-        self._actions.extend(self._machine.written(receiver, True, self._endpoint.clock()))
+        self._actions.extend(
+            self._machine.written(receiver, not receiver.single_frame, self._endpoint.clock())
+        )
         return True
 
     async def _write(self, action: Write) -> None:

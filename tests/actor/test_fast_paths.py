@@ -123,3 +123,40 @@ async def test_heartbeats_go_on_after_messages_written_at_once() -> None:
     assert rec.frames == ["o", ("a", ['"x"']), "h"]
     assert rec.awaited == []
     await endpoint.shutdown()
+
+
+class OneFrame(NowRecorder):
+    """A polling request: takes one frame at once, then is done."""
+
+    single_frame = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = False
+
+    def release(self) -> None:
+        self.released = True
+
+
+async def test_single_frame_receiver_is_let_go_after_a_write_at_once() -> None:
+    """A polling request answered at once is released; the next one gets what follows."""
+
+    async def greet(session: Any) -> None:
+        session.send("hi")
+        await session.wait_closed()
+
+    endpoint = testing.make_endpoint(greet)
+    first = OneFrame()
+    session = testing.open_session(endpoint, first, "s", "xhr")
+    await _settle()
+    assert first.frames == ["o"]
+    assert first.released
+    assert not testing.attached(session)
+    second = OneFrame()
+    testing.attach(session, second)
+    await _settle()
+    assert second.frames == [("a", ['"hi"'])]
+    assert second.released
+    assert first.awaited == second.awaited == []
+    assert session.state is SessionState.OPEN
+    await endpoint.shutdown()
