@@ -286,8 +286,14 @@ def _loads(data: bytes | str) -> object:
         raise PayloadError(BROKEN_JSON) from None
 
 
+#: isinstance(item, str), as a C function map() can call (ujson makes no
+#: str subclasses, so this is the exact type check, at half the cost of a
+#: generator expression on a 100-message frame).
+_is_str: Final = str.__instancecheck__
+
+
 def _strings(value: object) -> list[str]:
-    if type(value) is not list or any(type(item) is not str for item in value):
+    if type(value) is not list or not all(map(_is_str, value)):
         raise PayloadError(BROKEN_JSON)
     return value
 
