@@ -14,19 +14,19 @@ import aiohttp
 
 from aiohttp_sockjs.broker import Publisher, SyncPublisher
 
-from .clients import TRANSPORTS, RelayClient
+from .clients import TRANSPORTS, Relay
 from .conftest import RelayCluster
 
 MESSAGES = 10
 
 
-async def open_spread(http: aiohttp.ClientSession, processes: set[str]) -> list[RelayClient]:
+async def open_spread(http: aiohttp.ClientSession, origin: str, processes: set[str]) -> list[Relay]:
     """Clients of every transport until each transport has a session on every process."""
-    clients: list[RelayClient] = []
+    clients: list[Relay] = []
     for transport in TRANSPORTS:
         seen: set[str] = set()
         for _ in range(40):
-            client = await RelayClient(http, transport).open()
+            client = await Relay.open(http, origin, transport)
             clients.append(client)
             seen.add(client.process)
             if seen == processes:
@@ -35,7 +35,7 @@ async def open_spread(http: aiohttp.ClientSession, processes: set[str]) -> list[
     return clients
 
 
-def expected_presence(clients: list[RelayClient], room: str) -> dict[str, object]:
+def expected_presence(clients: list[Relay], room: str) -> dict[str, object]:
     return {
         "sessions": len(clients),
         "rooms": {room: len(clients)},
@@ -44,7 +44,7 @@ def expected_presence(clients: list[RelayClient], room: str) -> dict[str, object
 
 
 async def wait_for_presence(
-    asker: RelayClient, want: dict[str, object], timeout: float
+    asker: Relay, want: dict[str, object], timeout: float
 ) -> dict[str, object]:
     """Ask ``asker``'s process for presence until it is ``want`` (at most ``timeout`` s)."""
     deadline = time.monotonic() + timeout
@@ -55,7 +55,7 @@ async def wait_for_presence(
         await asyncio.sleep(0.05)
 
 
-async def chat_round(senders: list[RelayClient], everyone: list[RelayClient], tag: str) -> None:
+async def chat_round(senders: list[Relay], everyone: list[Relay], tag: str) -> None:
     """Each sender says MESSAGES numbered lines to the room; everyone hears each in order."""
     for sender in senders:
         await sender.send(*(f"room:chat:{tag} {sender.sid} {i}" for i in range(MESSAGES)))
@@ -73,8 +73,8 @@ async def chat_round(senders: list[RelayClient], everyone: list[RelayClient], ta
 async def test_sigkill_clients_move_and_presence_forgets(relay_cluster: RelayCluster) -> None:
     cluster = relay_cluster.cluster
     names = {b.name for b in cluster.backends}
-    async with aiohttp.ClientSession(base_url=cluster.origin) as http:
-        clients = await open_spread(http, names)
+    async with aiohttp.ClientSession() as http:
+        clients = await open_spread(http, cluster.origin, names)
         try:
             for client in clients:
                 assert await client.command("join:chat") == "joined:chat"
@@ -93,15 +93,15 @@ async def test_sigkill_clients_move_and_presence_forgets(relay_cluster: RelayClu
             kept = [c for c in clients if c.process != "p1"]
             for client in lost:
                 # The proxy ends their connections; a poll gets 502, a send 404.
-                await asyncio.wait_for(client.ended.wait(), 10)
+                await client.wait_closed()
             # The others never noticed.
-            assert not [c for c in kept if c.ended.is_set()], kept
+            assert not [c for c in kept if c.closed], kept
 
             # What a client application does: connect again (a new session,
             # which nginx can only give to a live process) and rejoin.
             moved = []
             for client in lost:
-                replacement = await RelayClient(http, client.transport).open()
+                replacement = await Relay.open(http, cluster.origin, client.transport)
                 assert replacement.process in names - {"p1"}, replacement
                 assert await replacement.command("join:chat") == "joined:chat"
                 moved.append(replacement)
@@ -127,8 +127,8 @@ async def test_external_publisher_reaches_a_room_across_processes(
 ) -> None:
     cluster = relay_cluster.cluster
     names = {b.name for b in cluster.backends}
-    async with aiohttp.ClientSession(base_url=cluster.origin) as http:
-        clients = await open_spread(http, names)
+    async with aiohttp.ClientSession() as http:
+        clients = await open_spread(http, cluster.origin, names)
         try:
             # On every process, some sessions are in the room and some not.
             # (open_spread left at least three sessions on each process.)
