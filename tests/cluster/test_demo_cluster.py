@@ -1,7 +1,8 @@
 """``python -m demo.cluster``: the chat on two processes behind nginx, one command.
 
 The launcher runs as a real command; two people talk to it over xhr through
-its nginx, on different processes (each response names its process).
+its nginx, on different processes (each response names its process, which
+an aiohttp trace on the clients' ``ClientSession`` reads).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.wire import new_id
+from aiohttp_sockjs.client import SockJSClient, connect
 
 from .proxies import free_port, require
 
@@ -83,62 +84,81 @@ def _state(pid: int) -> str:
         return "gone"
 
 
+class ServedBy:
+    """Which process answered each request of each session, read from ``X-Served-By``.
+
+    An aiohttp trace on the clients' ``ClientSession`` sees the headers of
+    every response the public client gets (polls, sends), before the client
+    reads its body.
+    """
+
+    def __init__(self) -> None:
+        self.by_session: dict[str, list[str]] = {}
+        self.config = aiohttp.TraceConfig()
+        self.config.on_request_end.append(self._on_request_end)
+
+    async def _on_request_end(
+        self, http: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        # Session URLs are <prefix>/<server>/<session>/<transport>.
+        path = params.url.path.split("/")
+        if len(path) >= 4:
+            served = params.response.headers.get("X-Served-By", "nobody")
+            self.by_session.setdefault(path[-2], []).append(served)
+
+
 class Person:
-    """A chat page's session over xhr polling, reading in the background."""
+    """A chat page's session over xhr polling, on the public client."""
 
-    def __init__(self, http: aiohttp.ClientSession) -> None:
-        self.http = http
-        self.url = f"/chat/000/{new_id()}/"
-        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.process = ""
-        self.task: asyncio.Task[None] | None = None
+    def __init__(self, client: SockJSClient, served_by: ServedBy) -> None:
+        self.client = client
+        self.served_by = served_by
+        #: The process that answered the poll that opened the session.
+        self.process = self.served()[0]
 
-    async def open(self) -> Person:
-        async with self.http.post(self.url + "xhr") as response:
-            assert await response.text() == "o\n"
-            self.process = response.headers["X-Served-By"]
-        self.task = asyncio.ensure_future(self._poll())
-        return self
+    @classmethod
+    async def open(cls, http: aiohttp.ClientSession, origin: str, served_by: ServedBy) -> Person:
+        client = await connect(f"{origin}/chat", transports="xhr", session=http)
+        return cls(client, served_by)
 
-    async def _poll(self) -> None:
-        while True:
-            async with self.http.post(self.url + "xhr") as response:
-                assert response.status == 200
-                assert response.headers["X-Served-By"] == self.process
-                frame = (await response.text()).rstrip("\n")
-            if frame.startswith("a"):
-                for message in json.loads(frame[1:]):
-                    self.inbox.put_nowait(json.loads(message))
+    def served(self) -> list[str]:
+        """The process that answered each request of the session so far, in order."""
+        assert self.client.session_id is not None
+        return self.served_by.by_session.get(self.client.session_id, [])
+
+    def assert_one_process(self) -> None:
+        """Every request of the session so far reached the process that opened it."""
+        served = self.served()
+        assert set(served) == {self.process}, served
 
     async def send(self, **message: Any) -> None:
-        async with self.http.post(self.url + "xhr_send", json=[json.dumps(message)]) as sent:
-            assert sent.status == 204, await sent.text()
-            assert sent.headers["X-Served-By"] == self.process
+        await self.client.send(json.dumps(message))
+        self.assert_one_process()
 
     async def wait_for(self, check: Any) -> dict[str, Any]:
         """The first message for which ``check(message)`` holds (others are skipped)."""
         deadline = time.monotonic() + WAIT
         while True:
             left = deadline - time.monotonic()
-            message = await asyncio.wait_for(self.inbox.get(), max(left, 0.01))
+            text = await asyncio.wait_for(self.client.receive(), max(left, 0.01))
+            self.assert_one_process()
+            message: dict[str, Any] = json.loads(text)
             if check(message):
                 return message
 
     async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, AssertionError, aiohttp.ClientError):
-                await self.task
+        await self.client.close()
 
 
 async def test_chat_across_two_processes(demo_cluster: tuple[str, list[int]]) -> None:
     origin, _ = demo_cluster
-    async with aiohttp.ClientSession(base_url=origin) as http:
+    served_by = ServedBy()
+    async with aiohttp.ClientSession(trace_configs=[served_by.config]) as http:
         people: dict[str, Person] = {}
         extra = []
         try:
             for _ in range(30):  # sessions land where their id hashes to
-                person = await Person(http).open()
+                person = await Person.open(http, origin, served_by)
                 if person.process in people:
                     extra.append(person)
                     continue
@@ -165,12 +185,18 @@ async def test_chat_across_two_processes(demo_cluster: tuple[str, list[int]]) ->
                 assert len({p["id"] for p in online["people"]}) == 2, online
 
             # A nickname taken on the other process is refused.
-            carol = await Person(http).open()
+            carol = await Person.open(http, origin, served_by)
             extra.append(carol)
             other = "bob" if carol.process == "worker1" else "alice"
             await carol.send(type="join", nick=other.upper())
             refused = await carol.wait_for(lambda m: m["type"] in ("error", "welcome"))
             assert refused["type"] == "error" and "taken" in refused["text"], refused
+
+            # The open poll, the sends and the polls since: all seen, each
+            # answered by the process that holds the session.
+            for person in (alice, bob, carol):
+                person.assert_one_process()
+                assert len(person.served()) >= 3, person.served()
         finally:
             for person in [*people.values(), *extra]:
                 await person.close()
