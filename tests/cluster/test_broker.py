@@ -2,7 +2,8 @@
 
 Each app has its own :class:`RedisBroker`, so it behaves as one process of
 a cluster would (the tests that run separate OS processes behind nginx
-live beside these). Clients talk to each app over real sockets.
+live beside these). Clients of the public client (through the pytest
+plugin's ``sockjs_client``) talk to each app over real sockets.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -23,7 +23,9 @@ from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
 from aiohttp_sockjs.broker import Publisher, RedisBroker, SyncPublisher
-from tests.wire import Receiver, eventually, messages_of, new_id
+from aiohttp_sockjs.client import SockJSClient, connect
+from aiohttp_sockjs.pytest_plugin import SockJSClientFactory
+from tests.wire import bounded, eventually
 
 from .app import FAST_BROKER, PREFIX, endpoint, make_app
 from .conftest import RedisServer, free_port
@@ -34,9 +36,10 @@ Client = TestClient[Any, Any]
 class Node:
     """One server of the cluster: an app, its broker and a test client."""
 
-    def __init__(self, client: Client, broker: RedisBroker) -> None:
+    def __init__(self, client: Client, broker: RedisBroker, connect: SockJSClientFactory) -> None:
         self.client = client
         self.broker = broker
+        self._connect = connect
 
     @property
     def app(self) -> web.Application:
@@ -47,32 +50,38 @@ class Node:
     def endpoint(self, prefix: str = PREFIX) -> aiohttp_sockjs.Endpoint:
         return endpoint(self.app, prefix)
 
-    async def open(self, transport: str, prefix: str = PREFIX) -> Receiver:
-        rx = Receiver(self.client, prefix, new_id(), transport)
-        assert await rx.start() == "o"
-        return rx
+    async def open(self, transport: str, prefix: str = PREFIX) -> SockJSClient:
+        """A SockJS session of this server over ``transport``."""
+        return await self._connect(self.client.server, prefix, transport=transport)
 
 
 NodeFactory = Callable[..., Awaitable[Node]]
 
 
 @pytest.fixture
-def node(redis_server: RedisServer, aiohttp_client: Any) -> NodeFactory:
+def node(
+    redis_server: RedisServer, aiohttp_client: Any, sockjs_client: SockJSClientFactory
+) -> NodeFactory:
     """``await node()`` starts one more server sharing the test's Redis."""
 
     async def go(*prefixes: str, **options: Any) -> Node:
         broker = RedisBroker(redis_server.url, **{**FAST_BROKER, **options})
         client: Client = await aiohttp_client(make_app(broker, *prefixes))
-        return Node(client, broker)
+        return Node(client, broker, sockjs_client)
 
     return go
 
 
-async def command(rx: Receiver, text: str, answer: str | None = None) -> None:
+async def messages(rx: SockJSClient, n: int) -> list[str]:
+    """The next ``n`` messages, each waited for a bounded time."""
+    return [await bounded(rx.receive()) for _ in range(n)]
+
+
+async def command(rx: SockJSClient, text: str, answer: str | None = None) -> None:
     """Send a command and, if given, wait for its answer."""
     await rx.send(text)
     if answer is not None:
-        assert await rx.messages(1) == [answer]
+        assert await messages(rx, 1) == [answer]
 
 
 TRANSPORTS = ("websocket", "xhr_streaming", "xhr")
@@ -85,11 +94,11 @@ async def test_broadcast_to_everyone_crosses_processes_in_order(node: NodeFactor
     for text in sent:
         a.endpoint().broadcast(text)
     for rx in receivers:
-        assert await rx.messages(len(sent)) == sent, rx.transport
+        assert await messages(rx, len(sent)) == sent, rx.transport
     # A session's own broadcast, from the other side.
     await receivers[3].send("all from b")
     for rx in receivers:
-        assert await rx.messages(1) == ["from b"]
+        assert await messages(rx, 1) == ["from b"]
     for rx in receivers:
         await rx.close()
 
@@ -113,16 +122,16 @@ async def test_rooms_cross_processes_each_session_once(node: NodeFactory) -> Non
     a.endpoint().broadcast("to blue", room="blue")
     await command(red, "to red,blue from red", "from red")  # published by a
     a.endpoint().broadcast("end a")
-    assert await red.messages(1) == ["end a"]
+    assert await messages(red, 1) == ["end a"]
     for rx in (blue, both, polling):
-        assert await rx.messages(3) == ["to blue", "from red", "end a"]
-    assert await nowhere.messages(1) == ["end a"]
+        assert await messages(rx, 3) == ["to blue", "from red", "end a"]
+    assert await messages(nowhere, 1) == ["end a"]
 
     b.endpoint().broadcast("to both", room=["red", "blue", "red"])
     b.endpoint().broadcast("end b")
     for rx in (red, blue, both, polling):
-        assert await rx.messages(2) == ["to both", "end b"]
-    assert await nowhere.messages(1) == ["end b"]
+        assert await messages(rx, 2) == ["to both", "end b"]
+    assert await messages(nowhere, 1) == ["end b"]
     for rx in (red, blue, both, polling, nowhere):
         await rx.close()
 
@@ -175,16 +184,13 @@ async def test_redis_outage_loses_nothing(
     a, b = await node(), await node()
     local = await a.open("websocket")
     remote = [await b.open("websocket"), await b.open("xhr_streaming")]
-    received: dict[Receiver, list[str]] = {rx: [] for rx in (local, *remote)}
+    received: dict[SockJSClient, list[str]] = {rx: [] for rx in (local, *remote)}
 
-    async def collect(rx: Receiver) -> None:
-        while True:
-            try:
-                frame = await rx.frame()
-            except asyncio.TimeoutError:
-                continue  # quiet through the outage; the stream stays open
-            if frame.startswith("a"):
-                received[rx].extend(messages_of(frame))
+    async def collect(rx: SockJSClient) -> None:
+        # Quiet through the outage: the client waits (heartbeats are 10 s
+        # apart, its heartbeat_timeout is 60 s) and the stream stays open.
+        async for message in rx:
+            received[rx].append(message)
 
     collectors = [asyncio.ensure_future(collect(rx)) for rx in received]
     sent: list[str] = []
@@ -209,7 +215,7 @@ async def test_redis_outage_loses_nothing(
         await publisher
         for rx, got in received.items():
             await eventually(lambda got=got: len(got) >= len(sent), timeout=10)
-            assert got == sent, rx.transport
+            assert got == sent, (rx.transport, rx.exception)
     finally:
         stop.set()
         for task in (publisher, *collectors):
@@ -244,14 +250,13 @@ async def test_a_killed_process_drops_out_of_presence(
         line = (await asyncio.wait_for(child.stdout.readline(), 20)).decode()
         assert line.startswith("ready "), line
         child_id = line.split()[1]
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-            sockets = []
+        sockets: list[SockJSClient] = []
+        try:
             for _ in range(3):
-                ws = await http.ws_connect(f"{PREFIX}/000/{new_id()}/websocket")
-                assert (await ws.receive(timeout=5)).data == "o"
-                await ws.send_str('["join lobby"]')
-                assert (await ws.receive(timeout=5)).data == 'a["joined lobby"]'
-                sockets.append(ws)
+                rx = await connect(f"http://127.0.0.1:{port}{PREFIX}", transports="websocket")
+                sockets.append(rx)
+                await rx.send("join lobby")
+                assert await bounded(rx.receive(), 5) == "joined lobby"
             mine = await watcher.open("websocket")
             await command(mine, "join lobby", "joined lobby")
 
@@ -276,6 +281,9 @@ async def test_a_killed_process_drops_out_of_presence(
             assert child_id not in await watcher.broker.processes()
             print(f"presence forgot the killed process after {gone_after:.2f} s")
             await mine.close()
+        finally:
+            for rx in sockets:
+                await rx.close()
     finally:
         if child.returncode is None:
             child.kill()
@@ -304,13 +312,13 @@ async def test_external_publishers_reach_a_room_on_every_process(
 
     await asyncio.to_thread(sync_publish)
     for rx in (alice_a, alice_b):
-        assert await rx.messages(4) == [
+        assert await messages(rx, 4) == [
             "async for alice",
             "async for everyone",
             "sync for alice",
             "sync for everyone",
         ]
-    assert await bob.messages(2) == ["async for everyone", "sync for everyone"]
+    assert await messages(bob, 2) == ["async for everyone", "sync for everyone"]
 
     def sync_presence() -> aiohttp_sockjs.Presence:
         with SyncPublisher(redis_server.url) as publisher:
@@ -334,7 +342,7 @@ async def test_several_endpoints_share_one_connection_pair(
     for prefix in receivers:
         a.endpoint(prefix).broadcast("to " + prefix)
     for prefix, rx in receivers.items():
-        assert await rx.messages(1) == ["to " + prefix]
+        assert await messages(rx, 1) == ["to " + prefix]
     with redis.Redis.from_url(redis_server.url) as client:
         listed = client.client_list()
     assert len(listed) <= 2 * 2 + 1, listed  # a pair per process, and this client
@@ -389,9 +397,9 @@ async def test_garbage_in_the_stream_is_dropped_with_one_line_each(
             await client.xadd(key, fields)  # type: ignore[arg-type]
         async with Publisher(client) as publisher:
             await publisher.publish(PREFIX, "still fine")
-            assert await rx.messages(1) == ["still fine"]
+            assert await messages(rx, 1) == ["still fine"]
             await publisher.publish(PREFIX, "and again")
-            assert await rx.messages(1) == ["and again"]
+            assert await messages(rx, 1) == ["and again"]
         # Garbage in the presence keys is dropped too.
         await client.set("sockjs:process:junk", b"\x00not json", px=5000)
         await client.sadd("sockjs:processes", "junk")
@@ -420,16 +428,16 @@ async def test_the_outbox_is_bounded_while_redis_is_down(
     a, b = await node(max_outbox_size=10 * cost), await node()
     local, remote = await a.open("websocket"), await b.open("websocket")
     a.endpoint().broadcast("m00")
-    assert await remote.messages(1) == ["m00"]
+    assert await messages(remote, 1) == ["m00"]
     redis_server.stop()
     await eventually(lambda: not a.broker.connected)
     sent = [f"m{i:02}" for i in range(1, 51)]
     for text in sent:
         a.endpoint().broadcast(text)
-    assert await local.messages(51) == ["m00", *sent]
+    assert await messages(local, 51) == ["m00", *sent]
     assert a.broker.dropped == 40
     redis_server.start()
-    assert await remote.messages(10) == sent[-10:]
+    assert await messages(remote, 10) == sent[-10:]
     await eventually(lambda: a.broker.connected)
     lines = [r.getMessage() for r in caplog.records]
     assert any("40 broadcasts were dropped" in line for line in lines), lines
@@ -458,14 +466,11 @@ async def test_broadcasts_made_while_shutting_down_still_cross(
     await site.start()
     try:
         endpoint_a = endpoint(app)
-        async with aiohttp.ClientSession() as http:
-            port = runner.addresses[0][1]
-            ws = await http.ws_connect(f"http://127.0.0.1:{port}{PREFIX}/000/{new_id()}/websocket")
-            assert (await ws.receive(timeout=5)).data == "o"
+        port = runner.addresses[0][1]
+        async with connect(f"http://127.0.0.1:{port}{PREFIX}", transports="websocket"):
             await eventually(lambda: len(endpoint_a) == 1)
             await runner.cleanup()
-            await ws.close()
     finally:
         await runner.cleanup()
-    assert await listener.messages(1) == ["bye"]
+    assert await messages(listener, 1) == ["bye"]
     await listener.close()
