@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from aiohttp_sockjs import ConnectError, SessionClosed
@@ -148,6 +149,39 @@ async def test_session_id_is_used(server_url: str) -> None:
         assert client.session_id == "chosen-1"
         await client.send("hello")
         assert await bounded(client.receive()) == "hello"
+
+
+async def test_a_trace_on_the_session_sees_every_request(
+    server_url: str, sockjs_transport: str
+) -> None:
+    """The client makes every request on ``session=``: a TraceConfig there sees each response."""
+    seen: list[tuple[str, int]] = []
+
+    async def on_request_end(
+        http: aiohttp.ClientSession, context: object, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        seen.append((params.url.path, params.response.status))
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_request_end)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as http:
+        url = f"{server_url}/echo"
+        async with await open_client(url, sockjs_transport, session=http) as client:
+            await client.send("hello")
+            assert await bounded(client.receive()) == "hello"
+    if sockjs_transport == "raw_websocket":
+        assert seen == [("/echo/websocket", 101)]
+        return
+    assert seen[0] == ("/echo/info", 200)
+    sent_with = {"websocket": None, "jsonp": "jsonp_send"}.get(sockjs_transport, "xhr_send")
+    kinds = []
+    for path, status in seen[1:]:
+        prefix, _server, session, kind = path.rsplit("/", 3)
+        assert (prefix, session) == ("/echo", client.session_id), seen
+        assert status in (101, 200, 204), seen
+        kinds.append(kind)
+    assert kinds[0] == sockjs_transport, seen
+    assert set(kinds) == {sockjs_transport, sent_with} - {None}, seen
 
 
 @pytest.mark.parametrize("bad", ["", "a.b", "a/b", "a?b", "a\nb"])
