@@ -161,9 +161,10 @@ def test_broadcast_across_processes_on_every_transport(
         page.call("send", [f"join:{room}" for room in rooms])
         got = page.call("take", len(rooms), STEP_MS)
         assert got["messages"] == [f"joined:{room}" for room in rooms], got
-    per_process: dict[str, int] = {}
+    # Every live process is listed, with 0 if no page landed on it.
+    per_process = {backend.name: 0 for backend in sockjs_server.cluster.backends}
     for page in pages.values():
-        per_process[page.process] = per_process.get(page.process, 0) + 1
+        per_process[page.process] += 1
     want_presence = {
         "sessions": len(pages),
         "rooms": {"everyone": len(pages), "odd": len(odd)},
