@@ -425,14 +425,13 @@ class Session:
         # per batch: one client's large batch then cannot overflow the
         # queues of readers that keep up. Otherwise messages are handed out
         # back to back, and what the handler sends for them shares frames.
+        # The batch's allowance starts with its first wait, so a batch that
+        # never meets pressure reads no clock.
         endpoint = self._endpoint
+        if not self._pace_until:
+            self._pace_until = endpoint.clock() + endpoint.limits.disconnect_delay
         await asyncio.sleep(0)  # let the actors flush what is queued
         await endpoint._relief(self._pace_until - endpoint.clock())
-
-    def _took(self) -> None:
-        # The first message handed out without waiting starts a batch.
-        self._streak = True
-        self._pace_until = self._endpoint.clock() + self._endpoint.limits.disconnect_delay
 
     async def receive(self) -> str:
         """Wait for the next message from the client.
@@ -445,13 +444,14 @@ class Session:
         while True:
             got = self._next_message()
             if isinstance(got, str):
-                if not self._streak:
-                    self._took()
+                # A message handed out without waiting is part of a batch.
+                self._streak = True
                 return got
             if got is None:
                 assert self._close_info is not None
                 raise SessionClosed(*self._close_info)
             self._streak = False
+            self._pace_until = 0.0
             try:
                 await got
             finally:
@@ -463,17 +463,27 @@ class Session:
     async def __anext__(self) -> str:
         # Not a call to receive(): a handler idling in ``async for`` then
         # holds one coroutine, not two.
+        inbox = self._inbox
+        if inbox and self._gate is None and not (self._streak and self._endpoint._pressured):
+            # _next_message() spelled out for the common case, a message of
+            # a batch with no pacing or paused inbound to see to: this runs
+            # once per client message.
+            message = inbox.popleft()
+            self._inbox_size -= len(message)
+            self._streak = True
+            return message
         if self._streak and self._endpoint._pressured and self._inbox:
             await self._fair()
         while True:
             got = self._next_message()
             if isinstance(got, str):
-                if not self._streak:
-                    self._took()
+                # A message handed out without waiting is part of a batch.
+                self._streak = True
                 return got
             if got is None:
                 raise StopAsyncIteration
             self._streak = False
+            self._pace_until = 0.0
             try:
                 await got
             finally:
@@ -799,13 +809,17 @@ class Session:
                     actions.extend(machine.shutdown(now))
 
     def _publish_pressure(self) -> None:
-        """Tell the endpoint whether this session holds over half its send bound."""
-        pressured = 2 * (self._machine.backlog + self._pending_sends) > (
+        """Tell the endpoint once this session holds no more than half its send bound.
+
+        Only the mailbox raises the flag (``_put_send``, as a send crosses
+        half the bound): what the machine holds plus what waits for it grows
+        only there, so the actor only ever lowers it.
+        """
+        if self._pressured and 2 * (self._machine.backlog + self._pending_sends) <= (
             self._endpoint.limits.max_queue_size
-        )
-        if pressured is not self._pressured:
-            self._pressured = pressured
-            self._endpoint._pressure(pressured)
+        ):
+            self._pressured = False
+            self._endpoint._pressure(False)
 
     def _write_now(self, action: Write) -> bool:
         """Perform a write without waiting, if its connection allows; report it.
