@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import re
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -24,6 +25,11 @@ from aiohttp import WebSocketError, WSCloseCode, WSMsgType, hdrs, web
 from . import _aiohttp, protocol
 from .protocol import PayloadError
 from .session import Receiver, Session, SessionState
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout_at
+else:  # aiohttp installs async-timeout on Python 3.10
+    from async_timeout import timeout_at
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -689,16 +695,19 @@ class Routes:
         if turn is None:
             turn = session._sender_turn = asyncio.Lock()
         loop = asyncio.get_running_loop()
-        timeout = self.endpoint.options.inbound_timeout
-        deadline = loop.time() + timeout
+        deadline = loop.time() + self.endpoint.options.inbound_timeout
+        # A timeout scope, not wait_for(): no task per request (3.11's
+        # wait_for wraps the awaitable in one), and a free turn is taken at once.
         try:
-            await asyncio.wait_for(turn.acquire(), timeout)
+            async with timeout_at(deadline):
+                await turn.acquire()
         except asyncio.TimeoutError:
             return self._limit(request, 503, "Session inbox full.", "inbox_full")
         try:
             if session._gate is not None:
                 try:
-                    await asyncio.wait_for(session._room(), max(0.0, deadline - loop.time()))
+                    async with timeout_at(deadline):
+                        await session._room()
                 except asyncio.TimeoutError:
                     return self._limit(request, 503, "Session inbox full.", "inbox_full")
             if session.state is SessionState.CLOSED:

@@ -1,0 +1,246 @@
+"""Instructions per operation of our server, counted by valgrind: a measure noise cannot move.
+
+    python -m benchmarks.icount                       # this checkout
+    python -m benchmarks.icount /tmp/before /tmp/other  # and other checkouts, same table
+    python -m benchmarks.icount --only ws_echo,broadcast
+
+The throughput tables of ``python -m benchmarks`` swing by 10-20% between
+two runs of the same code on a shared machine, which hides the few percent
+a change to the session core is about. This counts instead: each checkout's
+benchmark server (``benchmarks/server.py ours``) runs under valgrind's
+cachegrind, and a client in this process drives one fixed workload against
+it, ``LOW`` and then ``HIGH`` operations. Instructions per operation are
+``(I(HIGH) - I(LOW)) / (HIGH - LOW)``, so start-up, connecting and shutdown
+cancel out. Every workload waits for each answer before the next request,
+so how work is batched does not depend on how fast the server runs under
+valgrind. The count covers the whole server process: asyncio, aiohttp and
+ours. Valgrind must be installed (Debian package ``valgrind``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Websockets listening to each broadcast.
+LISTENERS = 200
+BATCH = 100
+
+
+def _sid() -> str:
+    return uuid.uuid4().hex
+
+
+async def _frames(ws: aiohttp.ClientWebSocketResponse) -> str:
+    """The next SockJS frame that is not a heartbeat."""
+    while True:
+        msg = await ws.receive(timeout=120)
+        if msg.type is not aiohttp.WSMsgType.TEXT:
+            raise RuntimeError(f"websocket ended: {msg.type.name}")
+        if msg.data != "h":
+            return str(msg.data)
+
+
+async def ws_echo(http: aiohttp.ClientSession, base: str, n: int) -> None:
+    async with http.ws_connect(f"{base}/echo/000/{_sid()}/websocket") as ws:
+        assert await _frames(ws) == "o"
+        for i in range(n):
+            await ws.send_str(json.dumps([f"m{i}"]))
+            assert await _frames(ws) == f'a["m{i}"]'
+
+
+async def ws_echo_batch(http: aiohttp.ClientSession, base: str, n: int) -> None:
+    async with http.ws_connect(f"{base}/echo/000/{_sid()}/websocket") as ws:
+        assert await _frames(ws) == "o"
+        for i in range(n):
+            await ws.send_str(json.dumps([f"m{i}.{k}" for k in range(BATCH)]))
+            got = 0
+            while got < BATCH:
+                frame = await _frames(ws)
+                got += len(json.loads(frame[1:]))
+
+
+async def broadcast(http: aiohttp.ClientSession, base: str, n: int) -> None:
+    sockets = [
+        await http.ws_connect(f"{base}/bcast/000/{_sid()}/websocket") for _ in range(LISTENERS)
+    ]
+    try:
+        for ws in sockets:
+            assert await _frames(ws) == "o"
+        for _ in range(n):
+            async with http.post(f"{base}/ctl/broadcast?n=1") as response:
+                assert response.status == 200
+            for ws in sockets:
+                assert (await _frames(ws)).startswith("a[")
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+async def xhr_streaming_echo(http: aiohttp.ClientSession, base: str, n: int) -> None:
+    url = f"{base}/echo/000/{_sid()}/"
+    async with http.post(url + "xhr_streaming") as stream:
+        prelude = await stream.content.readline()
+        assert prelude.strip(b"h\n") == b""
+        assert await stream.content.readline() == b"o\n"
+        for i in range(n):
+            async with http.post(url + "xhr_send", data=json.dumps([f"m{i}"])) as sent:
+                assert sent.status == 204
+            line = await stream.content.readline()
+            while line == b"h\n":
+                line = await stream.content.readline()
+            assert line == b'a["m%d"]\n' % i
+
+
+async def xhr_polling(http: aiohttp.ClientSession, base: str, n: int) -> None:
+    url = f"{base}/echo/000/{_sid()}/"
+    async with http.post(url + "xhr") as opened:
+        assert await opened.read() == b"o\n"
+    for i in range(n):
+        async with http.post(url + "xhr_send", data=json.dumps([f"m{i}"])) as sent:
+            assert sent.status == 204
+        async with http.post(url + "xhr") as polled:
+            assert await polled.read() == b'a["m%d"]\n' % i
+
+
+async def ws_churn(http: aiohttp.ClientSession, base: str, n: int) -> None:
+    for _ in range(n):
+        async with http.ws_connect(f"{base}/echo/000/{_sid()}/websocket") as ws:
+            assert await _frames(ws) == "o"
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    what: str
+    unit: str
+    run: Callable[[aiohttp.ClientSession, str, int], Awaitable[None]]
+    low: int
+    high: int
+    per: int = 1  # units per operation
+
+
+WORKLOADS = [
+    Workload("ws_echo", "websocket echo, one message at a time", "message", ws_echo, 100, 600),
+    Workload(
+        "ws_echo_batch",
+        f"websocket echo, frames of {BATCH} messages",
+        "message",
+        ws_echo_batch,
+        5,
+        25,
+        BATCH,
+    ),
+    Workload(
+        "broadcast",
+        f"broadcast of one message to {LISTENERS} websockets",
+        "delivery",
+        broadcast,
+        5,
+        25,
+        LISTENERS,
+    ),
+    Workload(
+        "xhr_streaming_echo",
+        "xhr_send + xhr_streaming echo",
+        "message",
+        xhr_streaming_echo,
+        50,
+        300,
+    ),
+    Workload("xhr_polling", "xhr_send + xhr poll round trip", "round trip", xhr_polling, 50, 300),
+    Workload("ws_churn", "websocket session opened and closed", "session", ws_churn, 20, 120),
+]
+
+
+def count(root: str, workload: Workload, n: int, server_args: list[str]) -> int:
+    """Instructions the server at ``root`` executes for ``n`` operations, start to exit."""
+    proc = subprocess.Popen(
+        [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            sys.executable,
+            "-m",
+            "benchmarks.server",
+            "ours",
+            *server_args,
+        ],
+        cwd=root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"server at {root} did not start: {proc.stderr.read()!r}")
+        base = f"http://127.0.0.1:{int(line)}"
+
+        async def drive() -> None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_read=120)
+            connector = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+                await workload.run(http, base, n)
+
+        asyncio.run(drive())
+        proc.stdin.close()
+        proc.wait(timeout=600)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    found = re.search(rb"I\s+refs:\s+([\d,]+)", err)
+    if found is None:
+        raise RuntimeError(f"no instruction count from valgrind: {err[-500:]!r}")
+    return int(found.group(1).replace(b",", b""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("others", nargs="*", help="other checkouts (git worktrees) to count too")
+    parser.add_argument("--only", default="", help="comma-separated workload names")
+    parser.add_argument("--metrics", action="store_true", help="this checkout serves /metrics")
+    args = parser.parse_args(argv)
+    names = [n for n in args.only.split(",") if n]
+    workloads = [w for w in WORKLOADS if not names or w.name in names]
+    roots = [ROOT, *(os.path.abspath(o) for o in args.others)]
+    labels = ["this checkout" + (" (--metrics)" if args.metrics else "")] + [
+        os.path.basename(r) for r in args.others
+    ]
+    started = time.time()
+    columns = [f"{label} [instructions]" for label in labels]
+    columns += [f"{label} / this" for label in labels[1:]]
+    print("| Workload | unit | " + " | ".join(columns) + " |")
+    print("|---|---|" + "--:|" * len(columns))
+    for workload in workloads:
+        per_unit = []
+        for root in roots:
+            extra = ["--metrics"] if args.metrics and root == ROOT else []
+            low = count(root, workload, workload.low, extra)
+            high = count(root, workload, workload.high, extra)
+            per_unit.append((high - low) / (workload.high - workload.low) / workload.per)
+        ratios = [p / per_unit[0] for p in per_unit[1:]]
+        cells = [f"{p:,.0f}" for p in per_unit] + [f"{r:.3f}" for r in ratios]
+        print(f"| {workload.what} | {workload.unit} | " + " | ".join(cells) + " |", flush=True)
+    print(f"\n{time.time() - started:.0f} s, Python {sys.version.split()[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
