@@ -519,9 +519,9 @@ class Session:
         size = len(message)
         limits = self._endpoint.limits
         held = self._machine.backlog + self._pending_sends
-        # admits() takes anything beside an empty backlog: asked only when
-        # there is one, since most sends find it empty.
-        if held and not admits(held, size, limits.max_queue_size):
+        # The machine's rule (admits()), spelled out: this runs for every
+        # message a handler sends, and a call costs more than the test.
+        if held and held + size > limits.max_queue_size:
             if limits.queue_overflow == "close":
                 # Counted when the session closes for it (NotifyClosed).
                 self._overflow_posted = True
