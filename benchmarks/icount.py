@@ -9,12 +9,14 @@ two runs of the same code on a shared machine, which hides the few percent
 a change to the session core is about. This counts instead: each checkout's
 benchmark server (``benchmarks/server.py ours``) runs under valgrind's
 cachegrind, and a client in this process drives one fixed workload against
-it, ``LOW`` and then ``HIGH`` operations. Instructions per operation are
+it, ``HIGH`` and then ``LOW`` operations. Instructions per operation are
 ``(I(HIGH) - I(LOW)) / (HIGH - LOW)``, so start-up, connecting and shutdown
-cancel out. Every workload waits for each answer before the next request,
-so how work is batched does not depend on how fast the server runs under
-valgrind. The count covers the whole server process: asyncio, aiohttp and
-ours. Valgrind must be installed (Debian package ``valgrind``).
+cancel out; the LOW run then idles as long as the HIGH run took, so the
+work that comes with time (the sweeper, heartbeats) cancels out too. Every
+workload waits for each answer before the next request, so how work is
+batched does not depend on how fast the server runs under valgrind. The
+count covers the whole server process: asyncio, aiohttp and ours.
+Valgrind must be installed (Debian package ``valgrind``).
 """
 
 from __future__ import annotations
@@ -165,8 +167,16 @@ WORKLOADS = [
 ]
 
 
-def count(root: str, workload: Workload, n: int, server_args: list[str]) -> int:
-    """Instructions the server at ``root`` executes for ``n`` operations, start to exit."""
+def count(
+    root: str, workload: Workload, n: int, server_args: list[str], pad_to: float = 0.0
+) -> tuple[int, float]:
+    """Instructions the server at ``root`` executes for ``n`` operations, start to exit.
+
+    Also returns how long the server ran before it was asked to exit; with
+    ``pad_to``, it idles until then, so the work that comes with time (the
+    sweeper's rounds, heartbeats) is the same in both runs of a pair.
+    """
+    started = time.monotonic()
     proc = subprocess.Popen(
         [
             "valgrind",
@@ -198,6 +208,10 @@ def count(root: str, workload: Workload, n: int, server_args: list[str]) -> int:
                 await workload.run(http, base, n)
 
         asyncio.run(drive())
+        idle = pad_to - (time.monotonic() - started)
+        if idle > 0:
+            time.sleep(idle)
+        duration = time.monotonic() - started
         proc.stdin.close()
         proc.wait(timeout=600)
         err = proc.stderr.read()
@@ -208,7 +222,7 @@ def count(root: str, workload: Workload, n: int, server_args: list[str]) -> int:
     found = re.search(rb"I\s+refs:\s+([\d,]+)", err)
     if found is None:
         raise RuntimeError(f"no instruction count from valgrind: {err[-500:]!r}")
-    return int(found.group(1).replace(b",", b""))
+    return int(found.group(1).replace(b",", b"")), duration
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         per_unit = []
         for root in roots:
             extra = ["--metrics"] if args.metrics and root == ROOT else []
-            low = count(root, workload, workload.low, extra)
-            high = count(root, workload, workload.high, extra)
+            high, duration = count(root, workload, workload.high, extra)
+            low, _ = count(root, workload, workload.low, extra, pad_to=duration)
             per_unit.append((high - low) / (workload.high - workload.low) / workload.per)
         ratios = [p / per_unit[0] for p in per_unit[1:]]
         cells = [f"{p:,.0f}" for p in per_unit] + [f"{r:.3f}" for r in ratios]
