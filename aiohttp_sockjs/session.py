@@ -748,18 +748,6 @@ class Session:
             while actions:
                 action = actions.pop(0)
                 if type(action) in _WRITES:
-                    if type(action) is SendMessages:
-                        # Counted here, where the batch is handed to its
-                        # connection, whichever way it is then written. Most
-                        # batches hold one message: sum(map()) would cost
-                        # more than the rest of the counting.
-                        messages = action.messages
-                        traffic = self._traffic
-                        count = len(messages)
-                        traffic.messages_out += count
-                        traffic.chars_out += (
-                            len(messages[0]) if count == 1 else sum(map(len, messages))
-                        )
                     if self._write_now(action):  # type: ignore[arg-type]
                         continue
                     self._publish_pressure()
@@ -836,7 +824,16 @@ class Session:
             return False
         kind = type(action)
         if kind is SendMessages:
-            ok = receiver.send_messages_now(action.messages)  # type: ignore[union-attr]
+            messages = action.messages  # type: ignore[union-attr]
+            ok = receiver.send_messages_now(messages)
+            if ok:
+                # Counted as _write counts it, here rather than in a shared
+                # helper: this runs once per delivery, and a call would cost
+                # as much as the counting. Most batches hold one message.
+                traffic = self._traffic
+                count = len(messages)
+                traffic.messages_out += count
+                traffic.chars_out += len(messages[0]) if count == 1 else sum(map(len, messages))
         elif kind is SendHeartbeat:
             ok = receiver.send_heartbeat_now()
             if ok:
@@ -864,6 +861,10 @@ class Session:
                     self._traffic.heartbeats += 1
                     ok = await receiver.send_heartbeat()
                 case SendMessages(_, messages):
+                    # Counted where the batch is handed to its connection.
+                    traffic = self._traffic
+                    traffic.messages_out += len(messages)
+                    traffic.chars_out += sum(map(len, messages))
                     ok = await receiver.send_messages(messages)
                 case SendClose(_, code, reason):
                     await receiver.send_close(code, reason)
