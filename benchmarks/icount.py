@@ -141,8 +141,8 @@ WORKLOADS = [
         f"websocket echo, frames of {BATCH} messages",
         "message",
         ws_echo_batch,
-        5,
-        25,
+        10,
+        90,
         BATCH,
     ),
     Workload(
