@@ -335,6 +335,21 @@ class RawWebSocketReceiver(Receiver):
 # --- helpers ----------------------------------------------------------------
 
 
+class SenderTurn:
+    """One ``xhr_send``/``jsonp_send`` at a time per session, made with the first.
+
+    ``waiting`` counts the requests queued for the lock: while there are
+    any, a newcomer queues behind them (with its timeout) rather than
+    taking a lock that was just released to one of them.
+    """
+
+    __slots__ = ("lock", "waiting")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.waiting = 0
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -693,23 +708,17 @@ class Routes:
         # timeout after another.
         turn = session._sender_turn
         if turn is None:
-            turn = session._sender_turn = asyncio.Lock()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.endpoint.options.inbound_timeout
-        # A timeout scope, not wait_for(): no task per request (3.11's
-        # wait_for wraps the awaitable in one), and a free turn is taken at once.
+            turn = session._sender_turn = SenderTurn()
+        lock = turn.lock
+        if lock.locked() or turn.waiting or session._gate is not None:
+            refused = await self._wait_turn(request, session, turn)
+            if refused is not None:
+                return refused
+        else:
+            # Free, nobody queued, room in the inbox: taken at once, with no
+            # timer to arm and cancel (the common case, once per request).
+            await lock.acquire()
         try:
-            async with timeout_at(deadline):
-                await turn.acquire()
-        except asyncio.TimeoutError:
-            return self._limit(request, 503, "Session inbox full.", "inbox_full")
-        try:
-            if session._gate is not None:
-                try:
-                    async with timeout_at(deadline):
-                        await session._room()
-                except asyncio.TimeoutError:
-                    return self._limit(request, 503, "Session inbox full.", "inbox_full")
             if session.state is SessionState.CLOSED:
                 # It expired while this request waited: its messages would be lost.
                 return self._error(request, 404, "Session not found.")
@@ -719,8 +728,34 @@ class Routes:
                 if processed is not None:
                     await processed
         finally:
-            turn.release()
+            lock.release()
         return messages
+
+    async def _wait_turn(
+        self, request: web.Request, session: Session, turn: SenderTurn
+    ) -> web.Response | None:
+        """Wait for the session's sender turn and inbox room, within ``inbound_timeout``.
+
+        Returns ``None`` holding the turn, or the 503 answer holding nothing.
+        """
+        deadline = asyncio.get_running_loop().time() + self.endpoint.options.inbound_timeout
+        # A timeout scope, not wait_for(): 3.11's wait_for makes a task.
+        turn.waiting += 1
+        try:
+            async with timeout_at(deadline):
+                await turn.lock.acquire()
+        except asyncio.TimeoutError:
+            return self._limit(request, 503, "Session inbox full.", "inbox_full")
+        finally:
+            turn.waiting -= 1
+        if session._gate is not None:
+            try:
+                async with timeout_at(deadline):
+                    await session._room()
+            except asyncio.TimeoutError:
+                turn.lock.release()
+                return self._limit(request, 503, "Session inbox full.", "inbox_full")
+        return None
 
     async def xhr_send(self, request: web.Request) -> web.Response:
         result = await self._send(request, form=False)

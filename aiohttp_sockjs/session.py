@@ -48,6 +48,7 @@ from .machine import (
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from ._transports import SenderTurn
     from .endpoint import Endpoint
 
 __all__ = ["Receiver", "Session", "SessionState"]
@@ -309,7 +310,7 @@ class Session:
         self._pace_until = 0.0
         # Set while inbound is paused; transports wait on it before reading more.
         self._gate: asyncio.Future[None] | None = None
-        self._sender_turn: asyncio.Lock | None = None
+        self._sender_turn: SenderTurn | None = None
         self._task: asyncio.Task[None] | None = None
         self._handler_task: asyncio.Task[None] | None = None
 
