@@ -7,15 +7,20 @@ range): :data:`SUPPORTED` says whether the running aiohttp has the layout
 this module was written against, and ``tests/functional/test_aiohttp_internals.py``
 fails on a supported version where it does not.
 
-Three things are reached for: two in the websocket writer, and how aiohttp
-recognises a coroutine handler (:func:`coroutine_handler`, so that the
-endpoint's one session route can hand back its transport's coroutine
-without a wrapper frame per connection):
+Four things are reached for: two in the websocket writer, one in the HTTP
+response writer, and how aiohttp recognises a coroutine handler
+(:func:`coroutine_handler`, so that the endpoint's one session route can
+hand back its transport's coroutine without a wrapper frame per
+connection):
 
 - Writing a text frame at once, without a coroutine, when
   ``WebSocketResponse.send_str`` would not have suspended anyway
   (:func:`write_text_now`). It saves a task step per frame on the hot send
   path.
+- Writing a chunk of a streaming response (xhr_streaming, eventsource,
+  htmlfile) at once, without a coroutine, when ``StreamResponse.write``
+  would not have suspended anyway (:func:`write_stream_now`): a stream's
+  frames then go out from the session's step, with no task per write.
 - permessage-deflate the way the ``websocket_compression`` option does it
   (:func:`write_text_now` and :func:`send_text`): a frame shorter than the
   threshold goes out uncompressed (RSV1 clear, which RFC 7692 allows for
@@ -39,7 +44,15 @@ from typing import Any, Final, TypeVar
 
 from aiohttp import WSMsgType, hdrs, web
 
-__all__ = ["SUPPORTED", "coroutine_handler", "no_server_takeover", "send_text", "write_text_now"]
+__all__ = [
+    "STREAM_SUPPORTED",
+    "SUPPORTED",
+    "coroutine_handler",
+    "no_server_takeover",
+    "send_text",
+    "write_stream_now",
+    "write_text_now",
+]
 
 _H = TypeVar("_H", bound=Callable[..., Any])
 _TEXT: Final = WSMsgType.TEXT
@@ -88,6 +101,78 @@ def _writer_layout_known() -> bool:
 #: choose per frame (the writer's layout is the one this module knows).
 #: True on every aiohttp version pyproject allows.
 SUPPORTED: Final = _writer_layout_known()
+
+
+def _stream_layout_known() -> bool:
+    """Whether aiohttp's HTTP payload writer has the attributes write_stream_now relies on."""
+    try:
+        from aiohttp.http_writer import StreamWriter
+    except ImportError:
+        return False
+    init = getattr(StreamWriter.__init__, "__code__", None)
+    write = getattr(getattr(StreamWriter, "write", None), "__code__", None)
+    if init is None or write is None:
+        return False
+    if not {"_on_chunk_sent", "_headers_buf", "_headers_written", "_protocol"} <= set(
+        init.co_names
+    ):
+        return False
+    # What write() reads and calls, which write_stream_now mirrors, and its
+    # flow-control rule (drain past LIMIT bytes).
+    used = {
+        "_compress",
+        "length",
+        "_headers_buf",
+        "_headers_written",
+        "chunked",
+        "_write_chunked_payload",
+        "_write",
+        "buffer_size",
+        "drain",
+    }
+    return used <= set(write.co_names) and "LIMIT" in write.co_varnames
+
+
+#: Whether :func:`write_stream_now` can ever write (the HTTP writer's
+#: layout is the one this module knows). True on every aiohttp version
+#: pyproject allows.
+STREAM_SUPPORTED: Final = _stream_layout_known()
+#: ``StreamWriter.write``'s default: past this many bytes since its last
+#: check, it drains (and may wait).
+_STREAM_LIMIT: Final = 0x10000
+
+
+def write_stream_now(response: web.StreamResponse, data: bytes) -> bool:
+    """Write ``data`` to a prepared streaming response, if that needs no waiting.
+
+    Returns ``True`` only when the bytes went out exactly as ``await
+    response.write(data)`` would have sent them, in a call that would not
+    have suspended: the headers already sent, no compression, no declared
+    length, no chunk hook, the transport open and not paused, and the
+    bytes written since the writer last checked flow control staying
+    within its limit. Returns ``False`` with nothing written otherwise;
+    the caller then awaits ``response.write``.
+    """
+    if not STREAM_SUPPORTED or response._eof_sent:
+        return False
+    writer: Any = response._payload_writer
+    if writer is None or writer._compress is not None or writer.length is not None:
+        return False
+    if writer._on_chunk_sent is not None or getattr(writer, "on_body_write", None) is not None:
+        return False
+    if writer._headers_buf and not writer._headers_written:
+        return False
+    if writer.buffer_size + len(data) > _STREAM_LIMIT:
+        return False
+    protocol = writer._protocol
+    transport = protocol.transport
+    if transport is None or transport.is_closing() or protocol.writing_paused:
+        return False
+    if writer.chunked:
+        writer._write_chunked_payload(data)
+    else:
+        writer._write(data)
+    return True
 
 
 def coroutine_handler(func: _H) -> _H:

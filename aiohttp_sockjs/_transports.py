@@ -200,6 +200,39 @@ class StreamingReceiver(_FramedReceiver):
     async def _end(self) -> None:
         self._end_now()
 
+    sends_now = _aiohttp.STREAM_SUPPORTED
+
+    def _frame_now(self, frame: str) -> bool:
+        # _frame without waiting: only a write that leaves the stream open
+        # (under its size limit) and that aiohttp takes without draining.
+        if self.done.done():
+            return False
+        try:
+            data = self._encode(frame)
+        except UnicodeEncodeError:
+            return False  # the awaited twin reports it
+        if self._sent + len(data) >= self._limit:
+            return False
+        try:
+            if not _aiohttp.write_stream_now(self._response, data):
+                return False
+        except _WRITE_ERRORS:
+            # As _frame: the stream is over, and the awaited twin says so.
+            self._failed = True
+            self._end_now()
+            return False
+        self._sent += len(data)
+        return True
+
+    def send_messages_now(self, messages: list[str]) -> bool:
+        return self._frame_now(protocol.messages_frame(messages))
+
+    def send_heartbeat_now(self) -> bool:
+        return self._frame_now(protocol.HEARTBEAT_FRAME)
+
+    def send_open_now(self) -> bool:
+        return self._frame_now(protocol.OPEN_FRAME)
+
     def _end_now(self) -> None:
         if not self.done.done():
             self.done.set_result(None)

@@ -14,6 +14,7 @@ from importlib.metadata import version
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, make_mocked_request
 
@@ -32,6 +33,7 @@ def _allowed(v: str) -> bool:
 def test_running_aiohttp_is_a_supported_one_and_has_the_layout() -> None:
     assert _allowed(version("aiohttp")), version("aiohttp")
     assert _aiohttp.SUPPORTED
+    assert _aiohttp.STREAM_SUPPORTED
 
 
 async def _serve(aiohttp_client: Any, compress: bool, results: list[bool]) -> TestClient[Any, Any]:
@@ -205,3 +207,43 @@ async def test_a_marked_dispatcher_is_taken_as_is(aiohttp_client: Any) -> None:
     client: TestClient[Any, Any] = await aiohttp_client(app)
     response = await client.get("/d/x")
     assert (response.status, await response.text()) == (200, "via x")
+
+
+CHUNKS = [b"a\n", "é".encode() * 100 + b"\n", b"x" * 30_000 + b"\n", b"y" * 70_000 + b"\n"]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+async def test_stream_chunks_written_at_once_arrive_exactly(
+    aiohttp_client: Any, compressed: bool
+) -> None:
+    """write_stream_now writes what response.write would, or nothing and says so."""
+    results: list[bool] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        if compressed:
+            response.enable_compression(web.ContentCoding.deflate)
+        await response.prepare(request)
+        await response.write(b"prelude\n")
+        for chunk in CHUNKS:
+            wrote = _aiohttp.write_stream_now(response, chunk)
+            results.append(wrote)
+            if not wrote:
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/stream", handler)
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    headers = {"Accept-Encoding": "deflate"} if compressed else {}
+    async with client.get("/stream", headers=headers) as response:
+        body = await bounded(response.read())
+    assert body == b"prelude\n" + b"".join(CHUNKS)
+    if compressed:
+        # A compressed stream always takes the awaited path.
+        assert results == [False] * len(CHUNKS)
+    else:
+        # Within the writer's 64 KiB flow-control window at once; the
+        # 70,000-byte chunk would make it drain, so it is awaited.
+        assert results == [True, True, True, False]
