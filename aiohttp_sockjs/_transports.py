@@ -110,6 +110,19 @@ class _FramedReceiver(Receiver):
     async def _end(self) -> None:
         pass
 
+    def _frame_now(self, frame: str) -> bool:
+        """:meth:`_frame` without waiting, on the terms of ``Receiver.send_messages_now``."""
+        return False
+
+    def send_messages_now(self, messages: list[str]) -> bool:
+        return self._frame_now(protocol.messages_frame(messages))
+
+    def send_heartbeat_now(self) -> bool:
+        return self._frame_now(protocol.HEARTBEAT_FRAME)
+
+    def send_open_now(self) -> bool:
+        return self._frame_now(protocol.OPEN_FRAME)
+
 
 class PollingReceiver(_FramedReceiver):
     """xhr and jsonp: answers one frame, then the request is over."""
@@ -130,7 +143,7 @@ class PollingReceiver(_FramedReceiver):
     sends_now = True
     single_frame = True
 
-    def _answer_now(self, frame: str) -> bool:
+    def _frame_now(self, frame: str) -> bool:
         if not self.result.done():
             try:
                 data = self._encode(frame)
@@ -138,15 +151,6 @@ class PollingReceiver(_FramedReceiver):
                 return False  # the awaited twin reports it
             self.result.set_result(data)
         return True
-
-    def send_messages_now(self, messages: list[str]) -> bool:
-        return self._answer_now(protocol.messages_frame(messages))
-
-    def send_heartbeat_now(self) -> bool:
-        return self._answer_now(protocol.HEARTBEAT_FRAME)
-
-    def send_open_now(self) -> bool:
-        return self._answer_now(protocol.OPEN_FRAME)
 
     def interrupted(self) -> bool:
         return not self.result.done() and _connection_lost(self._request)
@@ -223,15 +227,6 @@ class StreamingReceiver(_FramedReceiver):
             return False
         self._sent += len(data)
         return True
-
-    def send_messages_now(self, messages: list[str]) -> bool:
-        return self._frame_now(protocol.messages_frame(messages))
-
-    def send_heartbeat_now(self) -> bool:
-        return self._frame_now(protocol.HEARTBEAT_FRAME)
-
-    def send_open_now(self) -> bool:
-        return self._frame_now(protocol.OPEN_FRAME)
 
     def _end_now(self) -> None:
         if not self.done.done():

@@ -419,14 +419,7 @@ class SessionModel(RuleBasedStateMachine):
         message = self._make_message(size)
         expect_overflow = self._expect_send(message)
         actions = self._apply(self.machine.send(message))
-        if expect_overflow:
-            self.dropped.update(self.queue)
-            self.queue.clear()
-            assert self.close_info == CLOSE_QUEUE_OVERFLOW
-            assert self.machine.overflowed
-        else:
-            assert not any(isinstance(a, NotifyClosed) for a in actions)
-            assert not any(isinstance(a, DATA_WRITES) for a in actions)
+        self._check_send(actions, expect_overflow, [])
         if then_flush:
             self._flush()
 
@@ -459,6 +452,12 @@ class SessionModel(RuleBasedStateMachine):
         queued = list(self.queue)
         event = self.machine.send_and_flush if last else self.machine.send_all
         actions = self._apply(event(messages, sum(map(len, messages))))
+        self._check_send(actions, expect_overflow, [SendMessages(receiver, queued)] if due else [])
+
+    def _check_send(
+        self, actions: list[Action[Rx]], expect_overflow: bool, writes: list[Action[Rx]]
+    ) -> None:
+        """After a send: the overflow closed the session, or ``writes`` are its only writes."""
         if expect_overflow:
             self.dropped.update(self.queue)
             self.queue.clear()
@@ -466,8 +465,7 @@ class SessionModel(RuleBasedStateMachine):
             assert self.machine.overflowed
         else:
             assert not any(isinstance(a, NotifyClosed) for a in actions)
-            data = [a for a in actions if isinstance(a, DATA_WRITES)]
-            assert data == ([SendMessages(receiver, queued)] if due else [])
+            assert [a for a in actions if isinstance(a, DATA_WRITES)] == writes
 
     def _make_message(self, size: int) -> str:
         message = f"<{self.sent}>" + "x" * size
