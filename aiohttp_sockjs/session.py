@@ -561,9 +561,12 @@ class Session:
                 last.messages.append(message)
                 last.size += size
                 return
-        # _post() without its check of _finished, made above.
+        # _post() and _post_wake() spelled out (without the check of
+        # _finished, made above): this runs for every burst a handler sends.
         mailbox.append(Send([message], size))
-        self._post_wake()
+        if self._parked:
+            self._parked = False
+            self._endpoint._wake(self)
 
     def _post_wake(self) -> None:
         """Have a parked actor take what the mailbox holds (see _step_parked)."""
@@ -745,24 +748,29 @@ class Session:
         actions = self._actions
         mailbox = self._mailbox
         machine = self._machine
+        # Whether the last command taken was flushed with it (send_and_flush):
+        # nothing has been queued since, so no flush() is due.
+        flushed = False
         while True:
             while actions:
                 action = actions.pop(0)
                 if type(action) in _WRITES:
                     if self._write_now(action):  # type: ignore[arg-type]
                         continue
-                    self._publish_pressure()
+                    if self._pressured:
+                        self._publish_pressure()
                     return action  # type: ignore[return-value]
                 self._perform(action)
             if self._finished:
                 return None
             if not mailbox:
                 # Every command applied: what they queued goes out together.
-                flushed = machine.flush()
-                if not flushed:
-                    self._publish_pressure()
+                batch = [] if flushed else machine.flush()
+                if not batch:
+                    if self._pressured:
+                        self._publish_pressure()
                     return None
-                actions.extend(flushed)
+                actions.extend(batch)
                 continue
             command = mailbox.pop(0)
             if type(command) is Send:
@@ -772,7 +780,9 @@ class Session:
                     actions.extend(machine.send_all(command.messages, command.size))
                 else:
                     actions.extend(machine.send_and_flush(command.messages, command.size))
+                    flushed = True
                 continue
+            flushed = False
             now = self._endpoint.clock()
             match command:
                 case Incoming(messages, size, processed):
@@ -802,6 +812,8 @@ class Session:
 
     def _publish_pressure(self) -> None:
         """Tell the endpoint once this session holds no more than half its send bound.
+
+        Called while the flag is up (the caller checks, to save a call).
 
         Only the mailbox raises the flag (``_put_send``, as a send crosses
         half the bound): what the machine holds plus what waits for it grows
