@@ -221,6 +221,10 @@ defaults
     # A process that refuses the connection: retry on another one.
     retries 2
     option redispatch 1
+    # A client that goes away mid-request (a poll, a stream) drops the
+    # request to the server too, so its session learns it at once (1002)
+    # rather than at the next failed heartbeat.
+    option abortonclose
 
 frontend sockjs
     bind {listen}

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from .conftest import ClusterFactory
 from .proxies import Cluster
@@ -200,3 +201,41 @@ async def test_heartbeats_keep_idle_connections_through_the_proxy(
         finally:
             await ws.close()
             stream.close()
+
+
+@pytest.mark.parametrize("kind", PROXIES)
+async def test_a_client_gone_mid_stream_closes_its_session(
+    cluster_factory: ClusterFactory, kind: str
+) -> None:
+    """The server learns through the proxy that a client went away mid-response.
+
+    The proxy must drop its request to the server when the client drops
+    its connection (haproxy only does with ``option abortonclose``). If it
+    does not, the session keeps the dead stream attached until a heartbeat
+    fails (25 s here), and the client's next request is refused with 2010
+    instead of learning that its session was interrupted (1002).
+    """
+    cluster = cluster_factory(kind, 1, ["--heartbeat-delay", "25"])
+    origin = URL(cluster.origin)
+    assert origin.host is not None and origin.port is not None
+    reader, writer = await asyncio.open_connection(origin.host, origin.port)
+    writer.write(
+        b"POST /echo/000/leaver/xhr_streaming HTTP/1.1\r\n"
+        b"Host: localhost\r\nContent-Length: 0\r\n\r\n"
+    )
+    # The stream is attached once its open frame arrives.
+    received = b""
+    while b"o\n" not in received.rpartition(b"h" * 2048)[2]:
+        chunk = await asyncio.wait_for(reader.read(4096), 10)
+        assert chunk, received
+        received += chunk
+    writer.transport.abort()
+    async with aiohttp.ClientSession(base_url=cluster.origin) as http:
+        answer = ""
+        for _ in range(100):
+            async with http.post("/echo/000/leaver/xhr") as response:
+                answer = await response.text()
+            if answer != 'c[2010,"Another connection still open"]\n':
+                break
+            await asyncio.sleep(0.05)
+    assert answer == 'c[1002,"Connection interrupted"]\n'
