@@ -160,3 +160,15 @@ async def test_single_frame_receiver_is_let_go_after_a_write_at_once() -> None:
     assert first.awaited == second.awaited == []
     assert session.state is SessionState.OPEN
     await endpoint.shutdown()
+
+
+async def test_an_idle_session_holds_no_task_of_its_own() -> None:
+    """Once its open frame is written, an idle session's only task is its handler."""
+    before = asyncio.all_tasks()
+    endpoint = testing.make_endpoint(_idle)
+    session = testing.open_session(endpoint, NowRecorder(), "s", "websocket")
+    await _settle()
+    assert session.state is SessionState.OPEN
+    started = asyncio.all_tasks() - before
+    assert len(started) == 1, started  # the handler, awaiting wait_closed()
+    await endpoint.shutdown()
