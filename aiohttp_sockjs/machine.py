@@ -477,6 +477,29 @@ class SessionMachine(Generic[R]):
         actions += self.flush()
         return actions
 
+    def sends_plainly(self, size: int, count: int) -> R | None:
+        """The receiver a burst of ``count`` messages would go straight out to, if any.
+
+        Returns the receiver when :meth:`send_and_flush` of the burst
+        (``size`` characters) would answer only ``[SendMessages(receiver,
+        messages)]`` and :meth:`written` of that write, succeeding, nothing:
+        the two together then leave the machine as it was, so a driver that
+        writes the burst at once, and successfully, may skip both calls.
+        Otherwise ``None``. Changes nothing.
+        """
+        receiver = self._receiver
+        if (
+            receiver is not None
+            and not self._writing
+            and not self._outbox
+            and not self._inflight
+            and self._state is _OPEN
+            and self._close is None
+            and (size <= self._limits.max_queue_size or count == 1)
+        ):
+            return receiver
+        return None
+
     def overflow(self) -> list[Action[R]]:
         """The outbound bound was crossed (by :meth:`send` or seen by the driver's channel).
 

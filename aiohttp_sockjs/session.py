@@ -241,6 +241,7 @@ class Session:
         "_pressured",
         "_raw",
         "_sender_turn",
+        "_slack",
         "_streak",
         "_task",
         "_traffic",
@@ -287,6 +288,16 @@ class Session:
         self._mailbox: list[Command] = []
         self._pending_sends = 0  # characters of the Send commands in it
         self._pending_incoming = 0  # characters of the Incoming commands in it
+        # How many more characters may be posted before a send must be
+        # checked against the bound the long way (_admit_send): at most half
+        # the bound minus what the machine and the mailbox hold, so that
+        # sends within it cross neither the bound nor the pressure mark.
+        # Only _put_send adds to what is held, and it takes from this as it
+        # does; the actor only takes away (it writes, or drops), which
+        # leaves this a safe underestimate. Negative once sends are dropped
+        # (an overflow posted, the session finished), so that every send
+        # goes the long way and finds out.
+        self._slack = 0
         self._overflow_posted = False
         # Whether the actor is idle: no step running or scheduled, no write
         # in progress, no task. Whoever turns it False owns the next step.
@@ -515,25 +526,53 @@ class Session:
         by the machine's own rule, against what the machine holds plus what
         waits in the mailbox.
         """
-        if self._overflow_posted or self._finished:
-            return
         size = len(message)
+        slack = self._slack - size
+        if slack < 0:
+            slack = self._admit_send(size)
+            if slack is None:
+                return
+        self._slack = slack
+        self._pending_sends += size
+        mailbox = self._mailbox
+        if mailbox:
+            last = mailbox[-1]
+            if type(last) is Send:
+                last.messages.append(message)
+                last.size += size
+                return
+        # _post() and _post_wake() spelled out (the checks of _finished and
+        # of the overflow are made by _admit_send, see _slack): this runs
+        # for every burst a handler sends.
+        mailbox.append(Send([message], size))
+        if self._parked:
+            self._parked = False
+            self._endpoint._wake(self)
+
+    def _admit_send(self, size: int) -> int | None:
+        """Apply the send bound to a send of ``size`` characters, the long way.
+
+        Returns the new :attr:`_slack` once the send may be posted, or
+        ``None`` when it must be dropped.
+        """
+        if self._overflow_posted or self._finished:
+            return None
         limits = self._endpoint.limits
         held = self._machine.backlog + self._pending_sends
-        # The machine's rule (admits()), spelled out: this runs for every
-        # message a handler sends, and a call costs more than the test.
+        # The machine's rule, admits(), spelled out.
         if held and held + size > limits.max_queue_size:
             if limits.queue_overflow == "close":
                 # Counted when the session closes for it (NotifyClosed).
                 self._overflow_posted = True
                 self._pending_sends = 0
+                self._slack = -1
                 # Ahead of everything, and the sends waiting here dropped.
                 self._mailbox[:] = [_OVERFLOW, *(c for c in self._mailbox if type(c) is not Send)]
                 busy = self._busy
                 if busy is not None:
                     busy.abort()  # unblock the actor's write; see Receiver.abort
                 self._post_wake()
-                return
+                return None
             # drop_oldest: drop the oldest sends still waiting here; the
             # machine drops from its own queue as it takes this one.
             self._endpoint._overflows += 1
@@ -548,25 +587,13 @@ class Session:
                     command.size -= dropped
                     self._pending_sends -= dropped
             held = self._machine.backlog + self._pending_sends
-        self._pending_sends += size
-        if not self._pressured and 2 * (held + size) > limits.max_queue_size:
+        held += size
+        if not self._pressured and 2 * held > limits.max_queue_size:
             # Raised here, at once, so that a handler's next message waits
             # (see _fair); only the actor lowers it, once the queue drains.
             self._pressured = True
             self._endpoint._pressure(True)
-        mailbox = self._mailbox
-        if mailbox:
-            last = mailbox[-1]
-            if type(last) is Send:
-                last.messages.append(message)
-                last.size += size
-                return
-        # _post() and _post_wake() spelled out (without the check of
-        # _finished, made above): this runs for every burst a handler sends.
-        mailbox.append(Send([message], size))
-        if self._parked:
-            self._parked = False
-            self._endpoint._wake(self)
+        return limits.max_queue_size // 2 - held
 
     def _post_wake(self) -> None:
         """Have a parked actor take what the mailbox holds (see _step_parked)."""
@@ -775,12 +802,30 @@ class Session:
             command = mailbox.pop(0)
             if type(command) is Send:
                 # The most frequent command by far, so ahead of the match.
-                self._pending_sends -= command.size
+                size = command.size
+                self._pending_sends -= size
                 if mailbox:
-                    actions.extend(machine.send_all(command.messages, command.size))
-                else:
-                    actions.extend(machine.send_and_flush(command.messages, command.size))
-                    flushed = True
+                    actions.extend(machine.send_all(command.messages, size))
+                    continue
+                flushed = True
+                messages = command.messages
+                receiver = machine.sends_plainly(size, len(messages))
+                if (
+                    receiver is not None
+                    and receiver.sends_now
+                    and not receiver.single_frame
+                    and receiver.send_messages_now(messages)
+                ):
+                    # The burst went straight out, and successfully: by the
+                    # terms of sends_plainly, send_and_flush() and written()
+                    # would have left the machine as it is. Counted as
+                    # _write_now counts it.
+                    traffic = self._traffic
+                    count = len(messages)
+                    traffic.messages_out += count
+                    traffic.chars_out += size
+                    continue
+                actions.extend(machine.send_and_flush(messages, size))
                 continue
             flushed = False
             now = self._endpoint.clock()
@@ -933,6 +978,7 @@ class Session:
                 receiver.abort()
             case Finished():
                 self._finished = True
+                self._slack = -1
                 if self._pressured:
                     self._pressured = False
                     self._endpoint._pressure(False)

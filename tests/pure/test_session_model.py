@@ -427,14 +427,19 @@ class SessionModel(RuleBasedStateMachine):
         sizes=st.lists(st.integers(0, 3), min_size=2, max_size=3)
         | st.lists(st.integers(0, 30), min_size=1, max_size=4),
         last=st.booleans(),
+        direct=st.booleans(),
     )
-    def send_burst(self, sizes: list[int], last: bool) -> None:
+    def send_burst(self, sizes: list[int], last: bool, direct: bool) -> None:
         """Sends made back to back, as one command.
 
         ``send_all``, or ``send_and_flush`` when the command was the last in
         the driver's mailbox: the same as one ``send`` each, then the flush.
+        When the last, the driver first asks ``sends_plainly``; with
+        ``direct`` it then writes a plain burst at once, successfully, and
+        calls neither ``send_and_flush`` nor ``written``.
         """
         messages = [self._make_message(size) for size in sizes]
+        idle = not self.queue
         expect_overflow = False
         for message in messages:
             # Once the bound closes the session, the rest are not sent.
@@ -450,6 +455,16 @@ class SessionModel(RuleBasedStateMachine):
             and self._is_open()
         )
         queued = list(self.queue)
+        if last:
+            plain = self.machine.sends_plainly(sum(map(len, messages)), len(messages))
+            # Plain: nothing queued before, and the burst is exactly the
+            # frame that goes out now.
+            assert plain is (receiver if due and idle and queued == messages else None)
+            if plain is not None and direct and plain not in self.gone:
+                self.writes.append(SendMessages(plain, messages))
+                self.queue.clear()
+                self.out += messages
+                return
         event = self.machine.send_and_flush if last else self.machine.send_all
         actions = self._apply(event(messages, sum(map(len, messages))))
         self._check_send(actions, expect_overflow, [SendMessages(receiver, queued)] if due else [])

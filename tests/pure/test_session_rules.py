@@ -358,6 +358,51 @@ def test_outbound_batches(steps: list[Step], backlog: int) -> None:
     assert machine.backlog == backlog
 
 
+#: What ``sends_plainly`` answers after the steps, for a burst of these messages.
+PLAIN_CASES = [
+    pytest.param(OPENED, ["x", "yy"], A, id="idle receiver: plain"),
+    pytest.param(OPENED, ["a" * 25], A, id="one message over the bound: plain"),
+    pytest.param(OPENED, ["aaaa", "bbbb", "cccc"], None, id="a burst over the bound: not"),
+    pytest.param([(attach(A), [SendOpen(A)])], ["x"], None, id="o frame being written: not"),
+    pytest.param(
+        [*OPENED, (tick(10.0), [SendHeartbeat(A)])], ["x"], None, id="heartbeat in flight: not"
+    ),
+    pytest.param(
+        [*OPENED, (send_and_flush("w"), [SendMessages(A, ["w"])])],
+        ["x"],
+        None,
+        id="messages in flight: not",
+    ),
+    pytest.param([*OPENED, (send("w"), [])], ["x"], None, id="messages queued: not"),
+    pytest.param(POLLED, ["x"], None, id="no receiver: not"),
+    pytest.param(
+        [*OPENED, (send("w"), []), (close(), [notify(CLOSE_GO_AWAY), SendMessages(A, ["w"])])],
+        ["x"],
+        None,
+        id="closing: not",
+    ),
+]
+
+
+@pytest.mark.parametrize(("steps", "messages", "receiver"), PLAIN_CASES)
+def test_sends_plainly(steps: list[Step], messages: list[str], receiver: Rx | None) -> None:
+    """``sends_plainly`` names the receiver exactly when the burst goes out as it is.
+
+    When it does, ``send_and_flush`` answers that one write and its
+    ``written`` nothing, leaving the machine as it was: what a driver that
+    wrote the burst at once may skip.
+    """
+    machine = run(steps)
+    size = sum(map(len, messages))
+    assert machine.sends_plainly(size, len(messages)) is receiver
+    if receiver is None:
+        return
+    before = (machine.state, machine.backlog, machine.writing, machine.deadline)
+    assert machine.send_and_flush(messages, size) == [SendMessages(receiver, messages)]
+    assert machine.written(receiver, True, 1.0) == []
+    assert (machine.state, machine.backlog, machine.writing, machine.deadline) == before
+
+
 # --- closing -------------------------------------------------------------------
 
 CLOSE_CASES = [
