@@ -529,9 +529,10 @@ class Session:
         size = len(message)
         slack = self._slack - size
         if slack < 0:
-            slack = self._admit_send(size)
-            if slack is None:
+            checked = self._admit_send(size)
+            if checked is None:
                 return
+            slack = checked
         self._slack = slack
         self._pending_sends += size
         mailbox = self._mailbox
