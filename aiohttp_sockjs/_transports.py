@@ -873,23 +873,21 @@ class Routes:
                     log.info("SockJS websocket closed: 1009 too many messages in a frame")
                     await ws.close(code=1009, message=b"Too many messages")
                     break
-                for message in messages:
-                    if len(message) > limit:
-                        endpoint._refuse("message_size")
-                        log.info("SockJS websocket closed: 1009 message too big")
-                        await ws.close(code=1009, message=b"Message too big")
-                        break
-                else:
-                    if messages:
-                        processed = session._deliver(messages, sum(map(len, messages)))
-                        if processed is not None:
-                            await processed
-                        if session._gate is not None:
-                            # The inbox is full: read nothing more (TCP
-                            # backpressure) until the application takes some.
-                            await session._room()
-                    continue
-                break
+                size = sum(map(len, messages))
+                # Only a frame over the limit in all can hold a message over it.
+                if size > limit and max(map(len, messages)) > limit:
+                    endpoint._refuse("message_size")
+                    log.info("SockJS websocket closed: 1009 message too big")
+                    await ws.close(code=1009, message=b"Message too big")
+                    break
+                if messages:
+                    processed = session._deliver(messages, size)
+                    if processed is not None:
+                        await processed
+                    if session._gate is not None:
+                        # The inbox is full: read nothing more (TCP
+                        # backpressure) until the application takes some.
+                        await session._room()
         except ConnectionError:
             # The client went away while aiohttp answered one of its pings:
             # receive() raises the pong's failed write.

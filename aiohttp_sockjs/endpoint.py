@@ -417,11 +417,12 @@ class Endpoint:
             for session in ready:
                 done += 1
                 session._step_parked()
-        finally:
+        except BaseException:
             # Not expected (a step catches its own failures), but no session
             # may be left unparked with commands it will never take.
             for session in ready[done:]:
                 self._wake(session)
+            raise
 
     def _pressure(self, on: bool) -> None:
         """A session's backlog crossed half its bound (up with ``on``, or back down)."""

@@ -316,10 +316,16 @@ def decode_websocket_payload(data: str) -> list[str]:
     """
     if not data:
         return []
-    value = _loads(data)
+    # _loads() and _strings() spelled out: this runs for every websocket frame.
+    try:
+        value = ujson.loads(data)
+    except (ValueError, OverflowError):
+        raise PayloadError(BROKEN_JSON) from None
+    if type(value) is list and all(map(_is_str, value)):
+        return value
     if type(value) is str:
         return [value]
-    return _strings(value)
+    raise PayloadError(BROKEN_JSON)
 
 
 # --- static answers --------------------------------------------------------
