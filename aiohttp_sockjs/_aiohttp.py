@@ -332,7 +332,13 @@ def write_text_now(ws: web.WebSocketResponse, data: bytes, threshold: int = 0) -
     if payload is memo.payload and rsv == memo.rsv:
         frame = memo.frame  # a broadcast: the same payload for the next socket
     elif size <= FRAME_MEMO_LIMIT:
-        frame = _frame_bytes(payload, rsv)
+        # A whole unmasked, final text frame (RFC 6455 section 5.2), built
+        # here rather than in a helper: this runs for every frame. Under
+        # FRAME_MEMO_LIMIT, the length takes one of the two short forms.
+        if size < 126:
+            frame = bytes((0x80 | rsv | _TEXT_OPCODE, size)) + payload
+        else:
+            frame = bytes((0x80 | rsv | _TEXT_OPCODE, 126)) + size.to_bytes(2, "big") + payload
         memo.payload, memo.rsv, memo.frame = payload, rsv, frame
     else:
         writer._write_websocket_frame(payload, _TEXT, rsv)
@@ -361,17 +367,6 @@ class _FrameMemo:
 
 
 _LAST_FRAME: Final = _FrameMemo()
-
-
-def _frame_bytes(payload: bytes, rsv: int) -> bytes:
-    """A whole unmasked, final text frame (RFC 6455 section 5.2) carrying ``payload``."""
-    size = len(payload)
-    first = 0x80 | rsv | _TEXT_OPCODE
-    if size < 126:
-        return bytes((first, size)) + payload
-    if size < 65536:
-        return bytes((first, 126)) + size.to_bytes(2, "big") + payload
-    return bytes((first, 127)) + size.to_bytes(8, "big") + payload
 
 
 async def send_text(ws: web.WebSocketResponse, data: bytes, threshold: int = 0) -> None:

@@ -478,25 +478,25 @@ class Session:
     async def __anext__(self) -> str:
         # Not a call to receive(): a handler idling in ``async for`` then
         # holds one coroutine, not two.
-        inbox = self._inbox
-        if inbox and self._gate is None and not (self._streak and self._endpoint._pressured):
-            # _next_message() spelled out for the common case, a message of
-            # a batch with no pacing or paused inbound to see to: this runs
-            # once per client message.
-            message = inbox.popleft()
-            self._inbox_size -= len(message)
-            self._streak = True
-            return message
-        if self._streak and self._endpoint._pressured and self._inbox:
-            await self._fair()
         while True:
+            inbox = self._inbox
+            if inbox and self._gate is None and not (self._streak and self._endpoint._pressured):
+                # _next_message() spelled out for the common case, with no
+                # pacing or paused inbound to see to: this runs once per
+                # client message.
+                message = inbox.popleft()
+                self._inbox_size -= len(message)
+                self._streak = True
+                return message
+            if self._streak and self._endpoint._pressured and inbox:
+                await self._fair()
             got = self._next_message()
             if isinstance(got, str):
-                # A message handed out without waiting is part of a batch.
                 self._streak = True
                 return got
             if got is None:
                 raise StopAsyncIteration
+            # Waiting: the batch, if any, is over.
             self._streak = False
             self._pace_until = 0.0
             try:
@@ -544,11 +544,16 @@ class Session:
                 return
         # _post() and _post_wake() spelled out (the checks of _finished and
         # of the overflow are made by _admit_send, see _slack): this runs
-        # for every burst a handler sends.
+        # for every burst a handler sends, and for every recipient of a
+        # broadcast.
         mailbox.append(Send([message], size))
         if self._parked:
             self._parked = False
-            self._endpoint._wake(self)
+            # Endpoint._wake() spelled out, as above.
+            ready = self._endpoint._ready
+            if not ready:
+                asyncio.get_running_loop().call_soon(self._endpoint._step_ready)
+            ready.append(self)
 
     def _admit_send(self, size: int) -> int | None:
         """Apply the send bound to a send of ``size`` characters, the long way.
@@ -820,12 +825,14 @@ class Session:
                     # The burst went straight out, and successfully: by the
                     # terms of sends_plainly, send_and_flush() and written()
                     # would have left the machine as it is. Counted as
-                    # _write_now counts it.
+                    # _write_now counts it. No action is left and the
+                    # mailbox is empty: the step is over.
                     traffic = self._traffic
-                    count = len(messages)
-                    traffic.messages_out += count
+                    traffic.messages_out += len(messages)
                     traffic.chars_out += size
-                    continue
+                    if self._pressured:
+                        self._publish_pressure()
+                    return None
                 actions.extend(machine.send_and_flush(messages, size))
                 continue
             flushed = False
