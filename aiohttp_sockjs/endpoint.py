@@ -222,6 +222,9 @@ class Endpoint:
         # (see Session._post_wake): a broadcast to 10,000 sessions schedules
         # one callback, not 10,000.
         self._ready: list[Session] = []
+        # The session whose handler's coroutine is running right now, if any
+        # (see session._HandlerRun).
+        self._running_handler: Session | None = None
         # --- rooms and broker (issue 10) ---
         #: The endpoint's rooms: which sessions are in which room.
         self.rooms = Rooms()

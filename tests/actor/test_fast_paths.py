@@ -172,3 +172,76 @@ async def test_an_idle_session_holds_no_task_of_its_own() -> None:
     started = asyncio.all_tasks() - before
     assert len(started) == 1, started  # the handler, awaiting wait_closed()
     await endpoint.shutdown()
+
+
+async def test_a_reply_is_written_before_its_handler_task_yields() -> None:
+    """What a handler sends goes out as the handler suspends, as one frame.
+
+    Not a loop iteration later from the endpoint's callback: a callback
+    scheduled just after the client's message runs after the handler's
+    turn, and by then the reply is written.
+    """
+
+    async def echo(session: Any) -> None:
+        async for message in session:
+            session.send(message)
+            session.send(message + "!")
+
+    endpoint = testing.make_endpoint(echo)
+    receiver = NowRecorder()
+    session = testing.open_session(endpoint, receiver, "s", "websocket")
+    await _settle()
+    assert receiver.frames == ["o"]
+    loop = asyncio.get_running_loop()
+    seen: asyncio.Future[list[Any]] = loop.create_future()
+    testing.deliver(session, ["ping"])
+    # Runs after the handler's turn (its wakeup was scheduled first).
+    loop.call_soon(lambda: seen.set_result(list(receiver.frames)))
+    assert await seen == ["o", ("a", ['"ping"', '"ping!"'])]
+    await _settle()
+    assert receiver.frames == ["o", ("a", ['"ping"', '"ping!"'])]
+    assert receiver.awaited == []
+    await endpoint.shutdown()
+
+
+async def test_a_send_goes_out_whatever_its_handler_then_waits_for() -> None:
+    """A handler that sends and then waits on something of its own still gets its send out."""
+    gate = asyncio.Event()
+
+    async def announce(session: Any) -> None:
+        session.send("first")
+        await gate.wait()  # not the session: nothing of ours runs here
+        session.send("second")
+        await asyncio.sleep(3600)
+
+    endpoint = testing.make_endpoint(announce)
+    receiver = NowRecorder()
+    testing.open_session(endpoint, receiver, "s", "websocket")
+    await _settle()
+    assert receiver.frames == ["o", ("a", ['"first"'])]
+    gate.set()
+    await _settle()
+    assert receiver.frames == ["o", ("a", ['"first"']), ("a", ['"second"'])]
+    await endpoint.shutdown()
+
+
+async def test_what_a_handler_sends_as_it_ends_goes_out_before_the_close() -> None:
+    """The last sends of a handler that returns, or fails, precede the close frame."""
+
+    async def last_words(session: Any) -> None:
+        async for message in session:
+            session.send("bye")
+            if message == "fail":
+                raise RuntimeError("handler bug")
+            return
+
+    for message, close in (("quit", (3000, "Go away!")), ("fail", (1011, "Internal error"))):
+        endpoint = testing.make_endpoint(last_words)
+        receiver = NowRecorder()
+        session = testing.open_session(endpoint, receiver, "s", "xhr_streaming")
+        await _settle()
+        testing.deliver(session, [message])
+        await asyncio.wait_for(session.wait_closed(), 5)
+        await _settle()
+        assert receiver.frames == ["o", ("a", ['"bye"']), ("c", *close)], message
+        await endpoint.shutdown()
