@@ -703,6 +703,10 @@ class Session:
         task.add_done_callback(self._handler_done)
 
     def _handler_done(self, task: asyncio.Task[None]) -> None:
+        # The task holds its _HandlerRun, which holds this session: let go of
+        # the task, or the three would be garbage only the cyclic collector
+        # finds.
+        self._handler_task = None
         self._endpoint._handler_tasks.discard(task)
         if task.cancelled():
             return
