@@ -245,3 +245,38 @@ async def test_what_a_handler_sends_as_it_ends_goes_out_before_the_close() -> No
         await _settle()
         assert receiver.frames == ["o", ("a", ['"bye"']), ("c", *close)], message
         await endpoint.shutdown()
+
+
+async def test_an_ended_session_is_freed_by_reference_counting_alone() -> None:
+    """No reference cycle keeps a session whose handler has ended: no cyclic GC needed."""
+    import gc
+    import weakref
+
+    async def short(session: Any) -> None:
+        async for _ in session:
+            session.send("bye")
+            return
+
+    now = [0.0]
+    endpoint = testing.make_endpoint(short, clock=lambda: now[0])
+    gc.collect()
+    gc.disable()
+    try:
+        receiver = NowRecorder()
+        session = testing.open_session(endpoint, receiver, "s", "xhr_streaming")
+        await _settle()
+        testing.deliver(session, ["hi"])
+        await asyncio.wait_for(session.wait_closed(), 5)
+        testing.detach(session, receiver)
+        now[0] += 3600  # expired
+        endpoint.sweep()
+        await _settle()
+        assert not testing.held_sessions(endpoint)
+        gone = weakref.ref(session)
+        del session
+        await _settle()
+        assert gone() is None
+    finally:
+        gc.enable()
+    assert receiver.frames == ["o", ("a", ['"bye"']), ("c", 3000, "Go away!")]
+    await endpoint.shutdown()
