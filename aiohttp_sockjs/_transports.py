@@ -48,6 +48,7 @@ _WRITE_ERRORS: Final = (ConnectionError, RuntimeError, OSError)
 # Read once per websocket frame; an Enum member read off its class is a
 # descriptor call on Python 3.11.
 _WS_TEXT: Final = WSMsgType.TEXT
+_WS_ERROR: Final = WSMsgType.ERROR
 _TOO_BIG: Final = WSCloseCode.MESSAGE_TOO_BIG
 _OPEN: Final = protocol.OPEN_FRAME.encode()
 _HEARTBEAT: Final = protocol.HEARTBEAT_FRAME.encode()
@@ -847,7 +848,7 @@ class Routes:
         gone = False
         try:
             async for msg in ws:
-                if msg.type is WSMsgType.ERROR:
+                if msg.type is _WS_ERROR:
                     # aiohttp closed the socket already (e.g. 1009 for a frame
                     # over max_request_size).
                     error = msg.data
