@@ -460,16 +460,8 @@ class SessionMachine(Generic[R]):
         With nothing queued or being written, ``messages`` go out as they
         are, as one batch (the action holds the list given here).
         """
-        receiver = self._receiver
-        if (
-            receiver is not None
-            and not self._writing
-            and not self._outbox
-            and not self._inflight
-            and self._state is _OPEN
-            and self._close is None
-            and (size <= self._limits.max_queue_size or len(messages) == 1)
-        ):
+        receiver = self.sends_plainly(size, len(messages))
+        if receiver is not None:
             self._inflight = size
             self._writing = True
             return [SendMessages(receiver, messages)]
