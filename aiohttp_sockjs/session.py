@@ -696,23 +696,31 @@ class Session:
         except Exception as exc:  # a handler that failed before it could await
             coro = _reraise(exc)
         if type(coro) is types.CoroutineType:
-            task = asyncio.ensure_future(_HandlerRun(self, coro))
+            self._handler_task = asyncio.ensure_future(_HandlerRun(self, coro))
         else:
-            task = asyncio.ensure_future(coro)
-        self._handler_task = task
-        task.add_done_callback(self._handler_done)
+            task = self._handler_task = asyncio.ensure_future(coro)
+            task.add_done_callback(self._handler_done)
 
     def _handler_done(self, task: asyncio.Task[None]) -> None:
-        # The task holds its _HandlerRun, which holds this session: let go of
-        # the task, or the three would be garbage only the cyclic collector
-        # finds.
-        self._handler_task = None
-        self._endpoint._handler_tasks.discard(task)
+        # The done callback of a handler that is not a coroutine (those end
+        # in _HandlerRun, with no callback to hold).
         if task.cancelled():
+            self._handler_task = None
+            self._endpoint._handler_tasks.discard(task)
             return
-        exc = task.exception()
-        if exc is not None and not isinstance(exc, SessionClosed):
-            log.error("SockJS handler failed; closing its session", exc_info=exc)
+        self._handler_ended(task.exception())
+
+    def _handler_ended(self, error: BaseException | None) -> None:
+        """The handler returned, or failed with ``error``: close the session for it."""
+        task = self._handler_task
+        if task is not None:
+            # The task holds its _HandlerRun, which holds this session: let
+            # go of it, or the three would be garbage only the cyclic
+            # collector finds.
+            self._handler_task = None
+            self._endpoint._handler_tasks.discard(task)
+        if error is not None and not isinstance(error, SessionClosed):
+            log.error("SockJS handler failed; closing its session", exc_info=error)
             # A plain close: the client must still learn the reason on its
             # next request, until the session expires.
             self._post(Close(*protocol.CLOSE_INTERNAL_ERROR))
@@ -1084,6 +1092,15 @@ class _HandlerRun(Coroutine[Any, Any, Any]):
         endpoint._running_handler = session
         try:
             return method(*args)
+        except StopIteration:
+            session._handler_ended(None)
+            raise
+        except Exception as exc:
+            # The handler failed. Dealt with here, the task then ends
+            # plainly: it holds no exception that nobody would retrieve, and
+            # needs no done callback (128 bytes a session).
+            session._handler_ended(exc)
+            raise StopIteration from None
         finally:
             endpoint._running_handler = outer
             if session._owed:
