@@ -224,6 +224,7 @@ class Session:
         "_busy",
         "_close_info",
         "_close_waiter",
+        "_data",
         "_endpoint",
         "_finished",
         "_gate",
@@ -248,7 +249,6 @@ class Session:
         "_task",
         "_traffic",
         "_websocket",
-        "data",
         "request",
         "transport",
     )
@@ -274,8 +274,8 @@ class Session:
         self.request = request
         #: The name of the transport that opened the session, e.g. ``"websocket"``.
         self.transport = transport
-        #: Free storage for the application's per-session state.
-        self.data: dict[str, Any] = {}
+        # Made on first use: most sessions of a simple app never need one.
+        self._data: dict[str, Any] | None = None
         self._raw = raw
         self._websocket = websocket
         self._machine: SessionMachine[Receiver] = SessionMachine(
@@ -308,10 +308,10 @@ class Session:
         # Whether the handler's task owns the next step: it turned _parked
         # False by a send, and _HandlerRun runs the step as it suspends.
         self._owed = False
-        # Actions the machine returned and the actor has yet to perform. A
-        # list, like the mailbox: it holds a handful at most, and an empty
-        # deque would cost every idle session 700 bytes more.
-        self._actions: list[Action[Receiver]] = []
+        # Actions the machine returned and the actor has yet to perform:
+        # the running step's list, kept while the actor awaits a write;
+        # None while the actor is parked, so an idle session holds no list.
+        self._actions: list[Action[Receiver]] | None = None
         # The receiver the actor is awaiting a write to, if any.
         self._busy: Receiver | None = None
         # The inbox: made with the first message, idle sessions need none.
@@ -339,6 +339,18 @@ class Session:
     def endpoint(self) -> Endpoint:
         """The endpoint this session belongs to (for broadcast and the session list)."""
         return self._endpoint
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """Free storage for the application's per-session state (a dict)."""
+        data = self._data
+        if data is None:
+            data = self._data = {}
+        return data
+
+    @data.setter
+    def data(self, value: dict[str, Any]) -> None:
+        self._data = value
 
     @property
     def state(self) -> SessionState:
@@ -805,6 +817,8 @@ class Session:
         or ``None`` once the mailbox is empty (or the session finished).
         """
         actions = self._actions
+        if actions is None:
+            actions = self._actions = []
         mailbox = self._mailbox
         machine = self._machine
         # Whether the last command taken was flushed with it (send_and_flush):
@@ -814,7 +828,7 @@ class Session:
             while actions:
                 action = actions.pop(0)
                 if type(action) in _WRITES:
-                    if self._write_now(action):  # type: ignore[arg-type]
+                    if self._write_now(action, actions):  # type: ignore[arg-type]
                         continue
                     if self._pressured:
                         self._publish_pressure()
@@ -826,6 +840,7 @@ class Session:
                 # Every command applied: what they queued goes out together.
                 batch = [] if flushed else machine.flush()
                 if not batch:
+                    self._actions = None
                     if self._pressured:
                         self._publish_pressure()
                     return None
@@ -856,6 +871,7 @@ class Session:
                     traffic = self._traffic
                     traffic.messages_out += len(messages)
                     traffic.chars_out += size
+                    self._actions = None
                     if self._pressured:
                         self._publish_pressure()
                     return None
@@ -904,12 +920,14 @@ class Session:
             self._pressured = False
             self._endpoint._pressure(False)
 
-    def _write_now(self, action: Write) -> bool:
+    def _write_now(self, action: Write, actions: list[Action[Receiver]]) -> bool:
         """Perform a write without waiting, if its connection allows; report it.
 
-        Called from :meth:`_step` only. A receiver's ``*_now`` method writes
-        only what its awaited twin would have written without suspending,
-        so reporting ``written`` here is what :meth:`_write` would report.
+        Called from :meth:`_step` only, with the step's action list, to
+        which the machine's answer to ``written`` is added. A receiver's
+        ``*_now`` method writes only what its awaited twin would have
+        written without suspending, so reporting ``written`` here is what
+        :meth:`_write` would report.
         """
         receiver = action.receiver
         if not receiver.sends_now:
@@ -936,7 +954,7 @@ class Session:
             return False
         if not ok:
             return False
-        self._actions.extend(
+        actions.extend(
             self._machine.written(receiver, not receiver.single_frame, self._endpoint.clock())
         )
         return True
@@ -969,7 +987,11 @@ class Session:
             self._busy = None
         interrupted = not ok and receiver.interrupted()
         now = self._endpoint.clock()
-        self._actions.extend(self._machine.written(receiver, ok, now, interrupted=interrupted))
+        actions = self._machine.written(receiver, ok, now, interrupted=interrupted)
+        if self._actions is None:  # not expected: _step left its list for this write
+            self._actions = actions
+        else:
+            self._actions.extend(actions)
 
     def _perform(self, action: Action[Receiver]) -> None:
         """Perform an action that needs no waiting."""
@@ -1016,7 +1038,9 @@ class Session:
                 if self._pressured:
                     self._pressured = False
                     self._endpoint._pressure(False)
-                self._actions.clear()
+                if self._actions:
+                    self._actions.clear()  # the running step's: nothing more to perform
+                self._actions = None
                 self._pending_sends = 0
                 # Drop every command but the attaches, which the actor answers.
                 self._mailbox[:] = [c for c in self._mailbox if type(c) in (Attach, Incoming)]

@@ -525,3 +525,30 @@ async def test_expiry_tick_to_a_parked_actor_is_applied_at_once() -> None:
     testing.attach(session, late)
     assert late.got == ["released"]
     await endpoint.shutdown()
+
+
+async def test_session_data_is_per_session_storage(clock: Clock) -> None:
+    """``session.data`` is a dict of the session's own, kept across messages; it can be replaced."""
+
+    async def count(session: Session) -> None:
+        async for message in session:
+            seen = session.data.setdefault("seen", [])
+            seen.append(message)
+            session.send(f"{len(seen)}")
+
+    endpoint = make(clock, count)
+    first, second = Recorder(), Recorder()
+    a = await open_session(endpoint, first, "a")
+    b = await open_session(endpoint, second, "b")
+    testing.deliver(a, ["x"])
+    testing.deliver(a, ["y"])
+    testing.deliver(b, ["z"])
+    await settle()
+    assert a.data == {"seen": ["x", "y"]}
+    assert b.data == {"seen": ["z"]}
+    b.data = {"seen": ["earlier"]}
+    testing.deliver(b, ["w"])
+    await settle()
+    assert b.data["seen"] == ["earlier", "w"]
+    assert second.frames[-1] == ("a", ['"2"'])
+    await endpoint.shutdown()
