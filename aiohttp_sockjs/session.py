@@ -879,15 +879,18 @@ class Session:
                 continue
             flushed = False
             now = self._endpoint.clock()
+            # Cases by how often they come: ticks (the sweeper, for every
+            # idle session), client messages, then the rest.
             match command:
+                case Tick():
+                    pending = bool(mailbox) and any(type(c) is Attach for c in mailbox)
+                    actions.extend(machine.tick(now, attach_pending=pending))
                 case Incoming(messages, size, processed):
                     if self._pending_incoming:
                         self._pending_incoming = max(0, self._pending_incoming - size)
                     actions.extend(machine.incoming(messages, size, self._inbox_size, now))
                     if processed is not None:
                         processed.set_result(None)
-                case Consumed():
-                    actions.extend(machine.consumed(self._inbox_size))
                 case Attach(receiver):
                     current = machine.receiver
                     gone = current is not None and current.interrupted()
@@ -896,9 +899,8 @@ class Session:
                     actions.extend(machine.detach(receiver, now, interrupted=interrupted))
                 case Close(code, reason):
                     actions.extend(machine.close(code, reason, now))
-                case Tick():
-                    pending = any(type(c) is Attach for c in mailbox)
-                    actions.extend(machine.tick(now, attach_pending=pending))
+                case Consumed():
+                    actions.extend(machine.consumed(self._inbox_size))
                 case Overflow():
                     self._overflow_posted = False
                     actions.extend(machine.overflow())
