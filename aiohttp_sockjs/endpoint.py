@@ -495,12 +495,13 @@ class Endpoint:
         for session in self._sessions:
             # The sweeper only reads a session's state and posts commands.
             machine = session._machine
-            receiver = machine.receiver
             # A websocket session's own read loop sees its socket end and
             # detaches, so only polling and streaming requests are asked:
             # this halves the cost of a sweep over idle websockets.
-            if receiver is not None and not session._websocket and receiver.interrupted():
-                session._detach(receiver, True)
+            if not session._websocket:
+                receiver = machine.receiver
+                if receiver is not None and receiver.interrupted():
+                    session._detach(receiver, True)
             if machine.deadline <= now:
                 due.append(session)
         # Ticked after the walk: a tick may run a parked actor's step at
