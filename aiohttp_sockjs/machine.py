@@ -223,7 +223,6 @@ class SessionMachine(Generic[R]):
     __slots__ = (
         "_bytes_tokens",
         "_close",
-        "_deadline",
         "_inbound_paused",
         "_inflight",
         "_limits",
@@ -236,6 +235,7 @@ class SessionMachine(Generic[R]):
         "_state",
         "_websocket",
         "_writing",
+        "deadline",
     )
 
     def __init__(self, limits: Limits, now: float, *, websocket: bool = False) -> None:
@@ -243,7 +243,10 @@ class SessionMachine(Generic[R]):
         self._websocket = websocket
         self._state = _NEW
         self._close: tuple[int, str] | None = None
-        self._deadline = now + limits.disconnect_delay
+        #: When :meth:`tick` has something to do: a heartbeat, or expiry.
+        #: A plain attribute, not a property: the sweeper reads it for every
+        #: session on every sweep. Drivers read it; only the machine writes it.
+        self.deadline = now + limits.disconnect_delay
         self._receiver: R | None = None
         # Whether a write to the receiver is in flight (reported by written()).
         self._writing = False
@@ -272,11 +275,6 @@ class SessionMachine(Generic[R]):
     def close_info(self) -> tuple[int, str] | None:
         """``(code, reason)`` once the session is closing or closed."""
         return self._close
-
-    @property
-    def deadline(self) -> float:
-        """When :meth:`tick` has something to do: a heartbeat, or expiry."""
-        return self._deadline
 
     @property
     def receiver(self) -> R | None:
@@ -326,7 +324,7 @@ class SessionMachine(Generic[R]):
             # Closed: queued messages first, then the close frame, to every
             # receiver until the session expires. Queued messages go to the
             # receiver still being written to, if there is one.
-            self._deadline = now + self._limits.disconnect_delay
+            self.deadline = now + self._limits.disconnect_delay
             if self._outbox and current is None:
                 self._receiver = receiver
                 actions.append(self._take_batch(receiver))
@@ -337,7 +335,7 @@ class SessionMachine(Generic[R]):
             actions.append(SendClose(receiver, *CLOSE_ANOTHER_CONNECTION))
             return actions
         self._receiver = receiver
-        self._deadline = now + self._limits.heartbeat_delay
+        self.deadline = now + self._limits.heartbeat_delay
         if self._state is _NEW:
             self._state = _OPEN
             self._writing = True
@@ -365,7 +363,7 @@ class SessionMachine(Generic[R]):
                 return [self._take_batch(receiver)]
             # What was queued before the close went out: now the close frame.
             self._receiver = None
-            self._deadline = now + self._limits.disconnect_delay
+            self.deadline = now + self._limits.disconnect_delay
             actions: list[Action[R]] = [SendClose(receiver, *self._close)]
             if self._websocket:
                 actions += self._finish()
@@ -395,7 +393,7 @@ class SessionMachine(Generic[R]):
         actions: list[Action[R]] = [Release(receiver)]
         if self._state is _CLOSED:
             return actions
-        self._deadline = now + self._limits.disconnect_delay
+        self.deadline = now + self._limits.disconnect_delay
         if interrupted and self._close is None:
             code = CLOSE_QUEUE_OVERFLOW if self._overflowed else CLOSE_INTERRUPTED
             actions += self._mark_closed(*code)
@@ -573,7 +571,7 @@ class SessionMachine(Generic[R]):
             actions.append(self._take_batch(receiver))
         elif receiver is not None and not self._writing:
             self._receiver = None
-            self._deadline = now + self._limits.disconnect_delay
+            self.deadline = now + self._limits.disconnect_delay
             actions.append(SendClose(receiver, code, reason))
             if self._websocket:
                 actions += self._finish()
@@ -586,14 +584,14 @@ class SessionMachine(Generic[R]):
         ``attach_pending``: a connection is already waiting to attach, so
         the session must not expire under it.
         """
-        if now < self._deadline or self._state is _CLOSED:
+        if now < self.deadline or self._state is _CLOSED:
             return []
         receiver = self._receiver
         if receiver is None:
             if attach_pending:
                 return []
             return self._finish()
-        self._deadline = now + self._limits.heartbeat_delay
+        self.deadline = now + self._limits.heartbeat_delay
         if self._writing or self._close is not None:
             return []
         self._writing = True
