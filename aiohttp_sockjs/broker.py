@@ -53,7 +53,7 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Union
 
@@ -447,22 +447,32 @@ class RedisBroker:
         if not self._endpoints:
             await self._stop()
 
-    def _publish(self, endpoint: Endpoint, message: str, rooms: tuple[str, ...] | None) -> None:
-        """Queue a broadcast for the other processes (called by ``Endpoint.broadcast``)."""
+    def _publish(
+        self, endpoint: Endpoint, messages: Sequence[str], rooms: tuple[str, ...] | None
+    ) -> None:
+        """Queue broadcasts for the other processes (called by ``Endpoint.broadcast``).
+
+        Every message is checked before any is queued: a batch goes out whole
+        or not at all.
+        """
         key = _stream_key(self.namespace, endpoint.prefix)
-        seq = self._seqs.get(key, 0) + 1
-        fields = encode_entry(self.process_id, seq, rooms, message)
-        size = len(fields[_MESSAGE])
-        if size > self.max_message_size:
-            raise ValueError(
-                f"message of {size} bytes is over the broker's max_message_size "
-                f"({self.max_message_size})"
-            )
+        seq = self._seqs.get(key, 0)
+        entries = []
+        for message in messages:
+            seq += 1
+            fields = encode_entry(self.process_id, seq, rooms, message)
+            size = len(fields[_MESSAGE])
+            if size > self.max_message_size:
+                raise ValueError(
+                    f"message of {size} bytes is over the broker's max_message_size "
+                    f"({self.max_message_size})"
+                )
+            entries.append((fields, len(message) + _ENTRY_OVERHEAD))
         self._seqs[key] = seq
-        cost = len(message) + _ENTRY_OVERHEAD
-        self._outbox_count += 1
-        self._outbox.append((self._outbox_count, key, fields, cost))
-        self._outbox_chars += cost
+        for fields, cost in entries:
+            self._outbox_count += 1
+            self._outbox.append((self._outbox_count, key, fields, cost))
+            self._outbox_chars += cost
         while self._outbox_chars > self.max_outbox_size and len(self._outbox) > 1:
             self._outbox_chars -= self._outbox.popleft()[3]
             self.dropped += 1

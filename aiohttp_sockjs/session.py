@@ -22,7 +22,7 @@ import asyncio
 import logging
 import types
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -409,10 +409,39 @@ class Session:
         else:
             self._put_send(protocol.encode_message(message))
 
+    def send_many(self, messages: Iterable[str]) -> None:
+        """Queue several messages for the client, in order.
+
+        The same as calling :meth:`send` for each, but cheaper per message,
+        and the batch goes out in one frame when the connection takes it at
+        once (a websocket that is not busy writing, say). Use it when a
+        handler has several messages to send at the same moment: the
+        replies to a :meth:`receive_many` batch, or a burst of updates.
+        """
+        if self._close_info is not None:
+            return
+        if self._raw:
+            batch = list(messages)
+            for message in batch:
+                if type(message) is not str:
+                    raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
+        else:
+            batch = [protocol.encode_message(m) for m in messages]
+        if batch:
+            self._put_sends(batch, sum(map(len, batch)))
+
     def _send_encoded(self, raw: str, encoded: str) -> None:
         # For broadcast: the message is encoded once for every session.
         if self._close_info is None:
             self._put_send(raw if self._raw else encoded)
+
+    def _send_encoded_many(self, raw: list[str], encoded: list[str], size: int) -> None:
+        # For broadcast_many: ``size`` is the characters of ``encoded``.
+        if self._close_info is None:
+            if self._raw:
+                self._put_sends(raw, sum(map(len, raw)))
+            else:
+                self._put_sends(encoded, size)
 
     async def close(self, code: int = 3000, reason: str = "Go away!") -> None:
         """Close the session with ``code`` and ``reason``.
@@ -488,6 +517,46 @@ class Session:
                 await got
             finally:
                 self._inbox_waiter = None
+
+    async def receive_many(self, limit: int | None = None) -> list[str]:
+        """Wait for the next messages from the client, and take all that arrived.
+
+        Returns at least one message, and at most ``limit`` when given: the
+        messages of one client frame, or of several that arrived together.
+        Raises :class:`SessionClosed` like :meth:`receive`. While the
+        endpoint holds back fast senders (see ``max_queue_size``), it
+        returns one message at a time, as :meth:`receive` paces them.
+
+        With :meth:`send_many` this makes the Python work per batch rather
+        than per message, which is what a busy echo, relay or game loop
+        wants.
+        """
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        if self._endpoint._pressured:
+            return [await self.receive()]
+        while not (inbox := self._inbox):
+            got = self._next_message()  # with the inbox empty: None or a waiter
+            if got is None:
+                assert self._close_info is not None
+                raise SessionClosed(*self._close_info)
+            assert not isinstance(got, str)
+            self._streak = False
+            self._pace_until = 0.0
+            try:
+                await got
+            finally:
+                self._inbox_waiter = None
+        if limit is None or limit >= len(inbox):
+            batch = list(inbox)
+            inbox.clear()
+        else:
+            batch = [inbox.popleft() for _ in range(limit)]
+        self._inbox_size -= sum(map(len, batch))
+        self._streak = True
+        if self._gate is not None and _CONSUMED not in self._mailbox:
+            self._post(_CONSUMED)
+        return batch
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self
@@ -565,19 +634,50 @@ class Session:
         # broadcast.
         mailbox.append(Send([message], size))
         if self._parked:
-            self._parked = False
-            endpoint = self._endpoint
-            if endpoint._running_handler is self:
-                # Sent by this session's own handler: its task steps the
-                # actor as it suspends, the reply then goes out with no
-                # loop callback (see _HandlerRun).
-                self._owed = True
+            self._wake_for_send()
+
+    def _put_sends(self, messages: list[str], size: int) -> None:
+        """Post the Sends of a batch of ``size`` characters, in order.
+
+        A batch that fits within the slack is posted as one Send, else each
+        message goes through :meth:`_put_send`: the bound then applies to
+        each as if it had been sent alone.
+        """
+        slack = self._slack - size
+        if slack < 0:
+            for message in messages:
+                self._put_send(message)
+            return
+        self._slack = slack
+        self._pending_sends += size
+        mailbox = self._mailbox
+        if mailbox:
+            last = mailbox[-1]
+            if type(last) is Send:
+                last.messages.extend(messages)
+                last.size += size
                 return
-            # Endpoint._wake() spelled out, as above.
-            ready = endpoint._ready
-            if not ready:
-                asyncio.get_running_loop().call_soon(endpoint._step_ready)
-            ready.append(self)
+        # A copy: the broadcast shares one list between its sessions.
+        mailbox.append(Send(messages[:], size))
+        if self._parked:
+            self._wake_for_send()
+
+    def _wake_for_send(self) -> None:
+        """Have the parked actor take the Send just posted."""
+        self._parked = False
+        endpoint = self._endpoint
+        if endpoint._running_handler is self:
+            # Sent by this session's own handler: its task steps the actor
+            # as it suspends, the reply then goes out with no loop callback
+            # (see _HandlerRun).
+            self._owed = True
+            return
+        # Endpoint._wake() spelled out: this runs for every recipient of a
+        # broadcast.
+        ready = endpoint._ready
+        if not ready:
+            asyncio.get_running_loop().call_soon(endpoint._step_ready)
+        ready.append(self)
 
     def _admit_send(self, size: int) -> int | None:
         """Apply the send bound to a send of ``size`` characters, the long way.

@@ -103,6 +103,21 @@ async def test_broadcast_to_everyone_crosses_processes_in_order(node: NodeFactor
         await rx.close()
 
 
+async def test_broadcast_many_crosses_processes_in_order(node: NodeFactory) -> None:
+    """A batch reaches the other process's sessions whole and in order,
+    between the broadcasts made before and after it."""
+    a, b = await node(), await node()
+    receivers = [await n.open(t) for n in (a, b) for t in TRANSPORTS]
+    a.endpoint().broadcast("before")
+    a.endpoint().broadcast_many([f"m{i}" for i in range(20)])
+    a.endpoint().broadcast("after")
+    expected = ["before", *(f"m{i}" for i in range(20)), "after"]
+    for rx in receivers:
+        assert await messages(rx, len(expected)) == expected, rx.transport
+    for rx in receivers:
+        await rx.close()
+
+
 async def test_rooms_cross_processes_each_session_once(node: NodeFactory) -> None:
     a, b = await node(), await node()
     red = await a.open("websocket")
@@ -417,6 +432,13 @@ async def test_a_broadcast_too_large_for_redis_raises(node: NodeFactory) -> None
     with pytest.raises(ValueError, match="max_message_size"):
         a.endpoint().broadcast("x" * 101)
     a.endpoint().broadcast("x" * 100)
+    # A batch is checked whole before any of it is published or delivered.
+    rx = await a.open("websocket")
+    with pytest.raises(ValueError, match="max_message_size"):
+        a.endpoint().broadcast_many(["first", "x" * 101])
+    a.endpoint().broadcast("next")
+    assert await messages(rx, 1) == ["next"]
+    await rx.close()
 
 
 async def test_the_outbox_is_bounded_while_redis_is_down(
