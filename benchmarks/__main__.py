@@ -92,7 +92,19 @@ SCENARIOS: tuple[Scenario, ...] = (
         "ws_echo_100",
         "websocket echo, 100 sessions",
         "baseline-coalesce",
+        (_rate("throughput", 1.0),),
+    ),
+    Scenario(
+        "ws_echo_1_batch",
+        "websocket echo, 1 session, batch API",
+        "baseline-coalesce",
         (_rate("throughput", 0.8),),
+    ),
+    Scenario(
+        "ws_echo_100_batch",
+        "websocket echo, 100 sessions, batch API",
+        "baseline-coalesce",
+        (_rate("throughput", 1.0),),
     ),
     Scenario(
         "ws_latency",
@@ -127,6 +139,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "broadcast_20",
         "broadcast 20-msg bursts to 1000 websockets",
+        "baseline-coalesce",
+        (_rate("deliveries", 1.0, "deliveries/s"), Figure("time until all", "all_ms", "ms", False)),
+    ),
+    Scenario(
+        "broadcast_20_batch",
+        "broadcast 20-msg bursts to 1000 websockets, broadcast_many",
         "baseline-coalesce",
         (_rate("deliveries", 1.0, "deliveries/s"), Figure("time until all", "all_ms", "ms", False)),
     ),

@@ -480,8 +480,10 @@ async def _wait(fut: asyncio.Future[Any], timeout: float) -> bool:
 class EchoClient(WSClient):
     """Keeps ``window`` messages in flight until ``quota`` have come back."""
 
-    def __init__(self, port: int, quota: int, window: int, deflate: bool = False) -> None:
-        super().__init__(f"/echo/0/{_sid()}/websocket", port, deflate)
+    def __init__(
+        self, port: int, quota: int, window: int, deflate: bool = False, prefix: str = "/echo"
+    ) -> None:
+        super().__init__(f"{prefix}/0/{_sid()}/websocket", port, deflate)
         self.quota = quota
         self.window = window
         self.sent = 0
@@ -521,9 +523,12 @@ async def echo(
     window: int,
     timeout: float,
     deflate: bool = False,
+    prefix: str = "/echo",
 ) -> dict[str, Any]:
     quota = max(1, total // sessions)
-    clients = await open_many(lambda: EchoClient(port, quota, window, deflate), port, sessions)
+    clients = await open_many(
+        lambda: EchoClient(port, quota, window, deflate, prefix), port, sessions
+    )
     everything = asyncio.gather(*(c.done for c in clients))
     with Meter(pid) as m:
         for c in clients:
@@ -630,6 +635,7 @@ async def broadcast(
     timeout: float,
     deflate: bool = False,
     size: int = 0,
+    many: bool = False,
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     state: dict[str, Any] = {"target": per_round}
@@ -645,7 +651,8 @@ async def broadcast(
             state["remaining"] = sessions
             state["done"] = loop.create_future()
             t0 = time.perf_counter()
-            status, _ = await ctl.request("POST", f"/ctl/broadcast?n={per_round}&size={size}")
+            query = f"n={per_round}&size={size}" + ("&many=1" if many else "")
+            status, _ = await ctl.request("POST", "/ctl/broadcast?" + query)
             assert status == 200, status
             if not await _wait(state["done"], max(0.1, deadline - time.perf_counter())):
                 break
@@ -878,6 +885,10 @@ def scenario(name: str, port: int, pid: int, scale: str) -> Coroutine[Any, Any, 
     table: dict[str, Callable[[], Coroutine[Any, Any, dict[str, Any]]]] = {
         "ws_echo_1": lambda: echo(port, pid, 1, i(c["echo1"]), 100, t),
         "ws_echo_100": lambda: echo(port, pid, i(c["echo100_sessions"]), i(c["echo100"]), 10, t),
+        "ws_echo_1_batch": lambda: echo(port, pid, 1, i(c["echo1"]), 100, t, prefix="/echob"),
+        "ws_echo_100_batch": lambda: echo(
+            port, pid, i(c["echo100_sessions"]), i(c["echo100"]), 10, t, prefix="/echob"
+        ),
         "ws_echo_1_deflate": lambda: echo(port, pid, 1, i(c["deflate1"]), 100, t, deflate=True),
         "ws_echo_100_deflate": lambda: echo(
             port, pid, i(c["echo100_sessions"]), i(c["deflate"]), 10, t, deflate=True
@@ -912,6 +923,9 @@ def scenario(name: str, port: int, pid: int, scale: str) -> Coroutine[Any, Any, 
         ),
         "broadcast_20": lambda: broadcast(
             port, pid, i(c["bcast_sessions"]), 20, i(c["burst_rounds"]), t
+        ),
+        "broadcast_20_batch": lambda: broadcast(
+            port, pid, i(c["bcast_sessions"]), 20, i(c["burst_rounds"]), t, many=True
         ),
         "xhr_streaming_echo": lambda: xhr_streaming(
             port, pid, i(c["xhr_sessions"]), i(c["xhr_msgs"]), t

@@ -7,9 +7,13 @@ stdout. Routes used by the load generator:
 - ``/echo/{server}/{session}/websocket``: SockJS websocket echo
   (``o``, then ``a["m"]`` per ``["m"]``).
 - ``/echo/{server}/{session}/xhr_send|xhr_streaming|xhr``: xhr echo.
+- ``/echob/{server}/{session}/websocket``: the same echo, written with our
+  batch API (``receive_many`` / ``send_many``); the baseline's is the same
+  handler as ``/echo``.
 - ``/bcast/{server}/{session}/websocket``: sessions that only receive.
 - ``POST /ctl/broadcast?n=N&size=B``: broadcast N messages to every
-  ``/bcast`` session, each about B bytes of JSON (default: ``b0``, ``b1``...).
+  ``/bcast`` session, each about B bytes of JSON (default: ``b0``, ``b1``...);
+  with ``&many=1`` ours sends them with one ``broadcast_many`` call.
 
 ``--metrics`` also serves Prometheus metrics at ``/metrics`` (needs
 prometheus-client). ``--compression on|off`` sets our endpoints' ``websocket_compression``
@@ -75,6 +79,11 @@ def ours_app(
         async for message in session:
             session.send(message)
 
+    async def echo_batches(session: aiohttp_sockjs.Session) -> None:
+        with contextlib.suppress(aiohttp_sockjs.SessionClosed):
+            while True:
+                session.send_many(await session.receive_many())
+
     async def listen(session: aiohttp_sockjs.Session) -> None:
         async for _ in session:
             pass
@@ -84,6 +93,9 @@ def ours_app(
     aiohttp_sockjs.setup(
         app, "/echo", echo, heartbeat_delay=heartbeat, response_limit=1 << 40, **options
     )
+    aiohttp_sockjs.setup(
+        app, "/echob", echo_batches, heartbeat_delay=heartbeat, response_limit=1 << 40, **options
+    )
     # Room for the 10,000-session broadcast (the default max_sessions is 10,000).
     bcast = aiohttp_sockjs.setup(
         app, "/bcast", listen, heartbeat_delay=heartbeat, max_sessions=20_000, **options
@@ -92,6 +104,9 @@ def ours_app(
     async def broadcast(request: web.Request) -> web.Response:
         n = int(request.query.get("n", "1"))
         size = int(request.query.get("size", "0"))
+        if request.query.get("many") == "1":
+            bcast.broadcast_many([message(i, size) for i in range(n)])
+            return web.Response(text="ok")
         for i in range(n):
             bcast.broadcast(message(i, size))
         return web.Response(text="ok")
@@ -263,6 +278,7 @@ def baseline_app(coalesce: bool, heartbeat: float = 25.0) -> web.Application:
 
     session = "/{server}/{session}"
     app.router.add_get("/echo" + session + "/websocket", ws_echo)
+    app.router.add_get("/echob" + session + "/websocket", ws_echo)
     app.router.add_get("/bcast" + session + "/websocket", ws_listen)
     app.router.add_post("/echo" + session + "/xhr_send", xhr_send)
     app.router.add_post("/echo" + session + "/xhr_streaming", xhr_streaming)
