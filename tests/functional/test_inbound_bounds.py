@@ -10,6 +10,7 @@ handler that never reads: ``tests/slow/test_inbound_memory.py``.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 from typing import Any
@@ -35,10 +36,18 @@ def _messages(count: int) -> list[str]:
 class SlowReader:
     """A handler that reads every message, but takes a while over each."""
 
-    def __init__(self) -> None:
+    def __init__(self, batches: bool = False) -> None:
         self.got: list[str] = []
+        self.batches = batches
 
     async def __call__(self, session: aiohttp_sockjs.Session) -> None:
+        if self.batches:
+            # A few at a time: taking from the inbox must reopen it too.
+            with contextlib.suppress(aiohttp_sockjs.SessionClosed):
+                while True:
+                    self.got += await session.receive_many(limit=3)
+                    await asyncio.sleep(0.004)
+            return
         async for message in session:
             self.got.append(message)
             # The application's work on one message: slower than the client.
@@ -55,8 +64,11 @@ async def _post(client: TestClient[Any, Any], path: str, body: str) -> tuple[int
         return resp.status, await resp.text()
 
 
-async def test_slow_reader_gets_every_websocket_message_in_order(serve: ClientFactory) -> None:
-    reader = SlowReader()
+@pytest.mark.parametrize("batches", [False, True], ids=["one by one", "receive_many"])
+async def test_slow_reader_gets_every_websocket_message_in_order(
+    serve: ClientFactory, batches: bool
+) -> None:
+    reader = SlowReader(batches)
     client = await serve(reader, max_inbox_size=INBOX)
     sent = _messages(200)  # ten times the inbox
     ws = await bounded(client.ws_connect(session_url("/e", new_id(), "websocket")))
@@ -71,8 +83,11 @@ async def test_slow_reader_gets_every_websocket_message_in_order(serve: ClientFa
     await ws.close()
 
 
-async def test_slow_reader_gets_every_xhr_send_message_in_order(serve: ClientFactory) -> None:
-    reader = SlowReader()
+@pytest.mark.parametrize("batches", [False, True], ids=["one by one", "receive_many"])
+async def test_slow_reader_gets_every_xhr_send_message_in_order(
+    serve: ClientFactory, batches: bool
+) -> None:
+    reader = SlowReader(batches)
     # The session has no poll open while the messages go in: it must not
     # expire meanwhile, even on a loaded machine.
     client = await serve(reader, max_inbox_size=INBOX, disconnect_delay=60)
