@@ -547,6 +547,8 @@ class Session:
                 await got
             finally:
                 self._inbox_waiter = None
+        if self._endpoint._pressured:
+            limit = 1  # it came while this waited: the next call paces
         if limit is None or limit >= len(inbox):
             batch = list(inbox)
             inbox.clear()

@@ -8,6 +8,7 @@ connection takes it at once, in order with every other send.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -17,7 +18,7 @@ import aiohttp_sockjs
 from aiohttp_sockjs import testing
 from tests.conftest import ClientFactory, endpoint_of
 from tests.functional.test_websocket_send_order import frames_until, open_ws
-from tests.wire import bounded, eventually, new_id, session_url
+from tests.wire import bounded, eventually, new_id, open_xhr_session, session_url
 
 
 async def upper_batches(session: aiohttp_sockjs.Session) -> None:
@@ -262,3 +263,33 @@ async def test_websocket_client_frames_are_not_split(serve: ClientFactory) -> No
     assert sizes == [1, 5, 2]
     await ws.close()
 
+
+
+async def test_receive_many_hands_out_one_at_a_time_under_pressure(
+    serve: ClientFactory,
+) -> None:
+    """While a session holds over half its send bound, receive_many paces a
+    batch as receive does: one message, then the next once the pressure is
+    relieved."""
+    batches: list[list[str]] = []
+
+    async def handler(session: aiohttp_sockjs.Session) -> None:
+        with contextlib.suppress(aiohttp_sockjs.SessionClosed):
+            while True:
+                batches.append(await session.receive_many())
+
+    client = await serve(handler, max_queue_size=100, disconnect_delay=30)
+    endpoint = endpoint_of(client)
+    stalled = await open_xhr_session(client, "/e")  # and no poll open: it holds what it gets
+    ws = await open_ws(client)
+    await eventually(lambda: len(endpoint) == 2)
+    endpoint.broadcast("x" * 60)  # over half the bound for the stalled session
+    assert (await bounded(ws.receive())).data == f'a["{"x" * 60}"]'
+    await ws.send_str('["1","2","3"]')
+    await eventually(lambda: batches == [["1"]])
+    # The stalled client polls: the pressure is gone, the rest follows.
+    resp = await client.post(session_url("/e", stalled, "xhr"))
+    assert (await resp.text()).startswith('a["xxx')
+    await eventually(lambda: [m for b in batches for m in b] == ["1", "2", "3"])
+    assert batches[0] == ["1"]
+    await ws.close()
