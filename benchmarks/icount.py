@@ -39,6 +39,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Websockets listening to each broadcast.
 LISTENERS = 200
 BATCH = 100
+#: Messages of a broadcast burst.
+BURST = 20
 
 
 def _sid() -> str:
@@ -63,8 +65,10 @@ async def ws_echo(http: aiohttp.ClientSession, base: str, n: int) -> None:
             assert await _frames(ws) == f'a["m{i}"]'
 
 
-async def ws_echo_batch(http: aiohttp.ClientSession, base: str, n: int) -> None:
-    async with http.ws_connect(f"{base}/echo/000/{_sid()}/websocket") as ws:
+async def ws_echo_batch(
+    http: aiohttp.ClientSession, base: str, n: int, prefix: str = "/echo"
+) -> None:
+    async with http.ws_connect(f"{base}{prefix}/000/{_sid()}/websocket") as ws:
         assert await _frames(ws) == "o"
         for i in range(n):
             await ws.send_str(json.dumps([f"m{i}.{k}" for k in range(BATCH)]))
@@ -74,21 +78,38 @@ async def ws_echo_batch(http: aiohttp.ClientSession, base: str, n: int) -> None:
                 got += len(json.loads(frame[1:]))
 
 
-async def broadcast(http: aiohttp.ClientSession, base: str, n: int) -> None:
+async def ws_echo_batch_api(http: aiohttp.ClientSession, base: str, n: int) -> None:
+    await ws_echo_batch(http, base, n, "/echob")
+
+
+async def broadcast(http: aiohttp.ClientSession, base: str, n: int, query: str = "n=1") -> None:
     sockets = [
         await http.ws_connect(f"{base}/bcast/000/{_sid()}/websocket") for _ in range(LISTENERS)
     ]
+    per = int(query.split("&")[0][2:])
     try:
         for ws in sockets:
             assert await _frames(ws) == "o"
         for _ in range(n):
-            async with http.post(f"{base}/ctl/broadcast?n=1") as response:
+            async with http.post(f"{base}/ctl/broadcast?{query}") as response:
                 assert response.status == 200
             for ws in sockets:
-                assert (await _frames(ws)).startswith("a[")
+                got = 0
+                while got < per:
+                    frame = await _frames(ws)
+                    assert frame.startswith("a[")
+                    got += len(json.loads(frame[1:]))
     finally:
         for ws in sockets:
             await ws.close()
+
+
+async def burst(http: aiohttp.ClientSession, base: str, n: int) -> None:
+    await broadcast(http, base, n, f"n={BURST}")
+
+
+async def burst_many(http: aiohttp.ClientSession, base: str, n: int) -> None:
+    await broadcast(http, base, n, f"n={BURST}&many=1")
 
 
 async def xhr_streaming_echo(http: aiohttp.ClientSession, base: str, n: int) -> None:
@@ -153,6 +174,33 @@ WORKLOADS = [
         5,
         25,
         LISTENERS,
+    ),
+    Workload(
+        "ws_echo_batch_api",
+        f"websocket echo, frames of {BATCH} messages, receive_many + send_many",
+        "message",
+        ws_echo_batch_api,
+        10,
+        90,
+        BATCH,
+    ),
+    Workload(
+        "burst",
+        f"{BURST} broadcasts to {LISTENERS} websockets",
+        "delivery",
+        burst,
+        2,
+        8,
+        LISTENERS * BURST,
+    ),
+    Workload(
+        "burst_many",
+        f"broadcast_many of {BURST} messages to {LISTENERS} websockets",
+        "delivery",
+        burst_many,
+        2,
+        8,
+        LISTENERS * BURST,
     ),
     Workload(
         "xhr_streaming_echo",
