@@ -379,6 +379,20 @@ class SenderTurn:
         self.waiting = 0
 
 
+class _Framing:
+    """What a streaming transport writes: its name, content type, prelude and frames."""
+
+    __slots__ = ("content_type", "encode", "prelude", "transport")
+
+    def __init__(
+        self, transport: str, content_type: str, prelude: bytes, encode: Callable[[str], bytes]
+    ) -> None:
+        self.transport = transport
+        self.content_type = content_type
+        self.prelude = prelude
+        self.encode = encode
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -417,17 +431,16 @@ class Routes:
         # would cost one more coroutine for every streaming session.
         self.xhr_streaming = functools.partial(
             self._stream,
-            transport="xhr_streaming",
-            content_type=JS,
-            prelude=protocol.XHR_STREAMING_PRELUDE,
-            encode=protocol.xhr_chunk,
+            _Framing("xhr_streaming", JS, protocol.XHR_STREAMING_PRELUDE, protocol.xhr_chunk),
         )
         self.eventsource = functools.partial(
             self._stream,
-            transport="eventsource",
-            content_type="text/event-stream",
-            prelude=protocol.EVENTSOURCE_PRELUDE,
-            encode=protocol.eventsource_chunk,
+            _Framing(
+                "eventsource",
+                "text/event-stream",
+                protocol.EVENTSOURCE_PRELUDE,
+                protocol.eventsource_chunk,
+            ),
         )
 
     # --- headers ---
@@ -632,30 +645,42 @@ class Routes:
 
         return await self._poll(request, "jsonp", encode, headers)
 
-    async def _stream(
-        self,
-        request: web.Request,
-        transport: str,
-        content_type: str,
-        prelude: bytes,
-        encode: Callable[[str], bytes],
-    ) -> web.StreamResponse:
+    async def _stream(self, framing: _Framing, request: web.Request) -> web.StreamResponse:
+        # This coroutine lives as long as the stream and its frame holds a
+        # slot for each of its locals: the start, with most of them, is
+        # awaited in a coroutine of its own that is gone once it returns.
+        begun = await self._begin_stream(framing, request)
+        if isinstance(begun, web.StreamResponse):
+            return begun
+        session, receiver = begun
+        del begun  # the tuple would live as long as the stream
+        try:
+            await receiver.done
+        except asyncio.CancelledError:
+            session._detach(receiver, True)
+            raise
+        return receiver._response
+
+    async def _begin_stream(
+        self, framing: _Framing, request: web.Request
+    ) -> tuple[Session, StreamingReceiver] | web.StreamResponse:
+        """Start the stream and attach its receiver, or the response to end with at once."""
         refused = self._bad_origin(request) or self._full(request)
         if refused is not None:
             return refused
-        response = web.StreamResponse(headers=self._headers(request, content_type))
+        response = web.StreamResponse(headers=self._headers(request, framing.content_type))
         if request.version < (1, 1):
             # No chunked encoding in HTTP/1.0: the end of the body is the end
             # of the connection, even if the client asked for keep-alive.
             response.force_close()
         try:
             await response.prepare(request)
-            await response.write(prelude)
+            await response.write(framing.prelude)
         except _WRITE_ERRORS:
             # The client left before the stream began (an aborted request, a
             # removed iframe): nothing reached a session, there is nothing to do.
             return response
-        opened = self._open(request, transport)
+        opened = self._open(request, framing.transport)
         if opened is None:
             # Filled up while this response started.
             self.endpoint._refuse(
@@ -667,31 +692,25 @@ class Routes:
                 protocol.loggable(request.path),
             )
             with contextlib.suppress(*_WRITE_ERRORS):
-                await response.write(encode(protocol.close_frame(*protocol.CLOSE_TRY_AGAIN)))
+                await response.write(
+                    framing.encode(protocol.close_frame(*protocol.CLOSE_TRY_AGAIN))
+                )
             return response
         session, created = opened
         limit = self.endpoint.options.response_limit
-        receiver = StreamingReceiver(request, response, encode, limit)
+        receiver = StreamingReceiver(request, response, framing.encode, limit)
         self._run(session, created, receiver)
-        try:
-            await receiver.done
-        except asyncio.CancelledError:
-            session._detach(receiver, True)
-            raise
-        return response
+        return session, receiver
 
     async def htmlfile(self, request: web.Request) -> web.StreamResponse:
         try:
             callback = protocol.validate_callback(_callback(request))
         except PayloadError as exc:
             return self._error(request, 500, str(exc))
-        return await self._stream(
-            request,
-            "htmlfile",
-            HTML,
-            protocol.htmlfile_prelude(callback),
-            protocol.htmlfile_chunk,
+        framing = _Framing(
+            "htmlfile", HTML, protocol.htmlfile_prelude(callback), protocol.htmlfile_chunk
         )
+        return await self._stream(framing, request)
 
     # --- sending transports ---
 
