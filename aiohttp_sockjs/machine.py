@@ -260,7 +260,9 @@ class SessionMachine(Generic[R]):
         self._overflowed = False
         self._inbound_paused = False
         rate = limits.rate_limit
-        self._rate_time = now
+        # Read only under a rate limit; without one, keeping the clock's
+        # float here would cost every session 24 bytes.
+        self._rate_time = now if rate else 0.0
         self._messages_tokens = _bucket(rate.messages_per_second, rate.burst) if rate else 0.0
         self._bytes_tokens = _bucket(rate.bytes_per_second, rate.burst) if rate else 0.0
 
