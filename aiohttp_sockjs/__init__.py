@@ -289,15 +289,21 @@ def _add_session_resource(
         return
     resource = router.add_resource(path + "/{transport:(" + "|".join(sorted(table)) + ")}")
     allowed = {name: ", ".join(sorted(methods)) for name, methods in table.items()}
+    names = {name: name for name in table}
 
     def dispatch(request: web.Request) -> Awaitable[web.StreamResponse]:
         # Returns the transport handler's own coroutine, not one wrapping
         # it: a websocket's or a stream's handler frame lives as long as
         # the connection, so a wrapper would cost a frame per session.
-        name = request.match_info["transport"]
+        match_info = request.match_info
+        name = match_info["transport"]
         handler = table[name].get(request.method)
         if handler is None:
             return _not_allowed(allowed[name])
+        # The same string, but the table's: the request lives as long as its
+        # connection, and the copy the match made would cost a websocket or
+        # stream session 64 bytes.
+        match_info["transport"] = names[name]
         result: Awaitable[web.StreamResponse] = handler(request)
         return result
 
