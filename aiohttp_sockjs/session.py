@@ -198,7 +198,14 @@ class Shutdown:
     """The server is going away."""
 
 
-Command = Attach | Detach | Send | Incoming | Consumed | Close | Tick | Overflow | Shutdown
+# A lone encoded message is posted as the bare string, a Send of one: a
+# broadcast then leaves no new container for the collector in each
+# recipient's mailbox until its step (with thousands of sessions, those
+# containers were what made broadcasts trigger full collections). A second
+# send joins it into a Send.
+Command = Attach | Detach | Send | str | Incoming | Consumed | Close | Tick | Overflow | Shutdown
+
+
 
 _TICK: Final = Tick()
 _CONSUMED: Final = Consumed()
@@ -630,11 +637,14 @@ class Session:
                 last.messages.append(message)
                 last.size += size
                 return
+            if type(last) is str:
+                mailbox[-1] = Send([last, message], len(last) + size)
+                return
         # _post() and _post_wake() spelled out (the checks of _finished and
         # of the overflow are made by _admit_send, see _slack): this runs
         # for every burst a handler sends, and for every recipient of a
         # broadcast.
-        mailbox.append(Send([message], size))
+        mailbox.append(message)
         if self._parked:
             self._wake_for_send()
 
@@ -658,6 +668,9 @@ class Session:
             if type(last) is Send:
                 last.messages.extend(messages)
                 last.size += size
+                return
+            if type(last) is str:
+                mailbox[-1] = Send([last, *messages], len(last) + size)
                 return
         # A copy: the broadcast shares one list between its sessions.
         mailbox.append(Send(messages[:], size))
@@ -699,7 +712,10 @@ class Session:
                 self._pending_sends = 0
                 self._slack = -1
                 # Ahead of everything, and the sends waiting here dropped.
-                self._mailbox[:] = [_OVERFLOW, *(c for c in self._mailbox if type(c) is not Send)]
+                self._mailbox[:] = [
+                    _OVERFLOW,
+                    *(c for c in self._mailbox if type(c) is not Send and type(c) is not str),
+                ]
                 busy = self._busy
                 if busy is not None:
                     busy.abort()  # unblock the actor's write; see Receiver.abort
@@ -708,8 +724,11 @@ class Session:
             # drop_oldest: drop the oldest sends still waiting here; the
             # machine drops from its own queue as it takes this one.
             self._endpoint._overflows += 1
-            for command in self._mailbox:
-                if type(command) is not Send:
+            mailbox = self._mailbox
+            for i, command in enumerate(mailbox):
+                if type(command) is str:
+                    command = mailbox[i] = Send([command], len(command))
+                elif type(command) is not Send:
                     continue
                 waiting = command.messages
                 while waiting and not admits(
@@ -949,15 +968,22 @@ class Session:
                 actions.extend(batch)
                 continue
             command = mailbox.pop(0)
-            if type(command) is Send:
-                # The most frequent command by far, so ahead of the match.
+            # Sends, the most frequent commands by far, ahead of the match.
+            messages: list[str] | None
+            if type(command) is str:
+                messages = [command]
+                size = len(command)
+            elif type(command) is Send:
+                messages = command.messages
                 size = command.size
+            else:
+                messages = None
+            if messages is not None:
                 self._pending_sends -= size
                 if mailbox:
-                    actions.extend(machine.send_all(command.messages, size))
+                    actions.extend(machine.send_all(messages, size))
                     continue
                 flushed = True
-                messages = command.messages
                 receiver = machine.sends_plainly(size, len(messages))
                 if (
                     receiver is not None

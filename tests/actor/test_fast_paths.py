@@ -280,3 +280,28 @@ async def test_an_ended_session_is_freed_by_reference_counting_alone() -> None:
         gc.enable()
     assert receiver.frames == ["o", ("a", ['"bye"']), ("c", 3000, "Go away!")]
     await endpoint.shutdown()
+
+
+async def test_a_broadcast_leaves_no_container_for_the_collector_per_recipient() -> None:
+    """Until their step, the recipients of a broadcast hold the message without
+    a new GC-tracked object each: broadcasts to thousands of sessions must not
+    fill the collector's young generation (and so trigger full collections)."""
+    import gc
+
+    endpoint = testing.make_endpoint(_idle)
+    receivers = [NowRecorder() for _ in range(200)]
+    for i, rec in enumerate(receivers):
+        testing.open_session(endpoint, rec, f"s{i}", "websocket")
+    await _settle()
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        endpoint.broadcast("hello")
+        tracked = len(gc.get_objects()) - before
+    finally:
+        gc.enable()
+    assert tracked < 10, tracked
+    await _settle()
+    assert all(rec.frames == ["o", ("a", ['"hello"'])] for rec in receivers)
+    await endpoint.shutdown()
