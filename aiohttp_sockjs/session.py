@@ -755,6 +755,15 @@ class Session:
     # --- entry points for transports and the endpoint ----------------------
 
     def _attach(self, receiver: Receiver) -> None:
+        if self._parked:
+            # As _tick: the actor is parked with nothing in progress, so the
+            # connection is taken here, under the invariant of
+            # _step_parked: a poll is answered from what is queued before
+            # its handler even awaits, with no loop callback in between.
+            self._parked = False
+            self._mailbox.append(Attach(receiver))
+            self._step_parked()
+            return
         self._post(Attach(receiver))
 
     def _detach(self, receiver: Receiver, interrupted: bool) -> None:
@@ -821,9 +830,9 @@ class Session:
 
     def _start(self, handler: Callable[[Session], Any]) -> None:
         """Start the actor and then the application's handler."""
-        # The first step (the o frame, usually) runs from the endpoint's
-        # callback, once the transport's task yields.
-        self._endpoint._wake(self)
+        # The first step (the o frame, usually) runs here: nobody else can
+        # own it yet (a new session is not parked, so posts only queue).
+        self._step_parked()
         try:
             coro = handler(self)
         except Exception as exc:  # a handler that failed before it could await

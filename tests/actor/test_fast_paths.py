@@ -162,6 +162,26 @@ async def test_single_frame_receiver_is_let_go_after_a_write_at_once() -> None:
     await endpoint.shutdown()
 
 
+async def test_a_connection_is_answered_as_it_is_attached() -> None:
+    """The open frame of a new session, and what waits for a poll, are written
+    within the call that attaches the connection: no loop turn in between."""
+
+    async def greet(session: Any) -> None:
+        session.send("hi")
+        await session.wait_closed()
+
+    endpoint = testing.make_endpoint(greet)
+    first = OneFrame()
+    session = testing.open_session(endpoint, first, "s", "xhr")
+    assert first.frames == ["o"]  # before any await
+    await _settle()  # the handler runs and sends
+    second = OneFrame()
+    testing.attach(session, second)
+    assert second.frames == [("a", ['"hi"'])]
+    assert second.released
+    await endpoint.shutdown()
+
+
 async def test_an_idle_session_holds_no_task_of_its_own() -> None:
     """Once its open frame is written, an idle session's only task is its handler."""
     before = asyncio.all_tasks()
