@@ -209,6 +209,13 @@ def _add_routes(app: web.Application, endpoint: Endpoint) -> None:
         if with_cors:
             added.append(route)
 
+    session = f"/{{server_id:{_SEGMENT}}}/{{session_id:{_SEGMENT}}}"
+    if cors is None:
+        # One resource for every session URL, the transport dispatched
+        # inside: aiohttp then tries one pattern for them, not one each.
+        # Added first: aiohttp tries the resources under the prefix in the
+        # order they were added, and nearly every request is a session's.
+        _add_session_resource(router, base + session, routes, enabled)
     add("GET", "", routes.greeting)
     add("GET", "/", routes.greeting)
     # The methods of one URL are added one after the other: aiohttp puts
@@ -217,11 +224,7 @@ def _add_routes(app: web.Application, endpoint: Endpoint) -> None:
     if cors is None:
         add("OPTIONS", "/info", routes.info_options)
     add("GET", r"/iframe{version:(-[0-9a-z._\-]*)?}.html", routes.iframe)
-    session = f"/{{server_id:{_SEGMENT}}}/{{session_id:{_SEGMENT}}}"
     if cors is None:
-        # One resource for every session URL, the transport dispatched
-        # inside: aiohttp then tries one pattern for them, not one each.
-        _add_session_resource(router, base + session, routes, enabled)
         if "raw_websocket" in enabled:
             add("GET", "/websocket", routes.raw_websocket)
         for resource in resources:
