@@ -407,14 +407,18 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise _BodyTooLarge
-    body = bytearray()
+    content = request.content
+    chunk = await content.readany()
+    if content.at_eof() and len(chunk) <= limit:
+        return chunk  # the whole body in one piece: most requests
+    body = bytearray(chunk)
     while True:
-        chunk = await request.content.readany()
+        if len(body) > limit:
+            raise _BodyTooLarge
+        chunk = await content.readany()
         if not chunk:
             return bytes(body)
         body += chunk
-        if len(body) > limit:
-            raise _BodyTooLarge
 
 
 class Routes:
