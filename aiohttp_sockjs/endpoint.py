@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, TypeVar
 from . import protocol
 from .machine import Limits, RateLimit
 from .rooms import LOCAL_PROCESS, Presence, Rooms, RoomSpec, room_names
-from .session import Session
+from .session import Batch, Session
 from .stats import HELD_STATES, REFUSAL_REASONS, EndpointStats
 
 if TYPE_CHECKING:
@@ -306,7 +306,7 @@ class Endpoint:
         all sessions. With a broker, the other processes get the messages
         one by one, in the same order.
         """
-        batch = list(messages)
+        batch = tuple(messages)
         for message in batch:
             if type(message) is not str:
                 raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
@@ -315,13 +315,14 @@ class Endpoint:
             return
         if self.broker is not None and sessions is None:
             self.broker._publish(self, batch, rooms)
-        encoded = [protocol.encode_message(m) for m in batch]
-        size = sum(map(len, encoded))
+        encoded = tuple([protocol.encode_message(m) for m in batch])
+        raw = Batch(batch, sum(map(len, batch)))
+        shared = Batch(encoded, sum(map(len, encoded)))
         if rooms is not None:
             sessions = self.rooms.members(rooms)
         for session in self._sessions if sessions is None else sessions:
             if session is not exclude:
-                session._send_encoded_many(batch, encoded, size)
+                session._send_encoded_many(raw, shared)
 
     @staticmethod
     def _rooms_of(

@@ -161,6 +161,18 @@ class Send:
     size: int
 
 
+@dataclass(slots=True, frozen=True)
+class Batch:
+    """A batch of encoded messages sent whole (``send_many``, ``broadcast_many``).
+
+    Never changed once made, so that every recipient of a broadcast can
+    hold the same one; a later send joins it into a new :class:`Send`.
+    """
+
+    messages: tuple[str, ...]
+    size: int
+
+
 @dataclass(slots=True)
 class Incoming:
     """The client sent messages (``size`` characters in all)."""
@@ -198,12 +210,25 @@ class Shutdown:
     """The server is going away."""
 
 
-# A lone encoded message is posted as the bare string, a Send of one: a
+# A lone encoded message is posted as the bare string, a Send of one, and
+# a batch as a Batch that every recipient of a broadcast shares: a
 # broadcast then leaves no new container for the collector in each
 # recipient's mailbox until its step (with thousands of sessions, those
-# containers were what made broadcasts trigger full collections). A second
-# send joins it into a Send.
-Command = Attach | Detach | Send | str | Incoming | Consumed | Close | Tick | Overflow | Shutdown
+# containers were what made broadcasts trigger full collections). A later
+# send joins them into a Send.
+Command = (
+    Attach
+    | Detach
+    | Send
+    | str
+    | Batch
+    | Incoming
+    | Consumed
+    | Close
+    | Tick
+    | Overflow
+    | Shutdown
+)
 
 
 
@@ -428,27 +453,24 @@ class Session:
         if self._close_info is not None:
             return
         if self._raw:
-            batch = list(messages)
+            batch = tuple(messages)
             for message in batch:
                 if type(message) is not str:
                     raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
         else:
-            batch = [protocol.encode_message(m) for m in messages]
+            batch = tuple([protocol.encode_message(m) for m in messages])
         if batch:
-            self._put_sends(batch, sum(map(len, batch)))
+            self._put_sends(Batch(batch, sum(map(len, batch))))
 
     def _send_encoded(self, raw: str, encoded: str) -> None:
         # For broadcast: the message is encoded once for every session.
         if self._close_info is None:
             self._put_send(raw if self._raw else encoded)
 
-    def _send_encoded_many(self, raw: list[str], encoded: list[str], size: int) -> None:
-        # For broadcast_many: ``size`` is the characters of ``encoded``.
+    def _send_encoded_many(self, raw: Batch, encoded: Batch) -> None:
+        # For broadcast_many: each batch is made once for every session.
         if self._close_info is None:
-            if self._raw:
-                self._put_sends(raw, sum(map(len, raw)))
-            else:
-                self._put_sends(encoded, size)
+            self._put_sends(raw if self._raw else encoded)
 
     async def close(self, code: int = 3000, reason: str = "Go away!") -> None:
         """Close the session with ``code`` and ``reason``.
@@ -640,6 +662,9 @@ class Session:
             if type(last) is str:
                 mailbox[-1] = Send([last, message], len(last) + size)
                 return
+            if type(last) is Batch:
+                mailbox[-1] = Send([*last.messages, message], last.size + size)
+                return
         # _post() and _post_wake() spelled out (the checks of _finished and
         # of the overflow are made by _admit_send, see _slack): this runs
         # for every burst a handler sends, and for every recipient of a
@@ -648,32 +673,41 @@ class Session:
         if self._parked:
             self._wake_for_send()
 
-    def _put_sends(self, messages: list[str], size: int) -> None:
-        """Post the Sends of a batch of ``size`` characters, in order.
+    def _put_sends(self, batch: Batch) -> None:
+        """Post a batch of messages, in order.
 
-        A batch that fits within the slack is posted as one Send, else each
-        message goes through :meth:`_put_send`: the bound then applies to
-        each as if it had been sent alone.
+        A batch within the bound is posted as one command; one that would
+        cross it goes through :meth:`_put_send` message by message, so that
+        the bound applies to each as if it had been sent alone.
         """
+        size = batch.size
         slack = self._slack - size
         if slack < 0:
-            for message in messages:
-                self._put_send(message)
-            return
+            held = self._machine.backlog + self._pending_sends
+            if held + size > self._endpoint.limits.max_queue_size:
+                for message in batch.messages:
+                    self._put_send(message)
+                return
+            checked = self._admit_send(size)
+            if checked is None:
+                return
+            slack = checked
         self._slack = slack
         self._pending_sends += size
         mailbox = self._mailbox
         if mailbox:
             last = mailbox[-1]
             if type(last) is Send:
-                last.messages.extend(messages)
+                last.messages.extend(batch.messages)
                 last.size += size
                 return
             if type(last) is str:
-                mailbox[-1] = Send([last, *messages], len(last) + size)
+                mailbox[-1] = Send([last, *batch.messages], len(last) + size)
                 return
-        # A copy: the broadcast shares one list between its sessions.
-        mailbox.append(Send(messages[:], size))
+            if type(last) is Batch:
+                mailbox[-1] = Send([*last.messages, *batch.messages], last.size + size)
+                return
+        mailbox.append(batch)
         if self._parked:
             self._wake_for_send()
 
@@ -714,7 +748,7 @@ class Session:
                 # Ahead of everything, and the sends waiting here dropped.
                 self._mailbox[:] = [
                     _OVERFLOW,
-                    *(c for c in self._mailbox if type(c) is not Send and type(c) is not str),
+                    *(c for c in self._mailbox if type(c) not in (Send, str, Batch)),
                 ]
                 busy = self._busy
                 if busy is not None:
@@ -728,6 +762,8 @@ class Session:
             for i, command in enumerate(mailbox):
                 if type(command) is str:
                     command = mailbox[i] = Send([command], len(command))
+                elif type(command) is Batch:
+                    command = mailbox[i] = Send(list(command.messages), command.size)
                 elif type(command) is not Send:
                     continue
                 waiting = command.messages
@@ -984,6 +1020,9 @@ class Session:
                 size = len(command)
             elif type(command) is Send:
                 messages = command.messages
+                size = command.size
+            elif type(command) is Batch:
+                messages = list(command.messages)
                 size = command.size
             else:
                 messages = None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from aiohttp_sockjs import SessionState, testing
 from aiohttp_sockjs.session import Receiver
 
@@ -302,7 +304,10 @@ async def test_an_ended_session_is_freed_by_reference_counting_alone() -> None:
     await endpoint.shutdown()
 
 
-async def test_a_broadcast_leaves_no_container_for_the_collector_per_recipient() -> None:
+@pytest.mark.parametrize("many", [False, True], ids=["broadcast", "broadcast_many"])
+async def test_a_broadcast_leaves_no_container_for_the_collector_per_recipient(
+    many: bool,
+) -> None:
     """Until their step, the recipients of a broadcast hold the message without
     a new GC-tracked object each: broadcasts to thousands of sessions must not
     fill the collector's young generation (and so trigger full collections)."""
@@ -317,11 +322,15 @@ async def test_a_broadcast_leaves_no_container_for_the_collector_per_recipient()
     gc.disable()
     try:
         before = len(gc.get_objects())
-        endpoint.broadcast("hello")
+        if many:
+            endpoint.broadcast_many(["hello", "there"])
+        else:
+            endpoint.broadcast("hello")
         tracked = len(gc.get_objects()) - before
     finally:
         gc.enable()
     assert tracked < 10, tracked
     await _settle()
-    assert all(rec.frames == ["o", ("a", ['"hello"'])] for rec in receivers)
+    sent = ['"hello"', '"there"'] if many else ['"hello"']
+    assert all(rec.frames == ["o", ("a", sent)] for rec in receivers)
     await endpoint.shutdown()
