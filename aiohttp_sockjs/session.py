@@ -537,15 +537,20 @@ class Session:
                 # A message handed out without waiting is part of a batch.
                 self._streak = True
                 return got
-            if got is None:
-                assert self._close_info is not None
-                raise SessionClosed(*self._close_info)
-            self._streak = False
-            self._pace_until = 0.0
-            try:
-                await got
-            finally:
-                self._inbox_waiter = None
+            await self._wait_for_message(got)
+
+    async def _wait_for_message(self, waiter: asyncio.Future[None] | None) -> None:
+        """Await ``waiter`` from :meth:`_next_message`; its ``None`` (closed) raises."""
+        if waiter is None:
+            assert self._close_info is not None
+            raise SessionClosed(*self._close_info)
+        # Waiting: the batch, if any, is over.
+        self._streak = False
+        self._pace_until = 0.0
+        try:
+            await waiter
+        finally:
+            self._inbox_waiter = None
 
     async def receive_many(self, limit: int | None = None) -> list[str]:
         """Wait for the next messages from the client, and take all that arrived.
@@ -566,16 +571,8 @@ class Session:
             return [await self.receive()]
         while not (inbox := self._inbox):
             got = self._next_message()  # with the inbox empty: None or a waiter
-            if got is None:
-                assert self._close_info is not None
-                raise SessionClosed(*self._close_info)
             assert not isinstance(got, str)
-            self._streak = False
-            self._pace_until = 0.0
-            try:
-                await got
-            finally:
-                self._inbox_waiter = None
+            await self._wait_for_message(got)
         if self._endpoint._pressured:
             limit = 1  # it came while this waited: the next call paces
         if limit is None or limit >= len(inbox):
@@ -656,14 +653,15 @@ class Session:
         if mailbox:
             last = mailbox[-1]
             if type(last) is Send:
+                # The burst's next message: _tail_send() spelled out for
+                # the common case, as this runs for every message sent.
                 last.messages.append(message)
                 last.size += size
                 return
-            if type(last) is str:
-                mailbox[-1] = Send([last, message], len(last) + size)
-                return
-            if type(last) is Batch:
-                mailbox[-1] = Send([*last.messages, message], last.size + size)
+            tail = self._tail_send()
+            if tail is not None:
+                tail.messages.append(message)
+                tail.size += size
                 return
         # _post() and _post_wake() spelled out (the checks of _finished and
         # of the overflow are made by _admit_send, see _slack): this runs
@@ -694,22 +692,34 @@ class Session:
             slack = checked
         self._slack = slack
         self._pending_sends += size
-        mailbox = self._mailbox
-        if mailbox:
-            last = mailbox[-1]
-            if type(last) is Send:
-                last.messages.extend(batch.messages)
-                last.size += size
-                return
-            if type(last) is str:
-                mailbox[-1] = Send([last, *batch.messages], len(last) + size)
-                return
-            if type(last) is Batch:
-                mailbox[-1] = Send([*last.messages, *batch.messages], last.size + size)
-                return
-        mailbox.append(batch)
+        tail = self._tail_send()
+        if tail is not None:
+            tail.messages.extend(batch.messages)
+            tail.size += size
+            return
+        self._mailbox.append(batch)
         if self._parked:
             self._wake_for_send()
+
+    def _tail_send(self) -> Send | None:
+        """The mailbox's last command as a Send that may grow, if it is a send.
+
+        A lone message or a batch there is replaced by a Send of its own
+        messages (never grown in place: a batch may be shared).
+        """
+        mailbox = self._mailbox
+        if not mailbox:
+            return None
+        last = mailbox[-1]
+        if type(last) is Send:
+            return last
+        if type(last) is str:
+            tail = mailbox[-1] = Send([last], len(last))
+            return tail
+        if type(last) is Batch:
+            tail = mailbox[-1] = Send(list(last.messages), last.size)
+            return tail
+        return None
 
     def _wake_for_send(self) -> None:
         """Have the parked actor take the Send just posted."""

@@ -140,14 +140,14 @@ class OneFrame(NowRecorder):
         self.released = True
 
 
+async def _greet(session: Any) -> None:
+    session.send("hi")
+    await session.wait_closed()
+
+
 async def test_single_frame_receiver_is_let_go_after_a_write_at_once() -> None:
     """A polling request answered at once is released; the next one gets what follows."""
-
-    async def greet(session: Any) -> None:
-        session.send("hi")
-        await session.wait_closed()
-
-    endpoint = testing.make_endpoint(greet)
+    endpoint = testing.make_endpoint(_greet)
     first = OneFrame()
     session = testing.open_session(endpoint, first, "s", "xhr")
     await _settle()
@@ -167,12 +167,7 @@ async def test_single_frame_receiver_is_let_go_after_a_write_at_once() -> None:
 async def test_a_connection_is_answered_as_it_is_attached() -> None:
     """The open frame of a new session, and what waits for a poll, are written
     within the call that attaches the connection: no loop turn in between."""
-
-    async def greet(session: Any) -> None:
-        session.send("hi")
-        await session.wait_closed()
-
-    endpoint = testing.make_endpoint(greet)
+    endpoint = testing.make_endpoint(_greet)
     first = OneFrame()
     session = testing.open_session(endpoint, first, "s", "xhr")
     assert first.frames == ["o"]  # before any await
