@@ -300,11 +300,12 @@ class Endpoint:
     ) -> None:
         """Send several messages, in order, as :meth:`broadcast` sends one.
 
-        Each session gets the whole batch in one frame when its connection
-        takes it at once: for a burst of updates this is one write per
-        client instead of one per message. Each message is encoded once for
-        all sessions. With a broker, the other processes get the messages
-        one by one, in the same order.
+        Each session is visited once for the whole batch, which every
+        recipient shares, and gets it in one frame when its connection
+        takes it at once: for a burst of updates this costs a fraction of
+        one :meth:`broadcast` per message. Each message is encoded once
+        for all sessions. With a broker, the other processes get the
+        messages one by one, in the same order.
         """
         batch = tuple(messages)
         for message in batch:
