@@ -231,6 +231,20 @@ Command = (
 )
 
 
+def _as_send(command: Command) -> Send | None:
+    """``command`` as a Send that may grow, if it is a send.
+
+    A lone message or a batch gives a new Send of its messages (a batch is
+    never grown in place: it may be shared); a Send is itself.
+    """
+    if type(command) is Send:
+        return command
+    if type(command) is str:
+        return Send([command], len(command))
+    if type(command) is Batch:
+        return Send(list(command.messages), command.size)
+    return None
+
 
 _TICK: Final = Tick()
 _CONSUMED: Final = Consumed()
@@ -702,24 +716,14 @@ class Session:
             self._wake_for_send()
 
     def _tail_send(self) -> Send | None:
-        """The mailbox's last command as a Send that may grow, if it is a send.
-
-        A lone message or a batch there is replaced by a Send of its own
-        messages (never grown in place: a batch may be shared).
-        """
+        """The mailbox's last command as a Send that may grow, if it is a send."""
         mailbox = self._mailbox
         if not mailbox:
             return None
-        last = mailbox[-1]
-        if type(last) is Send:
-            return last
-        if type(last) is str:
-            tail = mailbox[-1] = Send([last], len(last))
-            return tail
-        if type(last) is Batch:
-            tail = mailbox[-1] = Send(list(last.messages), last.size)
-            return tail
-        return None
+        tail = _as_send(mailbox[-1])
+        if tail is not None:
+            mailbox[-1] = tail
+        return tail
 
     def _wake_for_send(self) -> None:
         """Have the parked actor take the Send just posted."""
@@ -770,18 +774,16 @@ class Session:
             self._endpoint._overflows += 1
             mailbox = self._mailbox
             for i, command in enumerate(mailbox):
-                if type(command) is str:
-                    command = mailbox[i] = Send([command], len(command))
-                elif type(command) is Batch:
-                    command = mailbox[i] = Send(list(command.messages), command.size)
-                elif type(command) is not Send:
+                send = _as_send(command)
+                if send is None:
                     continue
-                waiting = command.messages
+                mailbox[i] = send
+                waiting = send.messages
                 while waiting and not admits(
                     self._machine.backlog + self._pending_sends, size, limits.max_queue_size
                 ):
                     dropped = len(waiting.pop(0))
-                    command.size -= dropped
+                    send.size -= dropped
                     self._pending_sends -= dropped
             held = self._machine.backlog + self._pending_sends
         held += size
