@@ -23,7 +23,7 @@ from aiohttp import hdrs, web
 
 from . import _aiohttp, protocol
 from ._transports import Routes
-from .endpoint import TRANSPORTS, Endpoint, EndpointOptions, Handler, Options
+from .endpoint import Endpoint, Handler
 from .exceptions import (
     BrokerError,
     ClientError,
@@ -36,6 +36,7 @@ from .exceptions import (
     SockJSError,
 )
 from .machine import RateLimit, SessionState
+from .options import TRANSPORTS, EndpointOptions, Options
 from .rooms import Presence, Rooms
 from .session import Session
 from .stats import EndpointStats

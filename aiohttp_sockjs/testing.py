@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import _setup
-from .endpoint import Endpoint, EndpointOptions, Handler, Options
+from .endpoint import Endpoint, Handler
+from .options import EndpointOptions, Options
 from .session import Receiver, Session
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
 from aiohttp_sockjs import Session
-from aiohttp_sockjs.endpoint import OriginPolicy
+from aiohttp_sockjs.options import OriginPolicy
 
 Factory = Callable[..., Awaitable[TestClient[Any, Any]]]
 ACAO = "Access-Control-Allow-Origin"

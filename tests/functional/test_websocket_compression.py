@@ -223,7 +223,7 @@ async def test_a_frame_that_inflates_past_max_request_size_is_refused(
 
 
 def test_threshold_must_not_be_negative() -> None:
-    from aiohttp_sockjs.endpoint import Options
+    from aiohttp_sockjs.options import Options
 
     with pytest.raises(ValueError, match="websocket_compression_threshold"):
         Options(websocket_compression=True, websocket_compression_threshold=-1)
