@@ -24,7 +24,6 @@ from .session import Batch, Session
 from .stats import HELD_STATES, REFUSAL_REASONS, EndpointStats
 
 if TYPE_CHECKING:
-
     pass
 
 __all__ = ["Endpoint", "Handler"]
@@ -34,6 +33,7 @@ log = logging.getLogger("aiohttp_sockjs")
 #: An application handler: runs once per session, for the session's life.
 Handler = Callable[[Session], Awaitable[None]]
 _F = TypeVar("_F", bound=Callable[..., Any])
+
 
 class Endpoint:
     """One SockJS endpoint: its options, its sessions and their manager.

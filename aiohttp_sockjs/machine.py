@@ -59,7 +59,6 @@ __all__ = [
 R = TypeVar("R")
 
 
-
 class SessionState(enum.Enum):
     """Where a session is in its life."""
 

@@ -217,17 +217,7 @@ class Shutdown:
 # containers were what made broadcasts trigger full collections). A later
 # send joins them into a Send.
 Command = (
-    Attach
-    | Detach
-    | Send
-    | str
-    | Batch
-    | Incoming
-    | Consumed
-    | Close
-    | Tick
-    | Overflow
-    | Shutdown
+    Attach | Detach | Send | str | Batch | Incoming | Consumed | Close | Tick | Overflow | Shutdown
 )
 
 

@@ -28,9 +28,7 @@ from typing import Any
 from benchmarks.__main__ import SCENARIOS, Server, run_generator
 
 #: By default: every scenario with a baseline ratio, ours in its default settings.
-DEFAULT = tuple(
-    s.name for s in SCENARIOS if not s.ours_only and not s.ours_args and not s.uvloop
-)
+DEFAULT = tuple(s.name for s in SCENARIOS if not s.ours_only and not s.ours_args and not s.uvloop)
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:

@@ -264,7 +264,6 @@ async def test_websocket_client_frames_are_not_split(serve: ClientFactory) -> No
     await ws.close()
 
 
-
 async def test_receive_many_hands_out_one_at_a_time_under_pressure(
     serve: ClientFactory,
 ) -> None:
