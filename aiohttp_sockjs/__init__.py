@@ -140,8 +140,16 @@ def setup(
     - ``rate_limit`` (None): a :class:`RateLimit` of client messages and
       bytes per second per session, with a burst; a session over it is
       closed with 1008 "Rate limit exceeded".
-    - ``websocket_ping_interval`` (None): send websocket pings this often and
-      close sockets whose peer stops answering.
+    - ``websocket_ping_interval`` (None): websocket pings. ``None`` sends a
+      ping with every heartbeat frame and drops a socket that has not
+      answered the previous one by the next heartbeat (while the handler
+      has not made room in its inbox, the socket is not read, and only a
+      lost connection counts); no timer per socket. A number of seconds
+      uses aiohttp's own ping timer on each socket instead; ``0`` sends no
+      pings.
+    - ``websocket_close_timeout`` (2.0): seconds the server waits for the
+      client's close frame after sending its own, before it closes the TCP
+      connection (RFC 6455 section 7.1.1).
     - ``websocket_compression`` (False): accept permessage-deflate when the
       client offers it (every browser does). Off by default: it costs
       server CPU and memory per session and saves little on chat-sized

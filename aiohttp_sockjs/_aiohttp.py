@@ -32,6 +32,10 @@ connection):
   compresses it once (:class:`_Deflater`). The handshake answers with
   ``server_no_context_takeover`` (:func:`no_server_takeover`), so the
   browser may drop its inflate window between messages.
+- The websocket close handshake (:func:`start_close`, :func:`await_close`):
+  ``WebSocketResponse.close()`` closes TCP without waiting for the client's
+  close frame when another task reads the socket.
+- A ping written at once with a heartbeat (:func:`write_ping_now`).
 """
 
 from __future__ import annotations
@@ -47,9 +51,13 @@ from aiohttp import WSMsgType, hdrs, web
 __all__ = [
     "STREAM_SUPPORTED",
     "SUPPORTED",
+    "await_close",
+    "close_answered",
     "coroutine_handler",
     "no_server_takeover",
     "send_text",
+    "start_close",
+    "write_ping_now",
     "write_stream_now",
     "write_text_now",
 ]
@@ -400,3 +408,85 @@ async def send_text(ws: web.WebSocketResponse, data: bytes, threshold: int = 0) 
         protocol = writer.protocol
         if protocol._paused:
             await protocol._drain_helper()
+
+
+# --- websocket liveness pings and the close handshake -------------------------
+
+_PING_FRAME: Final = bytes((0x80 | int(WSMsgType.PING), 0))
+
+
+def write_ping_now(ws: web.WebSocketResponse) -> bool:
+    """Write an empty ping frame at once, if that needs no waiting (as :func:`write_text_now`).
+
+    A control frame is never compressed, so this is the same frame
+    ``await ws.ping()`` writes. Returns ``False`` with nothing written when
+    that call might have suspended; the caller then awaits ``ws.ping()``.
+    """
+    if not SUPPORTED:
+        return False
+    writer = ws._writer
+    if writer is None or ws.closed or writer.use_mask or writer._closing:
+        return False
+    if writer.transport.is_closing() or writer._send_lock.locked():
+        return False
+    if writer._output_size + len(_PING_FRAME) > writer._limit:
+        return False
+    writer.transport.write(_PING_FRAME)
+    writer._output_size += len(_PING_FRAME)
+    return True
+
+
+async def start_close(
+    ws: web.WebSocketResponse, code: int, message: bytes, timeout: float
+) -> None:
+    """Send the close frame and leave the connection open for the client's (RFC 6455 7.1.1).
+
+    ``WebSocketResponse.close()`` closes the TCP connection as soon as its
+    frame is sent when another task is reading the socket, which is always
+    the case here (the transport's read loop). Instead, the socket is marked
+    closed (nothing more is written, and ``receive()`` hands the client's
+    close frame to the read loop rather than answering it), and the TCP
+    connection is closed after ``timeout`` seconds if the client has not
+    answered by then; the read loop ends with the client's close frame, or
+    reads it with :func:`await_close`.
+    """
+    writer = ws._writer
+    if writer is None or ws.closed:
+        return
+    ws._set_closed()
+    transport = writer.transport
+    try:
+        await writer.close(code, message)
+    except (ConnectionError, RuntimeError, OSError):
+        transport.close()
+        return
+    asyncio.get_running_loop().call_later(timeout, transport.close)
+
+
+def close_answered(ws: web.WebSocketResponse) -> bool:
+    """Whether the client's close frame has been read (or the connection is gone)."""
+    writer = ws._writer
+    return ws._closing or writer is None or writer.transport.is_closing()
+
+
+async def await_close(ws: web.WebSocketResponse) -> None:
+    """Read and drop the client's frames until its close frame, after :func:`start_close`.
+
+    For a read loop that saw the socket marked closed before the client
+    answered. Returns at the close frame, or when the connection ends (by
+    :func:`start_close`'s timer at the latest).
+    """
+    reader = ws._reader
+    if reader is None:
+        return
+    while not close_answered(ws):
+        try:
+            msg = await reader.read()
+        except Exception:
+            return
+        if msg.type is WSMsgType.CLOSE:
+            ws._set_closing(msg.data)
+            break
+    transport = ws._req.transport if ws._req is not None else None
+    if transport is not None:
+        transport.close()

@@ -49,6 +49,8 @@ _WRITE_ERRORS: Final = (ConnectionError, RuntimeError, OSError)
 # descriptor call on Python 3.11.
 _WS_TEXT: Final = WSMsgType.TEXT
 _WS_ERROR: Final = WSMsgType.ERROR
+_WS_PING: Final = WSMsgType.PING
+_WS_PONG: Final = WSMsgType.PONG
 _TOO_BIG: Final = WSCloseCode.MESSAGE_TOO_BIG
 _OPEN: Final = protocol.OPEN_FRAME.encode()
 _HEARTBEAT: Final = protocol.HEARTBEAT_FRAME.encode()
@@ -244,25 +246,55 @@ class StreamingReceiver(_FramedReceiver):
         self._end_now()
 
 
+class WebSocketConfig:
+    """What an endpoint's websocket receivers share: one object, not a slot each."""
+
+    __slots__ = ("close_timeout", "pings", "threshold")
+
+    def __init__(self, threshold: int, pings: bool, close_timeout: float) -> None:
+        # permessage-deflate: frames shorter than this go out uncompressed.
+        self.threshold = threshold
+        # Whether a ping goes out with each heartbeat (websocket_ping_interval None).
+        self.pings = pings
+        self.close_timeout = close_timeout
+
+
 class WebSocketReceiver(_FramedReceiver):
-    """SockJS over a websocket: every frame is one text message."""
+    """SockJS over a websocket: every frame is one text message.
 
-    __slots__ = ("_request", "_threshold", "_ws")
+    With ``pings`` on, each heartbeat is followed by a ping; the read loop
+    reports pongs (:meth:`pong`), and :meth:`unanswered` tells the session
+    at the next heartbeat whether the client answered.
+    """
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse, threshold: int) -> None:
+    __slots__ = ("_config", "_request", "_unanswered", "_ws")
+
+    def __init__(
+        self, request: web.Request, ws: web.WebSocketResponse, config: WebSocketConfig
+    ) -> None:
         self._request = request
         self._ws = ws
-        # permessage-deflate: frames shorter than this go out uncompressed.
-        self._threshold = threshold
+        self._config = config
+        self._unanswered = False
 
     async def _frame(self, frame: str) -> bool:
         if self._ws.closed:
             return False
         try:
-            await _aiohttp.send_text(self._ws, frame.encode(), self._threshold)
+            await _aiohttp.send_text(self._ws, frame.encode(), self._config.threshold)
         except _WRITE_ERRORS:
             return False
         return True
+
+    async def send_heartbeat(self) -> bool:
+        ok = await self._frame(protocol.HEARTBEAT_FRAME)
+        if ok and self._config.pings:
+            try:
+                await self._ws.ping()
+            except _WRITE_ERRORS:
+                return False
+            self._unanswered = True
+        return ok
 
     async def send_messages(self, messages: list[str]) -> bool:
         # _frame spelled out: every broadcast and echo batch comes this way,
@@ -272,7 +304,7 @@ class WebSocketReceiver(_FramedReceiver):
             return False
         try:
             data = protocol.messages_frame(messages).encode()
-            await _aiohttp.send_text(ws, data, self._threshold)
+            await _aiohttp.send_text(ws, data, self._config.threshold)
         except _WRITE_ERRORS:
             return False
         return True
@@ -293,16 +325,33 @@ class WebSocketReceiver(_FramedReceiver):
                 return False
             if len(messages) == 1:
                 memo.message, memo.data = messages[0], data
-        return _aiohttp.write_text_now(self._ws, data, self._threshold)
+        return _aiohttp.write_text_now(self._ws, data, self._config.threshold)
 
     def send_heartbeat_now(self) -> bool:
-        return _aiohttp.write_text_now(self._ws, _HEARTBEAT, self._threshold)
+        ws = self._ws
+        if not self._config.pings:
+            return _aiohttp.write_text_now(ws, _HEARTBEAT, self._config.threshold)
+        # Both frames or neither: the awaited twin writes both.
+        if not _aiohttp.write_text_now(ws, _HEARTBEAT, self._config.threshold):
+            return False
+        if not _aiohttp.write_ping_now(ws):
+            # The heartbeat went out; the ping waits for the next one.
+            return True
+        self._unanswered = True
+        return True
 
     def send_open_now(self) -> bool:
-        return _aiohttp.write_text_now(self._ws, _OPEN, self._threshold)
+        return _aiohttp.write_text_now(self._ws, _OPEN, self._config.threshold)
+
+    def pong(self) -> None:
+        """The client answered a ping: it reads what is sent to it."""
+        self._unanswered = False
+
+    def unanswered(self) -> bool:
+        return self._unanswered
 
     async def _end(self) -> None:
-        await self._ws.close()
+        await _aiohttp.start_close(self._ws, 1000, b"", self._config.close_timeout)
 
     def interrupted(self) -> bool:
         return self._ws.closed
@@ -311,21 +360,31 @@ class WebSocketReceiver(_FramedReceiver):
         _abort(self._request)
 
 
-class RawWebSocketReceiver(Receiver):
-    """``base/websocket``: no SockJS framing, one websocket message each."""
+class RawWebSocketReceiver(WebSocketReceiver):
+    """``base/websocket``: no SockJS framing, one websocket message each.
 
-    __slots__ = ("_request", "_threshold", "_ws")
+    No open or heartbeat frame either: a heartbeat is only the ping.
+    """
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse, threshold: int) -> None:
-        self._request = request
-        self._ws = ws
-        self._threshold = threshold
+    __slots__ = ()
+
+    # The open frame needs no write, and the rest need none of aiohttp's internals.
+    sends_now = True
 
     async def send_open(self) -> bool:
         return not self._ws.closed
 
     async def send_heartbeat(self) -> bool:
-        return not self._ws.closed
+        ws = self._ws
+        if ws.closed:
+            return False
+        if self._config.pings:
+            try:
+                await ws.ping()
+            except _WRITE_ERRORS:
+                return False
+            self._unanswered = True
+        return True
 
     async def send_messages(self, messages: list[str]) -> bool:
         try:
@@ -337,28 +396,29 @@ class RawWebSocketReceiver(Receiver):
                     # place, as a browser's WebSocket.send() would.
                     usv = message.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
                     data = usv.encode()
-                await _aiohttp.send_text(self._ws, data, self._threshold)
+                await _aiohttp.send_text(self._ws, data, self._config.threshold)
         except _WRITE_ERRORS:
             return False
         return not self._ws.closed
 
     async def send_close(self, code: int, reason: str) -> None:
-        await self._ws.close(code=code, message=reason.encode())
+        await _aiohttp.start_close(self._ws, code, reason.encode(), self._config.close_timeout)
 
-    # No frame to write for these: the awaited twins never suspend.
-    sends_now = True
+    def send_messages_now(self, messages: list[str]) -> bool:
+        return False
 
     def send_open_now(self) -> bool:
         return not self._ws.closed
 
     def send_heartbeat_now(self) -> bool:
-        return not self._ws.closed
-
-    def interrupted(self) -> bool:
-        return self._ws.closed
-
-    def abort(self) -> None:
-        _abort(self._request)
+        ws = self._ws
+        if ws.closed:
+            return False
+        if self._config.pings:
+            if not _aiohttp.write_ping_now(ws):
+                return False
+            self._unanswered = True
+        return True
 
 
 # --- helpers ----------------------------------------------------------------
@@ -429,6 +489,12 @@ class Routes:
         self._builtin_cors = endpoint.options.cors_config is None
         self._iframe = protocol.iframe_page(endpoint.options.sockjs_url)
         self._iframe_etag = protocol.iframe_etag(self._iframe)
+        options = endpoint.options
+        self._ws_config = WebSocketConfig(
+            options.websocket_compression_threshold,
+            options.websocket_ping_interval is None,
+            options.websocket_close_timeout,
+        )
         # The xhr_streaming and eventsource route handlers are _stream itself
         # with the transport's framing bound, not coroutines awaiting it:
         # the handler's frame lives as long as the stream, so a wrapper
@@ -843,9 +909,13 @@ class Routes:
             return refused
         options = endpoint.options
         compression = options.websocket_compression
+        config = self._ws_config
+        # Pings with the heartbeats: the read loop sees the pongs (and
+        # answers the client's pings) itself.
         ws = web.WebSocketResponse(
             max_msg_size=options.max_request_size,
-            heartbeat=options.websocket_ping_interval,
+            heartbeat=options.websocket_ping_interval or None,
+            autoping=not config.pings,
             compress=compression,
         )
         await ws.prepare(_aiohttp.no_server_takeover(request) if compression else request)
@@ -857,14 +927,12 @@ class Routes:
             return ws
         if raw:
             session = endpoint._create(None, request, "raw_websocket", websocket=True, raw=True)
-            receiver: Receiver = RawWebSocketReceiver(
-                request, ws, options.websocket_compression_threshold
-            )
+            receiver: WebSocketReceiver = RawWebSocketReceiver(request, ws, config)
         else:
             session = endpoint._create(
                 request.match_info["session_id"], request, "websocket", websocket=True
             )
-            receiver = WebSocketReceiver(request, ws, options.websocket_compression_threshold)
+            receiver = WebSocketReceiver(request, ws, config)
         self._run(session, True, receiver)
         limit = endpoint.options.max_message_size
         count_limit = endpoint.options.max_messages_per_request
@@ -880,6 +948,12 @@ class Routes:
                     log.info("SockJS websocket closed: %s", protocol.loggable(msg.data))
                     break
                 if msg.type is not _WS_TEXT:
+                    if msg.type is _WS_PONG:
+                        receiver.pong()
+                        continue
+                    if msg.type is _WS_PING:
+                        await ws.pong(msg.data)
+                        continue
                     # Binary frames are not part of the protocol.
                     await ws.close(code=1003, message=b"Text frames only")
                     break
@@ -924,4 +998,8 @@ class Routes:
             raise
         finally:
             session._detach(receiver, gone or ws.close_code not in (None, 1000, 1001))
+        if not gone and not _aiohttp.close_answered(ws):
+            # The server closed first, while this loop was not reading: the
+            # client's close frame is still to come (see _aiohttp.start_close).
+            await _aiohttp.await_close(ws)
         return ws

@@ -201,6 +201,8 @@ class _WebSocket(_Transport):
         else:
             self.url = _join(self.session_url, "websocket")
         self.ws: aiohttp.ClientWebSocketResponse | None = None
+        # Whether the server has sent a heartbeat frame (not only pings).
+        self.h_frames = False
 
     async def open(self) -> None:
         timeout = self.options.timeout
@@ -233,13 +235,22 @@ class _WebSocket(_Transport):
                 if self.raw:
                     return MessageFrame((msg.data,))
                 try:
-                    return protocol.decode_frame(msg.data)
+                    frame = protocol.decode_frame(msg.data)
                 except protocol.FrameError as exc:
                     raise RemoteProtocolError(str(exc)) from None
+                if isinstance(frame, HeartbeatFrame):
+                    self.h_frames = True
+                return frame
             if kind is aiohttp.WSMsgType.PING:
                 with _network_errors():
                     await ws.pong(msg.data)
-                return HeartbeatFrame()
+                if not self.h_frames:
+                    # The raw websocket, and sockjs-node's, send pings in
+                    # place of heartbeat frames.
+                    return HeartbeatFrame()
+                # A server that sends a ping after each heartbeat frame (this
+                # one does): a sign of life, not a heartbeat of its own.
+                continue
             if kind is aiohttp.WSMsgType.PONG:
                 continue
             if kind is aiohttp.WSMsgType.BINARY:

@@ -579,11 +579,24 @@ class SessionMachine(Generic[R]):
         # With a write in flight, written() sends the close frame after it.
         return actions
 
-    def tick(self, now: float, *, attach_pending: bool = False) -> list[Action[R]]:
+    def tick(
+        self,
+        now: float,
+        *,
+        attach_pending: bool = False,
+        lost: bool = False,
+        unanswered: bool = False,
+    ) -> list[Action[R]]:
         """The sweeper found the deadline due: a heartbeat, or expiry.
 
         ``attach_pending``: a connection is already waiting to attach, so
-        the session must not expire under it.
+        the session must not expire under it. ``lost``: the attached
+        connection's client has gone (the driver asks the connection).
+        ``unanswered``: the client has not answered the liveness probe sent
+        with the last heartbeat (a websocket ping). Either drops the
+        connection as interrupted, except that an unanswered probe is not
+        held against a client while inbound is paused: its answer waits
+        unread behind the messages the application has not made room for.
         """
         if now < self.deadline or self._state is _CLOSED:
             return []
@@ -592,11 +605,24 @@ class SessionMachine(Generic[R]):
             if attach_pending:
                 return []
             return self._finish()
+        if (lost or (unanswered and not self._inbound_paused)) and not self._writing:
+            return [Abort(receiver), *self.detach(receiver, now, interrupted=True)]
         self.deadline = now + self._limits.heartbeat_delay
         if self._writing or self._close is not None:
             return []
         self._writing = True
         return [SendHeartbeat(receiver)]
+
+    def write_overdue(self, now: float) -> bool:
+        """Whether the write in flight has outlived a whole heartbeat period past the deadline.
+
+        A query for whoever finds the deadline due while the driver waits on
+        a write (the tick cannot be taken meanwhile): the client stopped
+        reading, and the write, started after the last heartbeat, has waited
+        between one and two heartbeat periods. The driver then cuts the
+        connection, and the write's failure detaches it as interrupted.
+        """
+        return self._writing and now >= self.deadline + self._limits.heartbeat_delay
 
     def shutdown(self, now: float) -> list[Action[R]]:
         """The server is going away: close with 1001 and finish."""

@@ -55,6 +55,7 @@ class EndpointOptions(TypedDict, total=False):
     allow_iframe: bool
     allow_jsonp: bool
     websocket_ping_interval: float | None
+    websocket_close_timeout: float
     websocket_compression: bool
     websocket_compression_threshold: int
     cors_config: aiohttp_cors.CorsConfig | None
@@ -89,6 +90,7 @@ class Options:
     allow_iframe: bool = False
     allow_jsonp: bool = False
     websocket_ping_interval: float | None = None
+    websocket_close_timeout: float = 2.0
     websocket_compression: bool = False
     websocket_compression_threshold: int = 1024
     cors_config: aiohttp_cors.CorsConfig | None = field(default=None, compare=False)
@@ -124,6 +126,11 @@ class Options:
             raise ValueError("max_sessions must be positive (or None)")
         if not self.inbound_timeout > 0:
             raise ValueError("inbound_timeout must be positive")
+        ping = self.websocket_ping_interval
+        if ping is not None and not ping >= 0:
+            raise ValueError("websocket_ping_interval must not be negative (0 turns pings off)")
+        if not self.websocket_close_timeout > 0:
+            raise ValueError("websocket_close_timeout must be positive")
         if not int(self.websocket_compression_threshold) >= 0:
             raise ValueError("websocket_compression_threshold must not be negative")
         if self.rate_limit is not None and not isinstance(self.rate_limit, RateLimit):

@@ -130,6 +130,14 @@ class Receiver(abc.ABC):
     def release(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """The session has let go of this connection: end it if it still waits."""
 
+    def unanswered(self) -> bool:
+        """Whether the liveness probe sent with the last heartbeat is still unanswered.
+
+        A websocket sends a ping with each heartbeat; the session asks this
+        at the next one. Connections that send no probe answer ``False``.
+        """
+        return False
+
 
 # --- commands --------------------------------------------------------------
 
@@ -859,7 +867,14 @@ class Session:
             self._mailbox.append(_TICK)
             self._step_parked()
             return
-        self._post(_TICK)
+        busy = self._busy
+        if busy is not None and self._machine.write_overdue(self._endpoint.clock()):
+            # The actor is stuck writing to a client that stopped reading;
+            # cut the connection, as the mailbox does on overflow (see
+            # Receiver.abort): the write fails and the actor carries on.
+            busy.abort()
+        if _TICK not in self._mailbox:
+            self._post(_TICK)
 
     def _shutdown(self) -> None:
         self._post(_SHUTDOWN)
@@ -1062,7 +1077,18 @@ class Session:
             match command:
                 case Tick():
                     pending = bool(mailbox) and any(type(c) is Attach for c in mailbox)
-                    actions.extend(machine.tick(now, attach_pending=pending))
+                    receiver = machine.receiver
+                    if receiver is None:
+                        actions.extend(machine.tick(now, attach_pending=pending))
+                    else:
+                        actions.extend(
+                            machine.tick(
+                                now,
+                                attach_pending=pending,
+                                lost=receiver.interrupted(),
+                                unanswered=receiver.unanswered(),
+                            )
+                        )
                 case Incoming(messages, size, processed):
                     if self._pending_incoming:
                         self._pending_incoming = max(0, self._pending_incoming - size)

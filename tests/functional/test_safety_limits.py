@@ -382,8 +382,11 @@ async def test_dead_websocket_peer_is_detected(aiohttp_client: Factory) -> None:
         sessions.append(session)
         await echo(session)
 
-    client, endpoint, base = await serve(aiohttp_client, keep, websocket_ping_interval=0.05)
-    # The client answers pings and counts them as heartbeats.
+    # aiohttp's own ping timer (a number of seconds), beside heartbeats.
+    client, endpoint, base = await serve(
+        aiohttp_client, keep, websocket_ping_interval=0.05, heartbeat_delay=0.05
+    )
+    # The client answers pings (and counts the heartbeat frames).
     alive = await connect(base, transports="websocket", session_id="alive")
     # A raw websocket that never reads, so never answers a ping.
     dead = await client.session.ws_connect(base + "/000/dead/websocket", autoping=False)
