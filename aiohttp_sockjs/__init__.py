@@ -16,6 +16,7 @@ Serve SockJS clients over every transport from an aiohttp application::
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -36,7 +37,7 @@ from .exceptions import (
     SockJSError,
 )
 from .machine import RateLimit, SessionState
-from .options import TRANSPORTS, EndpointOptions, Options
+from .options import TRANSPORTS, EndpointOptions, Options, options_docstring
 from .rooms import Presence, Rooms
 from .session import Session
 from .stats import EndpointStats
@@ -91,94 +92,17 @@ def setup(
     it out to use the decorators :meth:`Endpoint.on_open`,
     :meth:`Endpoint.on_message` and :meth:`Endpoint.on_close` instead.
 
-    Options (defaults are the protocol's):
-
-    - ``heartbeat_delay`` (25.0): seconds between heartbeat frames.
-    - ``disconnect_delay`` (5.0): seconds a session without a connection
-      lives before it expires.
-    - ``response_limit`` (131072): bytes a streaming response carries
-      before it ends and the client opens a new one.
-    - ``sockjs_url``: where the iframe page loads the client library from.
-    - ``cookie_needed`` (False): set ``JSESSIONID`` for sticky load balancers.
-    - ``disabled_transports`` (empty): names from :data:`TRANSPORTS` to turn
-      off; disabling ``websocket`` also makes ``/info`` say so, and turns off
-      the raw websocket at ``prefix/websocket`` unless ``raw_websocket`` is
-      True.
-    - ``raw_websocket`` (None): whether to serve the raw websocket (no SockJS
-      framing) at ``prefix/websocket``. ``None`` serves it while ``websocket``
-      is enabled; True serves it even with ``websocket`` disabled; False
-      never does.
-    - ``max_message_size`` (1 MiB): the longest message accepted, in
-      characters; longer ones get HTTP 413 or websocket close 1009.
-    - ``max_request_size`` (8 MiB): the largest request body or websocket
-      frame accepted, in bytes; larger ones get 413 or close 1009.
-    - ``max_messages_per_request`` (10,000): the most messages one
-      ``xhr_send``/``jsonp_send`` body or websocket frame may carry; more get
-      413 or close 1009. A refused request delivers none of its messages and
-      the session goes on (a websocket is closed).
-    - ``max_sessions`` (10,000): the most sessions the endpoint holds at
-      once (closing ones included, until they expire); a request that would
-      open one more gets HTTP 503, before any websocket upgrade. ``None``
-      for no limit.
-    - ``max_queue_size`` (4 MiB): the bound on each session's queue of
-      undelivered messages, in characters of encoded frames, counted from
-      the moment the application sends. A message larger than the bound is
-      still accepted into an empty queue.
-    - ``queue_overflow`` (``"close"``): what happens past that bound:
-      ``"close"`` frees the queue and closes the session with 1013 "Send
-      queue overflow" (a connection stuck writing is cut); ``"drop_oldest"``
-      drops the oldest undelivered messages instead.
-    - ``max_inbox_size`` (1 MiB): the bound on each session's client
-      messages the application has not taken yet, in characters. Past it the
-      client is slowed, not dropped: a websocket is not read until there is
-      room, and ``xhr_send``/``jsonp_send`` answer once their messages are
-      taken. A session's memory is then at most ``max_inbox_size`` +
-      ``max_queue_size``, plus the one request or frame being taken in.
-    - ``inbound_timeout`` (30.0): seconds an ``xhr_send``/``jsonp_send``
-      waits for room before it is refused with 503 "Session inbox full.";
-      its messages are then not delivered.
-    - ``rate_limit`` (None): a :class:`RateLimit` of client messages and
-      bytes per second per session, with a burst; a session over it is
-      closed with 1008 "Rate limit exceeded".
-    - ``websocket_ping_interval`` (None): websocket pings. ``None`` sends a
-      ping with every heartbeat frame and drops a socket that has not
-      answered the previous one by the next heartbeat (while the handler
-      has not made room in its inbox, the socket is not read, and only a
-      lost connection counts); no timer per socket. A number of seconds
-      uses aiohttp's own ping timer on each socket instead; ``0`` sends no
-      pings.
-    - ``websocket_close_timeout`` (2.0): seconds the server waits for the
-      client's close frame after sending its own, before it closes the TCP
-      connection (RFC 6455 section 7.1.1).
-    - ``websocket_compression`` (False): accept permessage-deflate when the
-      client offers it (every browser does). Off by default: it costs
-      server CPU and memory per session and saves little on chat-sized
-      messages (see the README). When on, the server answers
-      ``server_no_context_takeover`` and compresses each frame on its own,
-      with one compressor shared by all sessions, so a broadcast frame is
-      compressed once.
-    - ``websocket_compression_threshold`` (1024): with compression on,
-      frames shorter than this many bytes go out uncompressed (which
-      permessage-deflate allows per message); 0 compresses every frame.
-    - ``allowed_origins`` (None): browser origins allowed to connect, exact
-      (``"https://example.com"``) or by subdomain (``"https://*.example.com"``).
-      When set, requests and websocket upgrades from other origins get 403
-      without CORS headers, and the transports that cannot be origin-checked
-      are off: the iframe page (``allow_iframe``, default False) and JSONP
-      polling (``allow_jsonp``, default False). Unset, every origin is
-      served, as the protocol expects.
-    - ``cors_config``: an ``aiohttp_cors.CorsConfig``; when given, CORS is
-      left to it instead of the built-in headers.
-    - ``broker`` (None): an :class:`aiohttp_sockjs.broker.RedisBroker` (one
-      per process, shared by its endpoints): broadcasts to everyone or to
-      rooms then reach the sessions of every process of the cluster, and
-      :meth:`Endpoint.presence` counts them all. Without it, rooms and
-      presence work within this process.
-
     The options are validated at once into an :class:`Options`
-    (``endpoint.options``); a bad value raises ``ValueError`` here.
+    (``endpoint.options``); a bad value raises ``ValueError`` here. Their
+    defaults are the protocol's, and bound every endpoint. Each option, its
+    default (and unit), what it does and what the client sees:
     """
     return _setup(app, prefix, Endpoint(handler, Options(**options)))
+
+
+# The option list is made from the one definition, the fields of Options.
+if setup.__doc__ is not None:  # None under python -OO
+    setup.__doc__ = inspect.cleandoc(setup.__doc__) + "\n\n" + options_docstring() + "\n"
 
 
 def _setup(app: web.Application, prefix: str, endpoint: Endpoint) -> Endpoint:

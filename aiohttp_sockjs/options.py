@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Literal, TypedDict
+import textwrap
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypedDict
 
 from . import protocol
 from .machine import Limits, RateLimit
@@ -14,7 +15,15 @@ if TYPE_CHECKING:
 
     from .broker import RedisBroker
 
-__all__ = ["TRANSPORTS", "EndpointOptions", "Options", "OriginPolicy"]
+__all__ = [
+    "TRANSPORTS",
+    "EndpointOptions",
+    "OptionDoc",
+    "Options",
+    "OriginPolicy",
+    "option_docs",
+    "options_docstring",
+]
 
 
 #: Every transport an endpoint can serve, by the name used in URLs and in
@@ -62,39 +71,252 @@ class EndpointOptions(TypedDict, total=False):
     broker: RedisBroker | None
 
 
+def _doc(text: str, *, unit: str = "", client: str) -> Mapping[str, str]:
+    """An option's documentation, kept in its field's metadata."""
+    return {"doc": text, "unit": unit, "client": client}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Options:
     """An endpoint's options, validated once: the one source of truth.
 
-    Made by :func:`aiohttp_sockjs.setup` from its keyword options (see
-    there for each); read it as ``endpoint.options``.
+    Made by :func:`aiohttp_sockjs.setup` from its keyword options; read it
+    as ``endpoint.options``. Each option's field carries its documentation in
+    its metadata (``doc``, ``unit``, ``client``: what the client sees when
+    it applies), from which :func:`option_docs` makes the reference.
     """
 
-    heartbeat_delay: float = 25.0
-    disconnect_delay: float = 5.0
-    response_limit: int = 128 * 1024
-    sockjs_url: str = protocol.DEFAULT_SOCKJS_URL
-    cookie_needed: bool = False
-    disabled_transports: frozenset[str] | set[str] = frozenset()
-    raw_websocket: bool | None = None
-    max_message_size: int = 1 << 20
-    max_request_size: int = 8 << 20
-    max_messages_per_request: int = 10_000
-    max_sessions: int | None = 10_000
-    max_queue_size: int = 4 << 20
-    queue_overflow: Literal["close", "drop_oldest"] = "close"
-    max_inbox_size: int = 1 << 20
-    inbound_timeout: float = 30.0
-    rate_limit: RateLimit | None = None
-    allowed_origins: Iterable[str] | None = None
-    allow_iframe: bool = False
-    allow_jsonp: bool = False
-    websocket_ping_interval: float | None = None
-    websocket_close_timeout: float = 2.0
-    websocket_compression: bool = False
-    websocket_compression_threshold: int = 1024
-    cors_config: aiohttp_cors.CorsConfig | None = field(default=None, compare=False)
-    broker: RedisBroker | None = field(default=None, compare=False)
+    heartbeat_delay: float = field(
+        default=25.0,
+        metadata=_doc(
+            "How long a connection may stay idle before the server sends a heartbeat frame.",
+            unit="seconds",
+            client="an ``h`` frame; sockjs-client ignores it, and a proxy sees traffic",
+        ),
+    )
+    disconnect_delay: float = field(
+        default=5.0,
+        metadata=_doc(
+            "How long a session with no connection (between two polls, or after its"
+            " client went away) lives before it expires.",
+            unit="seconds",
+            client="a client silent for longer has lost its session; its handler has seen it end",
+        ),
+    )
+    response_limit: int = field(
+        default=128 * 1024,
+        metadata=_doc(
+            "How much a streaming response (xhr_streaming, eventsource, htmlfile)"
+            " carries before the server ends it.",
+            unit="bytes",
+            client="the response ends and the client opens a new one, unnoticed by the page",
+        ),
+    )
+    sockjs_url: str = field(
+        default=protocol.DEFAULT_SOCKJS_URL,
+        metadata=_doc(
+            "Where the iframe page (``prefix/iframe.html``) loads sockjs-client from."
+            " Serve a copy from your own origin, the version your pages use.",
+            unit="URL",
+            client="the iframe transports load this script; offline or blocked, they fail",
+        ),
+    )
+    cookie_needed: bool = field(
+        default=False,
+        metadata=_doc(
+            "Set a ``JSESSIONID`` cookie, for load balancers that stick by it.",
+            client="``/info`` says ``cookie_needed: true``; responses set ``JSESSIONID``",
+        ),
+    )
+    disabled_transports: frozenset[str] | set[str] = field(
+        default=frozenset(),
+        metadata=_doc(
+            "Names from :data:`~aiohttp_sockjs.TRANSPORTS` not to serve. Disabling"
+            " ``websocket`` also turns off the raw websocket, unless ``raw_websocket``"
+            " is ``True``.",
+            client="404 for those transports' URLs; without ``websocket``, ``/info``"
+            " says ``websocket: false`` and the client does not try it",
+        ),
+    )
+    raw_websocket: bool | None = field(
+        default=None,
+        metadata=_doc(
+            "Serve the raw websocket at ``prefix/websocket`` (plain text messages, no"
+            " SockJS framing): ``None`` while ``websocket`` is served, ``True`` always,"
+            " ``False`` never.",
+            client="404 at ``prefix/websocket`` when it is off",
+        ),
+    )
+    max_message_size: int = field(
+        default=1 << 20,
+        metadata=_doc(
+            "The longest message a client may send.",
+            unit="characters",
+            client="HTTP 413, or websocket close 1009; the request's messages are not delivered",
+        ),
+    )
+    max_request_size: int = field(
+        default=8 << 20,
+        metadata=_doc(
+            "The largest request body or websocket frame (aiohttp's own"
+            " ``client_max_size`` does not apply to SockJS routes).",
+            unit="bytes",
+            client="HTTP 413, or websocket close 1009",
+        ),
+    )
+    max_messages_per_request: int = field(
+        default=10_000,
+        metadata=_doc(
+            "The most messages one ``xhr_send``/``jsonp_send`` body or websocket frame may carry.",
+            unit="messages",
+            client="HTTP 413, or websocket close 1009; none of the request's messages is delivered",
+        ),
+    )
+    max_sessions: int | None = field(
+        default=10_000,
+        metadata=_doc(
+            "The most sessions the endpoint holds at once (closing ones included,"
+            " until they expire); ``None`` for no limit.",
+            unit="sessions",
+            client="HTTP 503 for a new session, before any websocket upgrade",
+        ),
+    )
+    max_queue_size: int = field(
+        default=4 << 20,
+        metadata=_doc(
+            "The bound on each session's undelivered messages, counted as encoded"
+            " frames from the moment the application sends. A message larger than the"
+            " bound is still accepted into an empty queue.",
+            unit="characters",
+            client="past it, what ``queue_overflow`` says",
+        ),
+    )
+    queue_overflow: Literal["close", "drop_oldest"] = field(
+        default="close",
+        metadata=_doc(
+            'What happens past ``max_queue_size``: ``"close"`` frees the queue and'
+            " closes the session (a connection stuck writing is cut);"
+            ' ``"drop_oldest"`` drops the oldest undelivered messages.',
+            client='close frame 1013 "Send queue overflow", or messages missing',
+        ),
+    )
+    max_inbox_size: int = field(
+        default=1 << 20,
+        metadata=_doc(
+            "The bound on each session's client messages the application has not"
+            " taken yet. Past it the client is slowed, never dropped, and nothing is lost.",
+            unit="characters",
+            client="a websocket is not read until there is room (TCP pushes back);"
+            " ``xhr_send``/``jsonp_send`` are answered once their messages are taken",
+        ),
+    )
+    inbound_timeout: float = field(
+        default=30.0,
+        metadata=_doc(
+            "How long an ``xhr_send``/``jsonp_send`` waits for room in the inbox.",
+            unit="seconds",
+            client='HTTP 503 "Session inbox full."; its messages are not delivered',
+        ),
+    )
+    rate_limit: RateLimit | None = field(
+        default=None,
+        metadata=_doc(
+            "A :class:`~aiohttp_sockjs.RateLimit` of client messages and bytes per"
+            " second per session, with a burst; ``None`` for no limit.",
+            client='close frame 1008 "Rate limit exceeded"',
+        ),
+    )
+    allowed_origins: Iterable[str] | None = field(
+        default=None,
+        metadata=_doc(
+            'Browser origins allowed to connect, exact (``"https://example.com"``)'
+            ' or by subdomain (``"https://*.example.com"``); ``None`` serves every'
+            " origin, as the protocol expects. Setting it turns ``allow_iframe`` and"
+            " ``allow_jsonp`` off unless they are set too.",
+            client="HTTP 403 without CORS headers, for requests and websocket upgrades"
+            " from other origins (requests with no ``Origin`` are served)",
+        ),
+    )
+    allow_iframe: bool = field(
+        default=False,
+        metadata=_doc(
+            "Serve the iframe page although ``allowed_origins`` is set (it relays"
+            " for any parent page, so it cannot be origin-checked). Without"
+            " ``allowed_origins`` it is always served.",
+            client="404 for ``prefix/iframe.html`` when it is off",
+        ),
+    )
+    allow_jsonp: bool = field(
+        default=False,
+        metadata=_doc(
+            "Serve JSONP polling although ``allowed_origins`` is set (a JSONP poll"
+            " carries no ``Origin``). Without ``allowed_origins`` it is always served.",
+            client="404 for the ``jsonp`` transport when it is off",
+        ),
+    )
+    websocket_ping_interval: float | None = field(
+        default=None,
+        metadata=_doc(
+            "Websocket liveness pings. ``None`` sends a ping after every heartbeat frame"
+            " and drops a socket that has not answered it by the next heartbeat, so a"
+            " client that stopped reading is released within two heartbeat periods (while"
+            " the handler leaves the session's inbox full the socket is not read, and only"
+            " a lost connection counts); it needs no timer per socket. A number of seconds"
+            " uses aiohttp's own ping timer on each socket instead; ``0`` sends no pings.",
+            unit="seconds",
+            client="a ping frame after each heartbeat frame, answered by the browser;"
+            " a socket that stops answering is closed and its session ends",
+        ),
+    )
+    websocket_close_timeout: float = field(
+        default=2.0,
+        metadata=_doc(
+            "How long the server waits for the client's close frame after sending its"
+            " own, before it closes the TCP connection (RFC 6455 section 7.1.1).",
+            unit="seconds",
+            client="the server's close frame, then the TCP close once the client has"
+            " answered it (or this long after)",
+        ),
+    )
+    websocket_compression: bool = field(
+        default=False,
+        metadata=_doc(
+            "Accept permessage-deflate when the client offers it (every browser"
+            " does). Off, because for chat-sized messages it costs more server CPU and"
+            " memory than it saves (see :doc:`/explanation/performance`).",
+            client="``permessage-deflate; server_no_context_takeover`` in the upgrade"
+            " answer; without it, no extension",
+        ),
+    )
+    websocket_compression_threshold: int = field(
+        default=1024,
+        metadata=_doc(
+            "With compression on, frames shorter than this go out uncompressed;"
+            " ``0`` compresses every frame.",
+            unit="bytes",
+            client="short frames uncompressed (permessage-deflate allows it per message)",
+        ),
+    )
+    cors_config: aiohttp_cors.CorsConfig | None = field(
+        default=None,
+        compare=False,
+        metadata=_doc(
+            "An ``aiohttp_cors.CorsConfig``: CORS on the endpoint's routes is then"
+            " left to it. ``None``: the request's ``Origin`` is echoed with"
+            " credentials allowed, as the protocol requires.",
+            client="the CORS headers its rules give",
+        ),
+    )
+    broker: RedisBroker | None = field(
+        default=None,
+        compare=False,
+        metadata=_doc(
+            "A :class:`~aiohttp_sockjs.broker.RedisBroker` (one per process, shared"
+            " by its endpoints): broadcasts and presence then span every process."
+            " ``None``: rooms and presence work within this process.",
+            client="broadcasts from sessions on other processes",
+        ),
+    )
 
     #: The transports served: every one of :data:`TRANSPORTS` not disabled.
     transports: frozenset[str] = field(init=False)
@@ -162,6 +384,73 @@ class Options:
                 rate_limit=self.rate_limit,
             ),
         )
+
+
+class OptionDoc(NamedTuple):
+    """One option of :func:`aiohttp_sockjs.setup`, as the reference shows it."""
+
+    #: The keyword.
+    name: str
+    #: Its type, as :class:`EndpointOptions` spells it.
+    type: str
+    #: Its default, as Python would write it (``repr``).
+    default: str
+    #: The default in words, for sizes (``"1 MiB"``), else ``""``.
+    default_words: str
+    #: What the number counts in (``"seconds"``, ``"bytes"``), or ``""``.
+    unit: str
+    #: What the option does.
+    doc: str
+    #: What the client sees when the option applies.
+    client: str
+
+
+def _in_words(value: Any, unit: str) -> str:
+    if unit in ("bytes", "characters") and isinstance(value, int) and value >= 1024:
+        for size, name in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+            if value % size == 0:
+                return f"{value // size} {name}"
+    return ""
+
+
+def _spelled(annotation: Any) -> str:
+    # TypedDict turns the string annotations into ForwardRefs.
+    return str(getattr(annotation, "__forward_arg__", annotation))
+
+
+def option_docs() -> list[OptionDoc]:
+    """Every option of :func:`aiohttp_sockjs.setup`, in order, from :class:`Options`."""
+    docs = []
+    for f in fields(Options):
+        if not f.init:
+            continue
+        default = f.default if f.default is not MISSING else None
+        docs.append(
+            OptionDoc(
+                name=f.name,
+                type=_spelled(EndpointOptions.__annotations__[f.name]),
+                default=repr(default),
+                default_words=_in_words(default, f.metadata["unit"]),
+                unit=f.metadata["unit"],
+                doc=f.metadata["doc"],
+                client=f.metadata["client"],
+            )
+        )
+    return docs
+
+
+def options_docstring(width: int = 76) -> str:
+    """The option list of :func:`aiohttp_sockjs.setup`'s docstring (reStructuredText)."""
+    lines = []
+    for option in option_docs():
+        default = f"``{option.default}``"
+        if option.default_words:
+            default += f" = {option.default_words}"
+        head = f"- ``{option.name}`` ({default}"
+        head += f", {option.unit}): " if option.unit else "): "
+        text = head + option.doc + " *Client:* " + option.client + "."
+        lines += textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False)
+    return "\n".join(lines)
 
 
 class OriginPolicy:
