@@ -1,12 +1,18 @@
-"""Sphinx configuration: the API reference, built from the package's docstrings."""
+"""Sphinx configuration: the manual, with the API reference built from the docstrings."""
+
+import sys
+from pathlib import Path
 
 from aiohttp_sockjs import __version__
+
+# docs/_ext: the extension that writes the options reference from Options.
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "aiohttp-sockjs"
 copyright = "the aiohttp-sockjs authors"
 release = version = __version__
 
-extensions = ["sphinx.ext.autodoc"]
+extensions = ["sphinx.ext.autodoc", "sockjs_options"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
