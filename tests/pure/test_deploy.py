@@ -1,4 +1,4 @@
-"""The proxy configurations of aiohttp_sockjs.deploy: shape, checks, and the README's copy.
+"""The proxy configurations of aiohttp_sockjs.deploy: shape, checks, and the guide's copy.
 
 That the configurations work is shown by tests/cluster, which runs them
 with the real nginx and haproxy.
@@ -7,19 +7,18 @@ with the real nginx and haproxy.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from aiohttp_sockjs import deploy
+from tests.docblocks import blocks
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 EXAMPLE = ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"]
 
 
-def test_readme_shows_the_generated_nginx_config() -> None:
-    blocks = re.findall(r"```nginx\n(.*?)```", README.read_text(), re.DOTALL)
-    assert blocks == [deploy.nginx_config(EXAMPLE, listen="80")]
+def test_deploying_guide_shows_the_generated_nginx_config() -> None:
+    [config] = [b.code for b in blocks() if b.path.endswith("deploying.rst") and b.lang == "nginx"]
+    assert config == deploy.nginx_config(EXAMPLE, listen="80")
 
 
 @pytest.mark.parametrize(
