@@ -436,9 +436,7 @@ def write_ping_now(ws: web.WebSocketResponse) -> bool:
     return True
 
 
-async def start_close(
-    ws: web.WebSocketResponse, code: int, message: bytes, timeout: float
-) -> None:
+async def start_close(ws: web.WebSocketResponse, code: int, message: bytes, timeout: float) -> None:
     """Send the close frame and leave the connection open for the client's (RFC 6455 7.1.1).
 
     ``WebSocketResponse.close()`` closes the TCP connection as soon as its
