@@ -1,0 +1,108 @@
+"""Count the private names one module of the package reads or writes on another's objects.
+
+    python scripts/private_reach.py        # a table, then the totals
+
+A name counts when it starts with one underscore, is reached on anything but
+``self``/``cls``, and is not defined in the module that reaches for it (as a
+function, class, method, attribute or slot there). ``testing.py`` and
+``_aiohttp.py`` are the two places allowed to reach past a boundary (the
+test seam, and aiohttp's internals), and are left out. Also prints the
+import cycles, ``TYPE_CHECKING`` imports included.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import sys
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "aiohttp_sockjs"
+ALLOWED = {"testing.py", "_aiohttp.py"}
+
+
+def defined(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.add(node.value)  # __slots__ entries
+    return names
+
+
+def reaches(path: pathlib.Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    own = defined(tree)
+    found = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        name = node.attr
+        if not name.startswith("_") or name.startswith("__"):
+            continue
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            continue
+        if name in own:
+            continue
+        found.add(name)
+    return found
+
+
+def imports(path: pathlib.Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                out.add(node.module.split(".")[0])
+            else:
+                out.update(alias.name for alias in node.names)
+    return out
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    found: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+
+    def walk(start: str, node: str, trail: list[str]) -> None:
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == start:
+                key = frozenset(trail)
+                if key not in seen:
+                    seen.add(key)
+                    found.append([*trail, start])
+            elif nxt not in trail and nxt > start:
+                walk(start, nxt, [*trail, nxt])
+
+    for start in sorted(graph):
+        walk(start, start, [start])
+    return found
+
+
+def main() -> int:
+    total = 0
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.name in ALLOWED:
+            continue
+        names = reaches(path)
+        if names:
+            print(f"{path.name}: {len(names)}: {', '.join(sorted(names))}")
+        total += len(names)
+    graph = {p.stem: imports(p) for p in PACKAGE.glob("*.py")}
+    found = cycles(graph)
+    print(f"cross-module private names: {total}")
+    print(f"import cycles: {len(found)}")
+    for cycle in found:
+        print("  " + " -> ".join(cycle))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
