@@ -10,6 +10,7 @@ server goes through :mod:`aiohttp_sockjs.testing`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -19,7 +20,7 @@ import struct
 import urllib.parse
 import uuid
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 from aiohttp.test_utils import TestClient
@@ -426,3 +427,200 @@ def cut(writer: asyncio.StreamWriter, how: str) -> None:
         writer.transport.abort()
     else:
         writer.close()
+
+
+# --- a bare websocket client: reads only when told, answers pings or not -------
+
+OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
+
+
+def parse_frames(data: bytes, limit: int = -1) -> tuple[list[tuple[int, bytes]], int]:
+    """The whole frames at the start of ``data`` (as ``(opcode, payload)``, at
+    most ``limit`` if given) and how many bytes they take; a frame cut short
+    is left for later."""
+    frames: list[tuple[int, bytes]] = []
+    pos = 0
+    while len(data) - pos >= 2 and len(frames) != limit:
+        b0, b1 = data[pos], data[pos + 1]
+        length, head = b1 & 0x7F, 2
+        if length == 126:
+            if len(data) - pos < 4:
+                break
+            (length,) = struct.unpack_from("!H", data, pos + 2)
+            head = 4
+        elif length == 127:
+            if len(data) - pos < 10:
+                break
+            (length,) = struct.unpack_from("!Q", data, pos + 2)
+            head = 10
+        mask = b""
+        if b1 & 0x80:
+            mask = data[pos + head : pos + head + 4]
+            head += 4
+        if len(data) - pos < head + length:
+            break
+        payload = data[pos + head : pos + head + length]
+        if mask:
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        frames.append((b0 & 0x0F, payload))
+        pos += head + length
+    return frames, pos
+
+
+def close_payload(payload: bytes) -> tuple[int, str]:
+    """The code and reason of a close frame's payload."""
+    (code,) = struct.unpack_from("!H", payload)
+    return code, payload[2:].decode()
+
+
+class BareWebsocket:
+    """A websocket client on a plain socket that reads nothing unless told to.
+
+    Nothing reads its socket in the background (as an asyncio stream would),
+    so a client that "stops reading" leaves the server's bytes in the
+    kernel, where :meth:`peek` sees them without taking them. Or
+    :meth:`answer_pings` reads everything, answering pings as a browser does.
+    """
+
+    #: Every client made and not yet closed, for a fixture to close after a test.
+    opened: ClassVar[list[BareWebsocket]] = []
+
+    def __init__(self, sock: socket.socket, buf: bytes) -> None:
+        BareWebsocket.opened.append(self)
+        self.sock = sock
+        self.buf = bytearray(buf)
+        #: Every frame read so far (by :meth:`frame` or the ping answerer).
+        self.frames: list[tuple[int, bytes]] = []
+        #: How many pings the answerer has read (and answered).
+        self.pings = 0
+        self.eof = False
+        self._answerer: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(cls, port: int, path: str, *, rcvbuf: int | None = None) -> BareWebsocket:
+        """Open ``path`` with a websocket handshake; the 101 headers are read."""
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await bounded(loop.sock_connect(sock, ("127.0.0.1", port)))
+        await bounded(
+            loop.sock_sendall(
+                sock,
+                f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode(),
+            )
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = await bounded(loop.sock_recv(sock, 4096))
+            assert chunk, head
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        return cls(sock, rest)
+
+    def peek(self) -> list[tuple[int, bytes]]:
+        """The whole frames waiting to be read, read and kept in place.
+
+        A reset connection shows as no frames (the kernel drops what it held).
+        """
+        try:
+            waiting = self.sock.recv(1 << 22, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            waiting = b""
+        except OSError:
+            return []
+        return parse_frames(bytes(self.buf) + waiting)[0]
+
+    def peek_eof(self) -> bool:
+        """Whether the server has closed (or reset) the connection with nothing
+        left to read before the end."""
+        if self.buf:
+            return False
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+
+    async def frame(self, timeout: float = WAIT) -> tuple[int, bytes] | None:
+        """Read the next frame; ``None`` at the end of the connection."""
+        loop = asyncio.get_running_loop()
+        while True:
+            frames, used = parse_frames(bytes(self.buf), 1)
+            if frames:
+                del self.buf[:used]
+                self.frames.append(frames[0])
+                return frames[0]
+            if self.eof:
+                return None
+            try:
+                chunk = await bounded(loop.sock_recv(self.sock, 65536), timeout)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.eof = True
+            self.buf += chunk
+
+    async def text(self) -> str:
+        """The next frame, which must be a text frame."""
+        got = await self.frame()
+        assert got is not None and got[0] == OP_TEXT, got
+        return got[1].decode()
+
+    async def send(self, opcode: int, payload: bytes) -> None:
+        """Send one masked frame."""
+        await bounded(asyncio.get_running_loop().sock_sendall(self.sock, ws_frame(opcode, payload)))
+
+    async def send_text(self, text: str) -> None:
+        """Send one text frame."""
+        await self.send(OP_TEXT, text.encode())
+
+    async def rest(self, timeout: float = WAIT) -> list[tuple[int, bytes]]:
+        """Read every frame until the server ends the connection."""
+
+        async def drain() -> list[tuple[int, bytes]]:
+            got = []
+            while (f := await self.frame(timeout)) is not None:
+                got.append(f)
+            return got
+
+        return await bounded(drain(), timeout)
+
+    def answer_pings(self) -> None:
+        """Read everything from now on in the background, answering each ping
+        with a pong; frames land in :attr:`frames`."""
+
+        async def answer() -> None:
+            while (f := await self.frame(timeout=3600)) is not None:
+                if f[0] == OP_PING:
+                    self.pings += 1
+                    await self.send(OP_PONG, f[1])
+
+        self._answerer = asyncio.ensure_future(answer())
+
+    def texts(self) -> list[str]:
+        """The text frames read so far."""
+        return [payload.decode() for op, payload in self.frames if op == OP_TEXT]
+
+    async def cut(self, how: str) -> None:
+        """Go away: ``"fin"`` closes normally, ``"rst"`` resets (as an aborting
+        browser or a crashed client does)."""
+        if how == "rst":
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop reading and close the socket (idempotent)."""
+        if self._answerer is not None:
+            self._answerer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._answerer
+            self._answerer = None
+        self.sock.close()
+        with contextlib.suppress(ValueError):
+            BareWebsocket.opened.remove(self)
