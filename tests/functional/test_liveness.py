@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -154,13 +155,13 @@ async def test_websocket_clients_that_stop_reading_are_released(live: Serve) -> 
         tick(server, clock)
         ticks += 1
 
-        def settled(pings: int) -> bool:
+        def settled(pings: int, beats: int = ticks) -> bool:
             return all(
-                not held(server, s) or (_seen(c, p, ticks, pings) and not testing.writing(s))
+                not held(server, s) or (_seen(c, p, beats, pings) and not testing.writing(s))
                 for (c, s), p in zip(clients, paths, strict=True)
             )
 
-        if pinging and not await holds(lambda: settled(ticks), WAIT):
+        if pinging and not await holds(functools.partial(settled, ticks), WAIT):
             # No ping came: the rest of the ticks wait for the heartbeats only.
             pinging = False
         if not pinging:
@@ -187,7 +188,11 @@ async def test_every_websocket_heartbeat_is_followed_by_a_ping(live: Serve, path
     client.answer_pings()
     for n in range(1, 4):
         tick(server, clock)
-        assert await holds(lambda: client.pings == n and not testing.writing(session), WAIT), (
+
+        def pinged(n: int = n) -> bool:
+            return client.pings == n and not testing.writing(session)
+
+        assert await holds(pinged, WAIT), (
             f"tick {n}: {client.pings} websocket pings reached the client"
         )
         if path == SOCKJS_WS:
@@ -239,7 +244,7 @@ async def test_clients_that_answer_pings_stay(live: Serve) -> None:
             tick(server, clock)
             for send, got, sockjs in wired:
                 if sockjs:
-                    await eventually(lambda: got().count("h") >= n + 1)
+                    await eventually(lambda got=got, n=n: got().count("h") > n)
                 await _round_trip(send, got, f"{n}a")
                 await _round_trip(send, got, f"{n}b")
         assert len(server.endpoint) == 4
@@ -288,7 +293,7 @@ async def _fill_inbox(client: BareWebsocket, session: aiohttp_sockjs.Session, so
     frame_bytes = ws_frame(OP_TEXT, payload.encode())
     sent = 0
     for _ in range(2000):
-        if not transport.is_reading() and sent > 256 * 1024:  # type: ignore[attr-defined]
+        if not transport.is_reading() and sent > 256 * 1024:
             return
         try:
             sock.send(frame_bytes)
@@ -311,7 +316,7 @@ async def test_live_client_of_a_handler_that_never_reads_stays(live: Serve, path
     for n in range(1, TICKS + 1):
         tick(server, clock)
         if path == SOCKJS_WS:
-            await eventually(lambda: client.texts().count("h") >= n)
+            await eventually(lambda n=n: client.texts().count("h") >= n)
         await eventually(lambda: not testing.writing(session))
     assert held(server, session) and not session.closed
     assert not client.eof
