@@ -331,7 +331,6 @@ class WebSocketReceiver(_FramedReceiver):
         ws = self._ws
         if not self._config.pings:
             return _aiohttp.write_text_now(ws, _HEARTBEAT, self._config.threshold)
-        # Both frames or neither: the awaited twin writes both.
         if not _aiohttp.write_text_now(ws, _HEARTBEAT, self._config.threshold):
             return False
         if not _aiohttp.write_ping_now(ws):
@@ -354,7 +353,7 @@ class WebSocketReceiver(_FramedReceiver):
         await _aiohttp.start_close(self._ws, 1000, b"", self._config.close_timeout)
 
     def interrupted(self) -> bool:
-        return self._ws.closed
+        return self._ws.closed or _connection_lost(self._request)
 
     def abort(self) -> None:
         _abort(self._request)
@@ -415,7 +414,10 @@ class RawWebSocketReceiver(WebSocketReceiver):
         if ws.closed:
             return False
         if self._config.pings:
-            if not _aiohttp.write_ping_now(ws):
+            if not _aiohttp.write_ping_now(ws) or _connection_lost(self._request):
+                # Not written, or the write found the connection gone (the
+                # peer had left): the awaited twin then fails at once, and
+                # the session learns it in this tick rather than the next.
                 return False
             self._unanswered = True
         return True

@@ -115,7 +115,9 @@ class Receiver(abc.ABC):
         :meth:`send_messages` would have written it, in a call that would
         have completed without suspending and returned ``True``. Returns
         ``False`` with nothing written otherwise; the session then awaits
-        :meth:`send_messages`. The default never writes.
+        :meth:`send_messages`. The default never writes. (A heartbeat's
+        ping may also report ``False`` when its write found the connection
+        gone: the awaited twin then fails at once, as it should.)
         """
         return False
 
