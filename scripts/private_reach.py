@@ -21,6 +21,7 @@ ALLOWED = {"testing.py", "_aiohttp.py"}
 
 
 def defined(tree: ast.Module) -> set[str]:
+    """Every name a module defines: functions, classes, attributes, slots."""
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -38,6 +39,7 @@ def defined(tree: ast.Module) -> set[str]:
 
 
 def reaches(path: pathlib.Path) -> set[str]:
+    """The private names the module at ``path`` reaches for on other modules' objects."""
     tree = ast.parse(path.read_text())
     own = defined(tree)
     found = set()
@@ -56,6 +58,7 @@ def reaches(path: pathlib.Path) -> set[str]:
 
 
 def imports(path: pathlib.Path) -> set[str]:
+    """The package's modules that the module at ``path`` imports (TYPE_CHECKING too)."""
     tree = ast.parse(path.read_text())
     out = set()
     for node in ast.walk(tree):
@@ -68,6 +71,7 @@ def imports(path: pathlib.Path) -> set[str]:
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The elementary cycles of the import graph, each once."""
     found: list[list[str]] = []
     seen: set[frozenset[str]] = set()
 
@@ -87,6 +91,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def main() -> int:
+    """Print the table and the totals."""
     total = 0
     for path in sorted(PACKAGE.glob("*.py")):
         if path.name in ALLOWED:
