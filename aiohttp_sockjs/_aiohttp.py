@@ -57,6 +57,7 @@ __all__ = [
     "no_server_takeover",
     "send_text",
     "start_close",
+    "write_heartbeat_and_ping_now",
     "write_ping_now",
     "write_stream_now",
     "write_text_now",
@@ -433,6 +434,34 @@ def write_ping_now(ws: web.WebSocketResponse) -> bool:
         return False
     writer.transport.write(_PING_FRAME)
     writer._output_size += len(_PING_FRAME)
+    return True
+
+
+_HEARTBEAT_AND_PING: Final = bytes((0x80 | _TEXT_OPCODE, 1)) + b"h" + _PING_FRAME
+
+
+def write_heartbeat_and_ping_now(ws: web.WebSocketResponse, threshold: int) -> bool:
+    """Write the heartbeat frame ``h`` and a ping in one write, if that needs no waiting.
+
+    What ``write_text_now(ws, b"h", threshold)`` then :func:`write_ping_now`
+    would write, in one call to the transport (one system call, not two,
+    per idle socket and heartbeat). Returns ``False`` with nothing written
+    when either would not have written (the caller then writes them apart),
+    or when the heartbeat would be compressed (``threshold`` 0 or 1).
+    """
+    if not SUPPORTED:
+        return False
+    writer = ws._writer
+    if writer is None or ws.closed or writer.use_mask or writer._closing:
+        return False
+    if writer.compress and threshold <= 1:
+        return False
+    if writer.transport.is_closing() or writer._send_lock.locked():
+        return False
+    if writer._output_size + len(_HEARTBEAT_AND_PING) > writer._limit:
+        return False
+    writer.transport.write(_HEARTBEAT_AND_PING)
+    writer._output_size += len(_HEARTBEAT_AND_PING)
     return True
 
 

@@ -331,6 +331,13 @@ class WebSocketReceiver(_FramedReceiver):
         ws = self._ws
         if not self._config.pings:
             return _aiohttp.write_text_now(ws, _HEARTBEAT, self._config.threshold)
+        if _aiohttp.write_heartbeat_and_ping_now(ws, self._config.threshold):
+            if _connection_lost(self._request):
+                # The write found the peer gone: the awaited twin fails at
+                # once, and the session learns it in this tick.
+                return False
+            self._unanswered = True
+            return True
         if not _aiohttp.write_text_now(ws, _HEARTBEAT, self._config.threshold):
             return False
         if not _aiohttp.write_ping_now(ws):
