@@ -1,6 +1,6 @@
 """Cluster-wide broadcast and presence through Redis (or Valkey).
 
-Needs the ``redis`` extra: ``pip install 'aiohttp-sockjs[redis]'``.
+Needs redis-py, which the ``redis`` extra brings.
 
 One :class:`RedisBroker` per process, given to :func:`aiohttp_sockjs.setup`
 as ``broker=``, carries the broadcasts of one or several endpoints to every
@@ -63,9 +63,9 @@ try:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ImportError(
-        "aiohttp_sockjs.broker needs redis-py: pip install 'aiohttp-sockjs[redis]'"
-    ) from exc
+    from ._extras import missing
+
+    raise missing("aiohttp_sockjs.broker", "redis-py", "redis") from exc
 
 from .exceptions import BrokerError
 from .rooms import Presence, RoomSpec, room_names

@@ -101,6 +101,7 @@ class _Options:
     heartbeat_timeout: float | None
     max_frame_size: int
     session_id: str | None
+    receive_timeout: float | None = None
 
 
 async def _within(aw: Awaitable[_T], seconds: float | None, what: str) -> _T:
@@ -649,6 +650,7 @@ class SockJSClient:
         max_queue: int,
         heartbeat_timeout: float | None,
         owned_session: aiohttp.ClientSession | None,
+        receive_timeout: float | None = None,
     ) -> None:
         self._transport = transport
         self._owned_session = owned_session
@@ -679,6 +681,10 @@ class SockJSClient:
         self.close_reason: str | None = None
         #: Heartbeats received so far (``h`` frames, and websocket pings).
         self.heartbeats = 0
+        #: Seconds :meth:`receive` waits for a message before it raises
+        #: :exc:`~aiohttp_sockjs.ResponseTimeout`; ``None`` waits as long as
+        #: the session is open. The ``sockjs_client`` test fixture sets it.
+        self.receive_timeout = receive_timeout
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     def __repr__(self) -> str:
@@ -722,12 +728,26 @@ class SockJSClient:
         Raises :exc:`~aiohttp_sockjs.SessionClosed` once the session is
         closed and every message that came before is read, or the
         :class:`~aiohttp_sockjs.ClientError` the connection failed with.
+        With :attr:`receive_timeout` set, raises
+        :exc:`~aiohttp_sockjs.ResponseTimeout` when no message comes within
+        it; the session stays open.
         """
+        limit = self.receive_timeout
+        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
         while not self._inbox:
             if self.close_code is not None:
                 self._raise_if_closed()
             self._readable.clear()
-            await self._readable.wait()
+            if deadline is None:
+                await self._readable.wait()
+                continue
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise ResponseTimeout(f"no message within {limit:g} s")
+            # Only the wait is inside: a TimeoutError here is this deadline's.
+            with contextlib.suppress(asyncio.TimeoutError):
+                async with _timeout(remaining):
+                    await self._readable.wait()
         message = self._inbox.popleft()
         if len(self._inbox) < self._max_queue:
             self._writable.set()
@@ -951,6 +971,7 @@ def connect(
     headers: Mapping[str, str] | None = None,
     timeout: float = 10.0,
     heartbeat_timeout: float | None = 60.0,
+    receive_timeout: float | None = None,
     max_queue: int = 1024,
     max_frame_size: int = 16 * 1024 * 1024,
     session_id: str | None = None,
@@ -974,6 +995,10 @@ def connect(
       which an open session fails with
       :class:`~aiohttp_sockjs.ResponseTimeout`; ``None`` waits forever. Keep
       it above the server's heartbeat delay (25 s unless configured).
+    - ``receive_timeout``: seconds :meth:`SockJSClient.receive` waits for a
+      message before it raises :class:`~aiohttp_sockjs.ResponseTimeout`
+      (the session stays open); ``None``, the default, waits as long as
+      the session is open.
     - ``max_queue``: messages received but not yet read; past it the client
       stops reading from the server until the application catches up.
     - ``max_frame_size``: the longest frame (or streamed line) accepted, in
@@ -999,8 +1024,11 @@ def connect(
     unknown = [name for name in names if name not in TRANSPORTS]
     if unknown or not names:
         raise ValueError(f"transports must be names from {TRANSPORTS}, not {list(names)}")
-    if timeout <= 0 or (heartbeat_timeout is not None and heartbeat_timeout <= 0):
-        raise ValueError("timeout and heartbeat_timeout must be positive")
+    if any(
+        seconds is not None and seconds <= 0
+        for seconds in (timeout, heartbeat_timeout, receive_timeout)
+    ):
+        raise ValueError("timeout, heartbeat_timeout and receive_timeout must be positive")
     if max_queue < 1 or max_frame_size < 1:
         raise ValueError("max_queue and max_frame_size must be positive")
     if URL(url).scheme not in ("http", "https"):
@@ -1009,7 +1037,9 @@ def connect(
         not session_id or any(c in session_id for c in "./?#%") or not session_id.isprintable()
     ):
         raise ValueError(f"a session id is a URL path segment without dots, not {session_id!r}")
-    options = _Options(dict(headers or {}), timeout, heartbeat_timeout, max_frame_size, session_id)
+    options = _Options(
+        dict(headers or {}), timeout, heartbeat_timeout, max_frame_size, session_id, receive_timeout
+    )
     return Connecting(URL(url), names, session, options, max_queue)
 
 
@@ -1059,6 +1089,7 @@ async def _open(
                 max_queue=max_queue,
                 heartbeat_timeout=options.heartbeat_timeout,
                 owned_session=owned,
+                receive_timeout=options.receive_timeout,
             )
         raise ConnectError(str(url), errors)
     except BaseException:

@@ -1,6 +1,6 @@
 """Prometheus metrics for an application's SockJS endpoints.
 
-Needs ``prometheus-client`` (``pip install 'aiohttp-sockjs[prometheus]'``).
+Needs ``prometheus-client``, which the ``prometheus`` extra brings.
 One call serves ``/metrics`` from the application::
 
     from aiohttp_sockjs.metrics import setup_metrics
@@ -43,10 +43,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
-from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.aiohttp import make_aiohttp_handler
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
+
+try:
+    from prometheus_client import REGISTRY, CollectorRegistry
+    from prometheus_client.aiohttp import make_aiohttp_handler
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.metrics_core import Metric
+except ImportError as exc:  # pragma: no cover - depends on the install
+    from ._extras import missing
+
+    raise missing("aiohttp_sockjs.metrics", "prometheus-client", "prometheus") from exc
 
 from . import ENDPOINTS
 

@@ -1,19 +1,26 @@
 """pytest plugin: test SockJS handlers through a real client over a real socket.
 
-Installing aiohttp-sockjs registers it (entry point ``pytest11``); it needs
-pytest-aiohttp for the test server. Disable it with ``-p no:aiohttp_sockjs``.
+Installing aiohttp-sockjs registers it (entry point ``pytest11``); its
+fixtures need pytest-aiohttp for the test server, which the ``testing``
+extra brings (without it, a test that uses them fails and says what to
+install). Disable it with ``-p no:aiohttp_sockjs``.
 
 - ``sockjs_client``: a factory. ``await sockjs_client(app, "/chat")`` serves
   ``app`` with pytest-aiohttp's test server and returns a connected
   :class:`~aiohttp_sockjs.client.SockJSClient`; every client and server is
-  closed after the test.
+  closed after the test. Its clients' ``receive()`` gives up after
+  :data:`RECEIVE_TIMEOUT` seconds without a message (pass
+  ``receive_timeout=`` for another limit, ``None`` for none), so a handler
+  that stays silent fails the test instead of hanging it.
 - ``sockjs_transport``: a test that asks for it runs once per client
   transport (:data:`~aiohttp_sockjs.client.TRANSPORTS`), or once per name
   given with ``@pytest.mark.sockjs_transports("websocket", "xhr")``; in such
   a test ``sockjs_client`` connects over that transport unless told another.
 
-::
+In pytest-asyncio's strict mode (its default) mark the tests with
+``@pytest.mark.asyncio``::
 
+    @pytest.mark.asyncio
     async def test_greets(sockjs_client, sockjs_transport):
         client = await sockjs_client(make_app(), "/chat")
         await client.send("hi")
@@ -23,21 +30,31 @@ pytest-aiohttp for the test server. Disable it with ``-p no:aiohttp_sockjs``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, cast
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import BaseTestServer
 
+from ._extras import hint
 from .client import TRANSPORTS, SockJSClient, connect
 
 try:
+    import pytest_aiohttp  # noqa: F401  (its plugin serves the applications)
     from pytest_asyncio import fixture as _async_fixture
-except ImportError:  # pragma: no cover - pytest-aiohttp brings pytest-asyncio
+except ImportError:
+    # Installed without the testing extra: the fixtures say so when used.
+    _MISSING: str | None = (
+        f"the sockjs_client fixture needs pytest-aiohttp, which is not installed; {hint('testing')}"
+    )
     _async_fixture = pytest.fixture  # type: ignore[assignment]
+else:
+    _MISSING = None
 
-__all__ = ["SockJSClientFactory"]
+__all__ = ["RECEIVE_TIMEOUT", "SockJSClientFactory"]
 
+#: Seconds a ``sockjs_client`` client's ``receive()`` waits for a message.
+RECEIVE_TIMEOUT: Final = 10.0
 _MARKER = "sockjs_transports"
 
 
@@ -57,7 +74,8 @@ class SockJSClientFactory(Protocol):
         ``transport`` is a name or a fallback list as for
         :func:`~aiohttp_sockjs.client.connect`; by default the test's
         ``sockjs_transport`` if it has one, else the default list.
-        ``options`` go to :func:`~aiohttp_sockjs.client.connect`.
+        ``options`` go to :func:`~aiohttp_sockjs.client.connect`;
+        ``receive_timeout`` is :data:`RECEIVE_TIMEOUT` unless given.
         """
         ...
 
@@ -98,11 +116,20 @@ def sockjs_transport(request: pytest.FixtureRequest) -> str:
     return name
 
 
+@pytest.fixture
+def sockjs_client(request: pytest.FixtureRequest) -> SockJSClientFactory:
+    """Connect SockJS clients to applications served for this test."""
+    if _MISSING is not None:
+        pytest.fail(_MISSING, pytrace=False)
+    # Asked for here rather than as an argument: without pytest-aiohttp the
+    # test fails with the message above, not "fixture not found".
+    return cast(SockJSClientFactory, request.getfixturevalue("_sockjs_client_factory"))
+
+
 @_async_fixture
-async def sockjs_client(
+async def _sockjs_client_factory(
     request: pytest.FixtureRequest, aiohttp_server: Any
 ) -> AsyncIterator[SockJSClientFactory]:
-    """Connect SockJS clients to applications served for this test."""
     servers: dict[int, tuple[web.Application, BaseTestServer]] = {}
     clients: list[SockJSClient] = []
     default = (
@@ -125,6 +152,7 @@ async def sockjs_client(
         else:
             server = await aiohttp_server(app)
             servers[id(app)] = (app, server)
+        options.setdefault("receive_timeout", RECEIVE_TIMEOUT)
         client = await connect(server.make_url(prefix), transports=transport or default, **options)
         clients.append(client)
         return client

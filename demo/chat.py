@@ -57,7 +57,14 @@ from aiohttp import web
 
 import aiohttp_sockjs
 from aiohttp_sockjs import Endpoint, Session
-from aiohttp_sockjs.metrics import setup_metrics
+
+try:
+    from aiohttp_sockjs.metrics import setup_metrics
+except ImportError as exc:
+    if __name__ != "__main__":
+        raise
+    # Run as a command: the hint, without a traceback.
+    raise SystemExit(f"python -m demo.chat: {exc}") from None
 
 HERE: Final = Path(__file__).resolve().parent
 STATIC: Final = HERE / "static"

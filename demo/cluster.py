@@ -47,7 +47,15 @@ from aiohttp import web
 import aiohttp_sockjs
 from aiohttp_sockjs.deploy import nginx_config
 
-from . import chat
+try:
+    from aiohttp_sockjs.broker import RedisBroker
+
+    from . import chat
+except ImportError as exc:
+    if __name__ != "__main__":
+        raise
+    # Run as a command (the launcher or a worker): the hint, without a traceback.
+    raise SystemExit(f"python -m demo.cluster: {exc}") from None
 
 HOST: Final = "127.0.0.1"
 #: Each person of a process is in a room named after them, so that the
@@ -104,8 +112,6 @@ async def _share_people(room: chat.Room, endpoint: aiohttp_sockjs.Endpoint) -> N
 
 def worker_app(redis_url: str, name: str) -> web.Application:
     """The chat app of one worker: a broker, people shared, ``X-Served-By``."""
-    from aiohttp_sockjs.broker import RedisBroker
-
     broker = RedisBroker(redis_url, heartbeat_interval=1.0, process_ttl=3.0, process_id=name)
     # Person ids like "worker2:5" are unique in the cluster.
     app = chat.make_app(id_prefix=f"{name}:", broker=broker)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 
 import aiohttp_sockjs
-from aiohttp_sockjs import Session
-from aiohttp_sockjs.client import TRANSPORTS
-from aiohttp_sockjs.pytest_plugin import SockJSClientFactory
+from aiohttp_sockjs import ResponseTimeout, Session
+from aiohttp_sockjs.client import TRANSPORTS, SockJSClient, connect
+from aiohttp_sockjs.pytest_plugin import RECEIVE_TIMEOUT, SockJSClientFactory
 
 from ...wire import bounded
 
@@ -41,6 +43,41 @@ async def test_fixture_over_every_transport(
     assert other.url.port == client.url.port
     await other.send("Grace")
     assert await bounded(other.receive()) == "hello, Grace"
+
+
+async def quiet_until_asked(session: Session) -> None:
+    async for message in session:
+        if message == "speak":
+            session.send("spoken")
+
+
+async def test_receive_gives_up_on_a_silent_handler(sockjs_client: SockJSClientFactory) -> None:
+    """receive() raises ResponseTimeout instead of waiting forever; the session stays open."""
+    app = web.Application()
+    aiohttp_sockjs.setup(app, "/quiet", quiet_until_asked)
+    client = await sockjs_client(app, "/quiet")
+    assert client.receive_timeout == RECEIVE_TIMEOUT
+    short = await sockjs_client(app, "/quiet", transport="xhr", receive_timeout=0.2)
+    await short.send("hello")
+    with pytest.raises(ResponseTimeout, match=r"no message within 0\.2 s"):
+        await bounded(short.receive())
+    assert not short.closed
+    await short.send("speak")
+    assert await bounded(short.receive()) == "spoken"
+    with pytest.raises(ResponseTimeout):
+        await bounded(anext_of(short))
+
+
+async def anext_of(client: SockJSClient) -> str:
+    async for message in client:
+        return message
+    raise AssertionError("the session ended")
+
+
+@pytest.mark.parametrize("bad", [0, -1.0])
+def test_receive_timeout_must_be_positive(bad: float) -> None:
+    with pytest.raises(ValueError, match="receive_timeout"):
+        connect("http://127.0.0.1:1/echo", receive_timeout=bad)
 
 
 USER_TESTS = """
@@ -121,3 +158,35 @@ def test_a_users_project(tmp_path: Path) -> None:
     assert "test_some_transports[websocket] PASSED" in result.stdout
     assert "test_own_parametrize[eventsource] PASSED" in result.stdout
     assert f"{len(TRANSPORTS) + 4} passed" in result.stdout
+
+
+def test_a_project_without_pytest_aiohttp(tmp_path: Path) -> None:
+    """Without pytest-aiohttp the fixture fails and names the extra to install.
+
+    pytest-aiohttp and pytest-asyncio are hidden by modules of the same names
+    earlier on the path that fail to import, as if they were not installed.
+    """
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    for name in ("pytest_aiohttp", "pytest_asyncio"):
+        (hidden / f"{name}.py").write_text(f"raise ModuleNotFoundError({name!r}, name={name!r})\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_user.py").write_text(USER_TESTS)
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-k", "test_default_fallback"),
+            *("-p", "no:cacheprovider", "-p", "no:aiohttp", "-p", "no:asyncio"),
+        ],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(hidden)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 error" in result.stdout, result.stdout
+    assert "fixture 'aiohttp_server' not found" not in result.stdout
+    assert "the sockjs_client fixture needs pytest-aiohttp, which is not installed" in result.stdout
+    assert "[testing]'" in result.stdout
+    assert "pip install 'pytest-aiohttp>=" in result.stdout
