@@ -19,6 +19,9 @@ From the server::
 
     {"type": "online", "people": [...]}   who is here: sent when a tab connects,
                                           and when the list changes quietly
+    {"type": "online", "people": [...], "server": "worker2"}
+                                          in the cluster demo, the first one
+                                          also names the process of the session
     {"type": "welcome", "id": ..., "nick": "alice", "token": ...}
                                           your join worked: who you are
     {"type": "join", "id": ..., "nick": ..., "people": [...]}    someone joined
@@ -135,8 +138,12 @@ class Person:
 class Room:
     """The chat room: who is in it, and the handler that runs each session."""
 
-    def __init__(self, rejoin_grace: float = REJOIN_GRACE, id_prefix: str = "") -> None:
+    def __init__(
+        self, rejoin_grace: float = REJOIN_GRACE, id_prefix: str = "", server: str | None = None
+    ) -> None:
         self.rejoin_grace = rejoin_grace
+        #: The process's name in a cluster (demo.cluster), told to each page.
+        self.server = server
         self.endpoint: Endpoint | None = None  # set once the endpoint exists
         self._people: dict[str, Person] = {}  # by id, in joining order
         self._ids = itertools.count(1)
@@ -248,7 +255,10 @@ class Room:
 
     async def chat(self, session: Session) -> None:
         """Run one visitor's session: from connecting until the tab goes away."""
-        session.send(json.dumps({"type": "online", "people": self.people()}))
+        hello: dict[str, Any] = {"type": "online", "people": self.people()}
+        if self.server is not None:
+            hello["server"] = self.server
+        session.send(json.dumps(hello))
         try:
             # One message at a time, in order; the loop ends when the session
             # closes for any reason (tab closed, network gone, server stopping).
@@ -328,13 +338,17 @@ async def sockjs_client(request: web.Request) -> web.StreamResponse:
 
 
 def make_app(
-    rejoin_grace: float = REJOIN_GRACE, id_prefix: str = "", **options: Any
+    rejoin_grace: float = REJOIN_GRACE,
+    id_prefix: str = "",
+    server: str | None = None,
+    **options: Any,
 ) -> web.Application:
     """Build the chat app; ``options`` go to :func:`aiohttp_sockjs.setup`.
 
-    The room is ``app[ROOM]``; ``id_prefix`` keeps ids unique in a cluster.
+    The room is ``app[ROOM]``; ``id_prefix`` keeps ids unique in a cluster,
+    and ``server`` names the process to its pages.
     """
-    room = Room(rejoin_grace, id_prefix)
+    room = Room(rejoin_grace, id_prefix, server)
     app = web.Application()
     app[ROOM] = room
     app.router.add_get("/", index)

@@ -22,6 +22,11 @@
   const textInput = $("text");
   const sayButton = sayForm.querySelector("button[type=submit]");
   const me = $("me");
+  const servedBy = $("served-by");
+
+  // The server names its transports after the protocol's URLs; the page
+  // speaks sockjs-client's names (the menu's), one name per transport.
+  const CLIENT_NAMES = { xhr_streaming: "xhr-streaming", xhr: "xhr-polling", jsonp: "jsonp-polling" };
 
   // The nickname is remembered for the next visit; the token (the server's
   // secret for rejoining as the same person) only for this tab, so a reload
@@ -64,6 +69,7 @@
       failures = 0;
       hideBanner();
       setStatus("open", `Connected · ${s.transport}`);
+      servedBy.hidden = true; // until the server says, on this connection
       // Back after a reconnection, a transport switch or a reload: the token
       // gets us our identity back without a "left"/"joined" for everyone.
       const rejoinAs = nick || (token && load("localStorage", NICK_KEY));
@@ -185,6 +191,10 @@
     switch (message.type) {
       case "online":
         showPeople(message.people);
+        if (message.server) {
+          servedBy.textContent = `served by ${message.server}`;
+          servedBy.hidden = false;
+        }
         break;
       case "welcome":
         myId = message.id;
@@ -217,11 +227,11 @@
         break;
       case "error":
         if (joining && !joined) {
-          // Our join was refused (the nickname is taken): pick another one.
+          // Our join was refused (the nickname is taken): pick another one,
+          // starting from the refused one, still in the box and selected.
           joining = false;
           nick = null;
           showComposer();
-          nickInput.value = load("localStorage", NICK_KEY) || "";
           nickInput.select();
         }
         joining = false;
@@ -269,7 +279,7 @@
       name.style.color = colour(person.nick);
       const transport = document.createElement("span");
       transport.className = "via";
-      transport.textContent = person.transport || "reconnecting…";
+      transport.textContent = transportName(person);
       transport.title = person.transport ? "the transport the server sees" : "";
       if (person.id === myId) li.className = "you";
       li.append(name, " ", transport);
@@ -278,6 +288,14 @@
     peopleList.replaceChildren(...items);
     peopleList.dataset.none = people ? "Nobody has joined yet." : "Not connected.";
     peopleCount.textContent = String(items.length);
+  }
+
+  // Our own transport as sockjs-client names it (the header's name, with
+  // its iframe- prefix); others' as the server sees it, in the menu's words.
+  function transportName(person) {
+    if (!person.transport) return "reconnecting…";
+    if (person.id === myId && sock && sock.readyState === SockJS.OPEN) return sock.transport;
+    return CLIENT_NAMES[person.transport] || person.transport;
   }
 
   // Follow new messages while the list is scrolled to its end, also when the

@@ -234,8 +234,10 @@ def test_two_people_chat_over_websocket_and_xhr_polling(
     bob.join("bob")
     bob.expect_notice("You joined as bob.")
     alice.expect_notice("bob joined.")
+    # One name per transport on a page: the menu's (sockjs-client's), in the
+    # header and in the online list, not the server's "xhr".
     for person in (alice, bob):
-        person.expect_people("alice websocket", "bob xhr")
+        person.expect_people("alice websocket", "bob xhr-polling")
 
     alice.say("Hello from a websocket")
     bob.expect_message("alice", "Hello from a websocket")
@@ -261,19 +263,19 @@ def test_switching_transport_rejoins_quietly(chat_server: ChatServer, open_chat:
     bob = open_chat(chat_server, "xhr-polling")
     alice.join("alice")
     bob.join("bob")
-    alice.expect_people("alice websocket", "bob xhr")
-    bob.expect_people("alice websocket", "bob xhr")
+    alice.expect_people("alice websocket", "bob xhr-polling")
+    bob.expect_people("alice websocket", "bob xhr-polling")
     seen = {"alice": alice.notices(), "bob": bob.notices()}
 
     # A polling session lingers on the server after the switch: taken over.
     bob.page.select_option("#transport-select", "xhr-streaming")
     bob.expect_transport("xhr-streaming")
     assert bob.page.url.endswith("?transport=xhr-streaming")
-    alice.expect_people("alice websocket", "bob xhr_streaming")
+    alice.expect_people("alice websocket", "bob xhr-streaming")
     # A websocket closes at once: the person waits in the grace period.
     alice.page.select_option("#transport-select", "eventsource")
     alice.expect_transport("eventsource")
-    bob.expect_people("alice eventsource", "bob xhr_streaming")
+    bob.expect_people("alice eventsource", "bob xhr-streaming")
 
     bob.say("still here")
     alice.expect_message("bob", "still here")
@@ -302,6 +304,10 @@ def test_taken_nickname_is_refused(chat_server: ChatServer, open_chat: OpenChat)
         bob.page.click("#join-form button")
         bob.expect_notice(f"{taken} is already taken: pick another nickname.")
         expect(bob.page.locator("#join-form")).to_be_visible()
+        # The refused nickname stays in the box, selected, to edit or replace.
+        nick = bob.page.locator("#nick")
+        expect(nick).to_have_value(taken)
+        assert nick.evaluate("e => e.value.slice(e.selectionStart, e.selectionEnd)") == taken
     bob.join("bob")
     bob.expect_notice("You joined as bob.")
     alice.expect_notice("bob joined.")
@@ -349,28 +355,35 @@ def test_reload_rejoins_quietly_and_nickname_is_remembered(
 
 
 @pytest.mark.parametrize(
-    ("transport", "server_name"),
+    ("transport", "seen_as"),
     [
         ("websocket", "websocket"),
-        ("xhr-streaming", "xhr_streaming"),
+        ("xhr-streaming", "xhr-streaming"),
         ("eventsource", "eventsource"),
         ("iframe-eventsource", "eventsource"),
         ("htmlfile", "htmlfile"),
         ("iframe-htmlfile", "htmlfile"),
-        ("xhr-polling", "xhr"),
-        ("iframe-xhr-polling", "xhr"),
-        ("jsonp-polling", "jsonp"),
+        ("xhr-polling", "xhr-polling"),
+        ("iframe-xhr-polling", "xhr-polling"),
+        ("jsonp-polling", "jsonp-polling"),
     ],
 )
 def test_every_transport_in_the_menu_works(
-    chat_server: ChatServer, open_chat: OpenChat, transport: str, server_name: str
+    chat_server: ChatServer, open_chat: OpenChat, transport: str, seen_as: str
 ) -> None:
+    """Each transport works; a page names it as the menu does, its own as in the header.
+
+    What another page sees is the server's view (``seen_as``): it cannot
+    tell an iframe transport from the plain one.
+    """
     # The iframe transports load sockjs.min.js again inside the iframe, from
     # the endpoint's sockjs_url: they only work if it matches the page's.
     person = open_chat(chat_server, transport)
+    watcher = open_chat(chat_server, "websocket")
     person.expect_transport(transport)
     person.join("visitor")
-    person.expect_people(f"visitor {server_name}")
+    person.expect_people(f"visitor {transport}")
+    watcher.expect_people(f"visitor {seen_as}")
     person.say(f"hello over {transport}")
     person.expect_message("visitor", f"hello over {transport}")
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -115,11 +116,17 @@ class Person:
         self.served_by = served_by
         #: The process that answered the poll that opened the session.
         self.process = self.served()[0]
+        #: What the process said it is, in its first message.
+        self.says_server: str | None = None
 
     @classmethod
     async def open(cls, http: aiohttp.ClientSession, origin: str, served_by: ServedBy) -> Person:
         client = await connect(f"{origin}/chat", transports="xhr", session=http)
-        return cls(client, served_by)
+        person = cls(client, served_by)
+        first = await person.wait_for(lambda m: True)
+        assert first["type"] == "online", first
+        person.says_server = first.get("server")
+        return person
 
     def served(self) -> list[str]:
         """The process that answered each request of the session so far, in order."""
@@ -166,6 +173,9 @@ async def test_chat_across_two_processes(demo_cluster: tuple[str, list[int]]) ->
                 if len(people) == 2:
                     break
             assert sorted(people) == ["worker1", "worker2"], list(people)
+            # Each page is told which process holds its session (the page shows it).
+            for process, person in people.items():
+                assert person.says_server == process
             alice, bob = people["worker1"], people["worker2"]
             await alice.send(type="join", nick="alice")
             await bob.send(type="join", nick="bob")
@@ -200,3 +210,40 @@ async def test_chat_across_two_processes(demo_cluster: tuple[str, list[int]]) ->
         finally:
             for person in [*people.values(), *extra]:
                 await person.close()
+
+
+@pytest.mark.browser
+def test_page_shows_the_serving_worker(demo_cluster: tuple[str, list[int]]) -> None:
+    """The page names the process that holds its session: the one in its responses' header."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.browser.tools import CHROMIUM, CHROMIUM_ARGS, require_tools
+
+    require_tools()
+    origin, _ = demo_cluster
+    served: dict[str, set[str]] = {}
+
+    def on_response(response: Any) -> None:
+        # Session URLs are /chat/<server>/<session>/<transport>.
+        path = response.url.removeprefix(origin).split("?")[0].split("/")
+        if len(path) == 5 and path[1] == "chat":
+            served.setdefault(path[3], set()).add(response.headers.get("x-served-by", "nobody"))
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            shown = set()
+            for transport in ("xhr-polling", "xhr-streaming", "xhr-polling", "xhr-streaming"):
+                page = browser.new_context().new_page()
+                page.on("response", on_response)
+                page.goto(f"{origin}/?transport={transport}")
+                label = page.locator("#served-by")
+                expect(label).to_have_text(re.compile(r"served by worker\d"), timeout=WAIT * 1000)
+                [session] = [sid for sid in served if sid not in shown]
+                shown.add(session)
+                assert served[session] == {label.inner_text().removeprefix("served by ")}
+                page.context.close()
+        finally:
+            browser.close()
