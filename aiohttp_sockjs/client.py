@@ -1,14 +1,25 @@
 """A SockJS client on aiohttp: talk to any SockJS server from Python.
 
-::
+With the README's echo server running (on port 8090), this program says
+hello, prints the echo and ends::
+
+    import asyncio
 
     from aiohttp_sockjs.client import connect
 
-    async with connect("http://localhost:8080/echo") as client:
-        await client.send("hello")
-        print(await client.receive())
-        async for message in client:
-            ...
+
+    async def main() -> None:
+        async with connect("http://127.0.0.1:8090/echo") as client:
+            await client.send("hello")
+            print(await client.receive())  # hello
+        # Leaving the block closed the session.
+        print(client.close_code, client.close_reason)  # 1000 Normal closure
+
+
+    asyncio.run(main())
+
+``async for message in client`` reads messages until the server closes
+the session.
 
 Like the browser client, :func:`connect` reads ``/info`` and tries its
 transports in order (``websocket``, ``xhr_streaming``, ``eventsource``,
