@@ -129,9 +129,7 @@ def echo_server(python: Path, project: Path) -> Iterator[int]:
     """The README's echo server and its page, run from the project folder on a free port."""
     port = free_port()
     server = the_block("README.md", "server", "async def echo", f"port={EXAMPLE_PORT}")
-    (project / "server.py").write_text(
-        server.code.replace(f"port={EXAMPLE_PORT}", f"port={port}")
-    )
+    (project / "server.py").write_text(server.code.replace(f"port={EXAMPLE_PORT}", f"port={port}"))
     # What the README's npm/cp line and its page block lay out.
     (project / "static").mkdir()
     (project / "static" / "index.html").write_text(following(server, "html").code)
