@@ -929,6 +929,10 @@ class SockJSClient:
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
+        # The reader closes the transport as it ends, but a reader cancelled
+        # before its first step (close() with no await after connect())
+        # never runs at all; closing twice is harmless.
+        await self._transport.close(*self._transport_close)
         http, self._owned_session = self._owned_session, None
         if http is not None:
             await http.close()

@@ -375,6 +375,30 @@ async def eventually(predicate: Any, timeout: float = WAIT) -> None:
         await asyncio.sleep(0.01)
 
 
+def open_sockets(port: int) -> int:
+    """This process's TCP sockets connected to ``port`` on loopback, counted in /proc.
+
+    A socket counts from its creation until its file descriptor is closed,
+    whatever its TCP state: a connection the client forgot stays counted.
+    """
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if remote_port == port and fields[9] in inodes:
+                    count += 1
+    return count
+
+
 # --- raw sockets: cutting a connection at an exact point ----------------------
 
 
