@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import io
 import json
 import random
@@ -105,6 +106,15 @@ _WS_MESSAGE_TOO_BIG: Final = 1009
 _T = TypeVar("_T")
 
 
+class _Default(enum.Enum):
+    """The type of :data:`_DEFAULT`: a ``timeout`` left to the client's option."""
+
+    DEFAULT = 0
+
+
+_DEFAULT: Final = _Default.DEFAULT
+
+
 @dataclass(frozen=True)
 class _Options:
     headers: Mapping[str, str]
@@ -112,7 +122,7 @@ class _Options:
     heartbeat_timeout: float | None
     max_frame_size: int
     session_id: str | None
-    receive_timeout: float | None = None
+    idle_timeout: float | None = None
 
 
 async def _within(aw: Awaitable[_T], seconds: float | None, what: str) -> _T:
@@ -661,9 +671,10 @@ class SockJSClient:
         max_queue: int,
         heartbeat_timeout: float | None,
         owned_session: aiohttp.ClientSession | None,
-        receive_timeout: float | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
         self._transport = transport
+        self._idle_timeout = idle_timeout
         self._owned_session = owned_session
         self._max_queue = max_queue
         self._heartbeat_timeout = heartbeat_timeout
@@ -733,41 +744,47 @@ class SockJSClient:
             self._sender = asyncio.get_running_loop().create_task(self._send())
         await asyncio.shield(batch)
 
-    async def receive(self) -> str:
+    async def receive(self, timeout: float | _Default | None = _DEFAULT) -> str:
         """The next message from the server.
 
         Raises :exc:`~aiohttp_sockjs.SessionClosed` once the session is
         closed and every message that came before is read, or the
         :class:`~aiohttp_sockjs.ClientError` the connection failed with.
-        With :attr:`receive_timeout` set, raises
-        :exc:`~aiohttp_sockjs.ResponseTimeout` when no message comes within
-        it; the session stays open.
+
+        ``timeout`` bounds the wait, in seconds (``None``: no bound); the
+        ``idle_timeout`` given to :func:`connect` by default. When it
+        passes, :exc:`~aiohttp_sockjs.ResponseTimeout` is raised and the
+        session stays open: only this wait ended (heartbeats still show
+        that the server is alive; a silent server fails the session after
+        ``heartbeat_timeout``).
         """
-        limit = self.receive_timeout
-        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
-        while not self._inbox:
-            if self.close_code is not None:
-                self._raise_if_closed()
-            self._readable.clear()
-            if deadline is None:
-                await self._readable.wait()
-                continue
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise ResponseTimeout(f"no message within {limit:g} s")
-            # Only the wait is inside: a TimeoutError here is this deadline's.
-            with contextlib.suppress(asyncio.TimeoutError):
-                async with _timeout(remaining):
-                    await self._readable.wait()
+        if not self._inbox:
+            seconds = self._idle_timeout if timeout is _DEFAULT else timeout
+            if seconds is None:
+                await self._wait_readable()
+            else:
+                try:
+                    async with _timeout(seconds):
+                        await self._wait_readable()
+                except asyncio.TimeoutError:
+                    raise ResponseTimeout(f"no message within {seconds:g} s") from None
         message = self._inbox.popleft()
         if len(self._inbox) < self._max_queue:
             self._writable.set()
         return message
 
+    async def _wait_readable(self) -> None:
+        while not self._inbox:
+            if self.close_code is not None:
+                self._raise_if_closed()
+            self._readable.clear()
+            await self._readable.wait()
+
     def __aiter__(self) -> AsyncIterator[str]:
         return self
 
     async def __anext__(self) -> str:
+        """The next message; ``async for`` waits at most ``idle_timeout`` for each."""
         try:
             return await self.receive()
         except SessionClosed:
@@ -990,6 +1007,7 @@ def connect(
     max_queue: int = 1024,
     max_frame_size: int = 16 * 1024 * 1024,
     session_id: str | None = None,
+    idle_timeout: float | None = None,
 ) -> Connecting:
     """Open a SockJS session at ``url`` (the endpoint's prefix, ``http(s)://``).
 
@@ -1010,10 +1028,10 @@ def connect(
       which an open session fails with
       :class:`~aiohttp_sockjs.ResponseTimeout`; ``None`` waits forever. Keep
       it above the server's heartbeat delay (25 s unless configured).
-    - ``receive_timeout``: seconds :meth:`SockJSClient.receive` waits for a
-      message before it raises :class:`~aiohttp_sockjs.ResponseTimeout`
-      (the session stays open); ``None``, the default, waits as long as
-      the session is open.
+    - ``idle_timeout``: seconds :meth:`SockJSClient.receive` and ``async
+      for`` wait for a message before they raise
+      :class:`~aiohttp_sockjs.ResponseTimeout` (the session stays open);
+      ``None`` (the default) waits as long as the session lives.
     - ``max_queue``: messages received but not yet read; past it the client
       stops reading from the server until the application catches up.
     - ``max_frame_size``: the longest frame (or streamed line) accepted, in
@@ -1039,11 +1057,12 @@ def connect(
     unknown = [name for name in names if name not in TRANSPORTS]
     if unknown or not names:
         raise ValueError(f"transports must be names from {TRANSPORTS}, not {list(names)}")
-    if any(
-        seconds is not None and seconds <= 0
-        for seconds in (timeout, heartbeat_timeout, receive_timeout)
+    if (
+        timeout <= 0
+        or (heartbeat_timeout is not None and heartbeat_timeout <= 0)
+        or (idle_timeout is not None and idle_timeout <= 0)
     ):
-        raise ValueError("timeout, heartbeat_timeout and receive_timeout must be positive")
+        raise ValueError("timeout, heartbeat_timeout and idle_timeout must be positive")
     if max_queue < 1 or max_frame_size < 1:
         raise ValueError("max_queue and max_frame_size must be positive")
     if URL(url).scheme not in ("http", "https"):
@@ -1053,7 +1072,7 @@ def connect(
     ):
         raise ValueError(f"a session id is a URL path segment without dots, not {session_id!r}")
     options = _Options(
-        dict(headers or {}), timeout, heartbeat_timeout, max_frame_size, session_id, receive_timeout
+        dict(headers or {}), timeout, heartbeat_timeout, max_frame_size, session_id, idle_timeout
     )
     return Connecting(URL(url), names, session, options, max_queue)
 
@@ -1104,7 +1123,7 @@ async def _open(
                 max_queue=max_queue,
                 heartbeat_timeout=options.heartbeat_timeout,
                 owned_session=owned,
-                receive_timeout=options.receive_timeout,
+                idle_timeout=options.idle_timeout,
             )
         raise ConnectError(str(url), errors)
     except BaseException:
