@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import io
 import json
@@ -81,7 +82,14 @@ from .exceptions import (
 )
 from .protocol import CloseFrame, Frame, HeartbeatFrame, MessageFrame, OpenFrame
 
-__all__ = ["DEFAULT_TRANSPORTS", "TRANSPORTS", "Connecting", "SockJSClient", "connect"]
+__all__ = [
+    "DEFAULT_TRANSPORTS",
+    "TRANSPORTS",
+    "Connecting",
+    "SockJSClient",
+    "connect",
+    "read_refused_upgrades",
+]
 
 #: Every transport the client speaks.
 TRANSPORTS: Final = (
@@ -164,6 +172,31 @@ async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return bytes(body)
 
 
+#: The body of the last refused websocket upgrade, in this task.
+_refusal: contextvars.ContextVar[str | None] = contextvars.ContextVar("_refusal", default=None)
+
+
+async def read_refused_upgrades(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """A client middleware: read the answer to a refused websocket upgrade before it is closed.
+
+    aiohttp closes the connection of a refused upgrade (any status but
+    101) as soon as it has the head of the answer; the rest of the answer
+    then meets a closed socket, and the client's kernel answers it with a
+    TCP reset, which some servers do not survive. With this middleware the
+    answer is read first (up to 64 KiB), and the connection ends cleanly.
+    The client's own session has it; add it to a session you pass to
+    :func:`connect` (``aiohttp.ClientSession(middlewares=[read_refused_upgrades])``).
+    """
+    response = await handler(request)
+    if response.status != 101 and request.headers.get("Upgrade", "").lower() == "websocket":
+        with contextlib.suppress(aiohttp.ClientError, ClientError, asyncio.TimeoutError):
+            body = await _read_body(response, _MAX_INFO_SIZE)
+            _refusal.set(body[:200].decode(errors="replace").strip())
+    return response
+
+
 async def _refused(resp: aiohttp.ClientResponse, what: str) -> ConnectionLost:
     text = ""
     with contextlib.suppress(Exception):
@@ -228,7 +261,21 @@ class _WebSocket(_Transport):
 
     async def open(self) -> None:
         timeout = self.options.timeout
-        self.ws = await _within(
+        _refusal.set(None)
+        try:
+            self.ws = await self._handshake(timeout)
+        except ConnectionLost as exc:
+            cause = exc.__cause__
+            body = _refusal.get()
+            if isinstance(cause, aiohttp.WSServerHandshakeError) and cause.status != 101:
+                detail = f": {body}" if body else ""
+                raise ConnectionLost(f"{self.name} answered HTTP {cause.status}{detail}") from cause
+            raise
+        if not self.raw:
+            await super().open()
+
+    async def _handshake(self, timeout: float) -> aiohttp.ClientWebSocketResponse:
+        return await _within(
             self.http.ws_connect(
                 self.url,
                 headers=self.options.headers,
@@ -240,8 +287,6 @@ class _WebSocket(_Transport):
             timeout,
             "websocket handshake",
         )
-        if not self.raw:
-            await super().open()
 
     async def next_frame(self, seconds: float | None, what: str) -> Frame:
         ws = self.ws
@@ -1087,7 +1132,9 @@ async def _open(
     owned = None
     if session is None:
         # unsafe: keep cookies (a sticky JSESSIONID) from IP-address hosts too.
-        session = owned = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        session = owned = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), middlewares=(read_refused_upgrades,)
+        )
     errors: dict[str, BaseException] = {}
     try:
         if any(name != "raw_websocket" for name in names):

@@ -1,0 +1,102 @@
+"""A refused websocket upgrade: the client reads the answer's body, then closes.
+
+Closing a socket with part of the answer still to come makes the client's
+kernel answer that part with a TCP reset (sockjs-node 0.3.24 dies of the
+ECONNRESET). The server here is a raw asyncio server, so that it sees
+exactly how the client's side of the connection ends: a FIN (EOF) or a
+reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from aiohttp_sockjs import ConnectError
+from aiohttp_sockjs.client import connect, read_refused_upgrades
+
+from ...wire import bounded
+
+BODY = b"No websocket here, try another transport."
+
+
+class Refuser:
+    """Answers /info, and a 404 to any other request whose body comes 0.1 s after its head."""
+
+    def __init__(self) -> None:
+        self.ends: list[str] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        path = head.split(b" ", 2)[1]
+        if path.endswith(b"/info"):
+            body = b'{"websocket": true, "cookie_needed": false}'
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+            writer.close()
+            return
+        writer.write(
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(BODY)
+        )
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        if reader.at_eof():
+            # The body would meet a closed socket: the client's kernel resets.
+            self.ends.append("closed before the body")
+            writer.close()
+            return
+        try:
+            writer.write(BODY)
+            await writer.drain()
+            self.ends.append("eof" if await reader.read() == b"" else "data")
+        except ConnectionResetError:
+            self.ends.append("reset")
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def refuser() -> AsyncIterator[Refuser]:
+    r = Refuser()
+    r.server = await asyncio.start_server(r.handle, "127.0.0.1", 0)
+    r.port = r.server.sockets[0].getsockname()[1]
+    async with r.server:
+        yield r
+
+
+@pytest.mark.parametrize("transport", ["websocket", "raw_websocket"])
+async def test_refused_upgrade_is_read_not_reset(refuser: Refuser, transport: str) -> None:
+    with pytest.raises(ConnectError) as raised:
+        await bounded(connect(f"http://127.0.0.1:{refuser.port}/e", transports=transport))
+    # The body is read: it says why in the error.
+    assert "404" in str(raised.value.errors[transport])
+    assert BODY.decode() in str(raised.value.errors[transport])
+    await asyncio.sleep(0)
+    for _ in range(300):
+        if refuser.ends:
+            break
+        await asyncio.sleep(0.01)
+    assert refuser.ends == ["eof"]
+
+
+async def test_users_session_with_the_middleware(refuser: Refuser) -> None:
+    """A session of your own reads refused upgrades too, given the middleware."""
+    async with aiohttp.ClientSession(middlewares=[read_refused_upgrades]) as http:
+        with pytest.raises(ConnectError):
+            await bounded(
+                connect(f"http://127.0.0.1:{refuser.port}/e", transports="websocket", session=http)
+            )
+    for _ in range(300):
+        if refuser.ends:
+            break
+        await asyncio.sleep(0.01)
+    assert refuser.ends == ["eof"]
