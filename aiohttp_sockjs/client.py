@@ -216,6 +216,7 @@ class _Transport:
 
     def __init__(self, http: aiohttp.ClientSession, base: URL, options: _Options) -> None:
         self.http = http
+        self.base = base
         self.options = options
         self.session_id = options.session_id or uuid.uuid4().hex
         self.session_url = _join(base, f"{random.randrange(1000):03d}", self.session_id)
@@ -240,6 +241,12 @@ class _Transport:
         """Let go of the connection; idempotent."""
         raise NotImplementedError
 
+    async def ping(self) -> None:
+        """One round trip to the server: here a GET of ``/info``."""
+        # SockJS has no echo of its own: /info is the cheapest request every
+        # server answers at once, on the same host, port and proxies.
+        await _info(self.http, self.base, self.options)
+
     def abort(self) -> None:
         """Cut the connection at once, so that the server sees the client vanish."""
 
@@ -259,6 +266,8 @@ class _WebSocket(_Transport):
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         # Whether the server has sent a heartbeat frame (not only pings).
         self.h_frames = False
+        #: The pings sent and not answered yet, by payload.
+        self.pings: dict[bytes, asyncio.Future[None]] = {}
 
     async def open(self) -> None:
         timeout = self.options.timeout
@@ -322,6 +331,9 @@ class _WebSocket(_Transport):
                 # one does): a sign of life, not a heartbeat of its own.
                 continue
             if kind is aiohttp.WSMsgType.PONG:
+                waiter = self.pings.pop(msg.data, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
                 continue
             if kind is aiohttp.WSMsgType.BINARY:
                 raise RemoteProtocolError("a binary websocket message; SockJS sends text")
@@ -350,10 +362,27 @@ class _WebSocket(_Transport):
                 await ws.send_str(protocol.encode_payload(messages))
 
     async def close(self, code: int, reason: str) -> None:
+        pings, self.pings = self.pings, {}
+        for waiter in pings.values():
+            if not waiter.done():
+                waiter.set_exception(ConnectionLost("the websocket closed before the pong"))
         ws, self.ws = self.ws, None
         if ws is not None and not ws.closed:
             with contextlib.suppress(Exception):
                 await ws.close(code=code, message=reason.encode())
+
+    async def ping(self) -> None:
+        """A websocket ping, answered by the server's pong (read by the reader task)."""
+        ws = self.ws
+        assert ws is not None
+        payload = random.getrandbits(64).to_bytes(8, "big")
+        waiter = self.pings[payload] = asyncio.get_running_loop().create_future()
+        try:
+            with _network_errors():
+                await ws.ping(payload)
+            await waiter
+        finally:
+            self.pings.pop(payload, None)
 
     def abort(self) -> None:
         ws = self.ws
@@ -719,10 +748,11 @@ class SockJSClient:
         max_queue: int,
         heartbeat_timeout: float | None,
         owned_session: aiohttp.ClientSession | None,
-        idle_timeout: float | None = None,
+        options: _Options,
     ) -> None:
         self._transport = transport
-        self._idle_timeout = idle_timeout
+        self._options = options
+        self._idle_timeout = options.idle_timeout
         self._owned_session = owned_session
         self._max_queue = max_queue
         self._heartbeat_timeout = heartbeat_timeout
@@ -751,10 +781,9 @@ class SockJSClient:
         self.close_reason: str | None = None
         #: Heartbeats received so far (``h`` frames, and websocket pings).
         self.heartbeats = 0
-        #: Seconds :meth:`receive` waits for a message before it raises
-        #: :exc:`~aiohttp_sockjs.ResponseTimeout`; ``None`` waits as long as
-        #: the session is open. The ``sockjs_client`` test fixture sets it.
-        self.receive_timeout = receive_timeout
+        #: The round trip :meth:`ping` measured last, in seconds; ``None``
+        #: before the first.
+        self.latency: float | None = None
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     def __repr__(self) -> str:
@@ -871,6 +900,37 @@ class SockJSClient:
             self._transport.abort()
             self._finish(1006, "Aborted by the client", None)
         await self._release()
+
+    async def ping(self, timeout: float | None | _Default = _DEFAULT) -> float:
+        """Measure a round trip to the server, in seconds; also kept in :attr:`latency`.
+
+        SockJS has no echo of its own, so what is measured depends on the
+        transport. Over ``websocket`` and ``raw_websocket`` it is a
+        websocket ping and the server's pong, on the session's own
+        connection (every websocket server answers pings). Over the HTTP
+        transports it is a ``GET <prefix>/info`` on the same aiohttp
+        session (a pooled keep-alive connection when there is one): the
+        network, proxies and the server's HTTP handling, not the session
+        itself. Heartbeats are no measure: the server sends them on its own
+        clock and the client does not answer them.
+
+        ``timeout`` defaults to the ``timeout`` given to :func:`connect`;
+        past it :exc:`~aiohttp_sockjs.ResponseTimeout` is raised and the
+        session stays open. Raises :exc:`~aiohttp_sockjs.SessionClosed`
+        once the session is closed.
+        """
+        self._raise_if_closed()
+        seconds = self._options.timeout if timeout is _DEFAULT else timeout
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await _within(self._transport.ping(), seconds, "answer to a ping")
+        except ClientError:
+            # The session ended meanwhile: say how, as send() does.
+            self._raise_if_closed()
+            raise
+        self.latency = loop.time() - started
+        return self.latency
 
     async def wait_closed(self) -> None:
         """Wait until the session is closed, by either side or by a failure."""
@@ -1186,7 +1246,7 @@ async def _open(
                 max_queue=max_queue,
                 heartbeat_timeout=options.heartbeat_timeout,
                 owned_session=owned,
-                idle_timeout=options.idle_timeout,
+                options=options,
             )
         raise ConnectError(str(url), errors)
     except BaseException:
