@@ -901,7 +901,7 @@ class SockJSClient:
             self._finish(1006, "Aborted by the client", None)
         await self._release()
 
-    async def ping(self, timeout: float | None | _Default = _DEFAULT) -> float:
+    async def ping(self, timeout: float | _Default | None = _DEFAULT) -> float:
         """Measure a round trip to the server, in seconds; also kept in :attr:`latency`.
 
         SockJS has no echo of its own, so what is measured depends on the
