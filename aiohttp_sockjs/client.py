@@ -42,8 +42,10 @@ import asyncio
 import contextlib
 import contextvars
 import enum
+import inspect
 import io
 import json
+import logging
 import random
 import socket
 import struct
@@ -54,6 +56,7 @@ from collections import deque
 from collections.abc import (
     AsyncIterator,
     Awaitable,
+    Callable,
     Generator,
     Iterator,
     Mapping,
@@ -61,7 +64,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -86,10 +89,14 @@ __all__ = [
     "DEFAULT_TRANSPORTS",
     "TRANSPORTS",
     "Connecting",
+    "Reconnecting",
     "SockJSClient",
     "connect",
     "read_refused_upgrades",
+    "reconnecting",
 ]
+
+log = logging.getLogger("aiohttp_sockjs.client")
 
 #: Every transport the client speaks.
 TRANSPORTS: Final = (
@@ -1264,3 +1271,189 @@ async def _info(http: aiohttp.ClientSession, url: URL, options: _Options) -> pro
         return protocol.decode_info(body)
     except protocol.FrameError as exc:
         raise RemoteProtocolError(str(exc)) from None
+
+
+#: A hook of :func:`reconnecting`: a function or a coroutine function.
+_Hook = Callable[..., "Awaitable[None] | None"]
+
+
+async def _call(hook: _Hook | None, *args: object) -> None:
+    if hook is not None:
+        result = hook(*args)
+        if inspect.isawaitable(result):
+            await result
+
+
+class Reconnecting(AsyncIterator[SockJSClient]):
+    """What :func:`reconnecting` returns: an async iterator of clients, one per session."""
+
+    def __init__(
+        self,
+        connecting: Connecting,
+        *,
+        initial_delay: float,
+        max_delay: float,
+        factor: float,
+        jitter: float,
+        max_attempts: int | None,
+        on_reconnect: _Hook | None,
+        on_retry: _Hook | None,
+    ) -> None:
+        self._connecting = connecting
+        self._initial_delay = initial_delay
+        self._max_delay = max_delay
+        self._factor = factor
+        self._jitter = jitter
+        self._max_attempts = max_attempts
+        self._on_reconnect = on_reconnect
+        self._on_retry = on_retry
+        self._client: SockJSClient | None = None
+        self._done = False
+        #: Sessions opened so far; every one after the first is a reconnection.
+        self.connections = 0
+        #: Failed attempts since the last session opened.
+        self.failures = 0
+        #: The error of the last failed attempt, ``None`` before the first.
+        self.last_error: ClientError | None = None
+
+    @property
+    def client(self) -> SockJSClient | None:
+        """The client given out last; ``None`` before the first and after the end."""
+        return self._client
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait before the next attempt, after ``failures`` failed ones.
+
+        ``initial_delay * factor ** failures``, at most ``max_delay``, less a
+        random share of at most ``jitter`` of it.
+        """
+        exponent = min(failures, 64)  # no float overflow; the cap holds long before
+        delay = min(self._max_delay, self._initial_delay * self._factor**exponent)
+        return delay * (1 - self._jitter * random.random())
+
+    def __aiter__(self) -> Reconnecting:
+        return self
+
+    async def __anext__(self) -> SockJSClient:
+        """Close the last client, wait, then open a new session (retrying until one opens)."""
+        if self._done:
+            raise StopAsyncIteration
+        previous, self._client = self._client, None
+        if previous is not None:
+            await previous.close()
+            # Not at once: after a server restart, its clients come back
+            # spread over a delay instead of all in the same instant.
+            await asyncio.sleep(self.delay(0))
+        while True:
+            try:
+                client = await self._connecting
+            except ClientError as exc:
+                self.failures += 1
+                self.last_error = exc
+                if self._max_attempts is not None and self.failures >= self._max_attempts:
+                    self._done = True
+                    raise
+                delay = self.delay(self.failures - 1)
+                log.info("SockJS client: no session (%s); next try in %.2f s", exc, delay)
+                await _call(self._on_retry, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            break
+        self.failures = 0
+        self.connections += 1
+        self._client = client
+        if self.connections > 1:
+            try:
+                await _call(self._on_reconnect, client)
+            except BaseException:
+                self._client = None
+                await client.close()
+                raise
+        return client
+
+    async def aclose(self) -> None:
+        """End the iteration and close the client given out last; idempotent."""
+        self._done = True
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    async def __aenter__(self) -> Reconnecting:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def reconnecting(
+    url: str | URL,
+    *,
+    initial_delay: float = 1.0,
+    max_delay: float = 30.0,
+    factor: float = 2.0,
+    jitter: float = 0.5,
+    max_attempts: int | None = None,
+    on_reconnect: _Hook | None = None,
+    on_retry: _Hook | None = None,
+    **options: Any,
+) -> Reconnecting:
+    """Open a new SockJS session at ``url`` each time the last one ends: for long-lived clients.
+
+    ::
+
+        async for client in reconnecting(url):
+            async with client:
+                try:
+                    async for message in client:
+                        ...
+                except ClientError:
+                    pass  # the connection failed: the loop opens a new session
+
+    Each turn of the loop gets a client on a **new** session, opened as by
+    :func:`connect` with ``options`` (every option of :func:`connect` but
+    ``session_id``). SockJS sessions are not resumed: whatever the server
+    sent after the connection failed and before the new session opened is
+    lost, and so is any message whose :meth:`~SockJSClient.send` did not
+    return; the server's handler starts afresh on each session, so
+    subscribe, log in or catch up again at the top of the loop.
+
+    The next turn closes the last client (if the loop's body has not),
+    waits a moment (``initial_delay``, less jitter, so that the clients of
+    a restarted server do not all come back at once), then tries to
+    connect. Each failed attempt waits longer: ``initial_delay * factor **
+    n`` after the ``n``-th failure in a row (counting from 0), at most
+    ``max_delay``, less a random share of at most ``jitter`` (0 to 1) of
+    it. After ``max_attempts`` failures in a row (never, by default) the
+    loop gives up and raises the last :class:`~aiohttp_sockjs.ConnectError`.
+
+    Hooks, functions or coroutine functions: ``on_reconnect(client)`` is
+    called with each client after the first, before the loop gets it;
+    ``on_retry(error, delay)`` after each failed attempt, before its wait.
+    The :class:`Reconnecting` iterator also counts ``connections`` and
+    ``failures``. ``break`` ends the loop; use ``async with client`` (as
+    above) or ``async with reconnecting(...) as clients`` so that the last
+    client is closed then too.
+    """
+    if "session_id" in options:
+        raise ValueError("reconnecting() opens a new session each time: no session_id")
+    if initial_delay <= 0 or max_delay < initial_delay or factor < 1:
+        raise ValueError("delays must be 0 < initial_delay <= max_delay, and factor >= 1")
+    if not 0 <= jitter <= 1:
+        raise ValueError("jitter is a share, from 0 to 1")
+    if max_attempts is not None and max_attempts < 1:
+        raise ValueError("max_attempts must be positive, or None to never give up")
+    return Reconnecting(
+        connect(url, **options),
+        initial_delay=initial_delay,
+        max_delay=max_delay,
+        factor=factor,
+        jitter=jitter,
+        max_attempts=max_attempts,
+        on_reconnect=on_reconnect,
+        on_retry=on_retry,
+    )
