@@ -117,6 +117,10 @@ _NO_TIMEOUT: Final = aiohttp.ClientTimeout()
 _MAX_INFO_SIZE: Final = 64 * 1024
 _TEXT_PLAIN: Final = "text/plain;charset=UTF-8"
 _WS_MESSAGE_TOO_BIG: Final = 1009
+#: Bounds of one send: messages, and characters (a SockJS server takes
+#: frames and bodies of 8 MiB and 10,000 messages by default).
+_MAX_SEND_MESSAGES: Final = 1000
+_MAX_SEND_CHARS: Final = 1 << 20
 
 _T = TypeVar("_T")
 
@@ -771,6 +775,10 @@ class SockJSClient:
         self._error: ClientError | None = None
         self._transport_close = (1000, "Normal closure")
         self._outbox: list[str] = []
+        self._outbox_chars = 0
+        # The websocket sends without waiting for the write: it has one
+        # connection, written in order, and no answer to wait for.
+        self._queues_sends = transport.name == "websocket"
         self._batch: asyncio.Future[None] | None = None
         self._sending: set[asyncio.Future[None]] = set()
         self._sender: asyncio.Task[None] | None = None
@@ -808,24 +816,40 @@ class SockJSClient:
         return self._error
 
     async def send(self, message: str) -> None:
-        """Send one message; returns once the server has it.
+        """Send one message.
 
-        Over the HTTP transports, messages sent while a send request is in
-        flight go together in the next one. Raises
-        :exc:`~aiohttp_sockjs.SessionClosed` once the session is closed and
-        a :class:`~aiohttp_sockjs.ClientError` if sending fails, which also
-        ends the session.
+        Over the ``websocket`` transport it returns once the message is
+        queued: the messages sent in one turn of the event loop go to the
+        server together, in one websocket frame, and :meth:`close` sends
+        what is queued before it closes. It waits only while a megabyte or
+        ``max_queue`` messages are queued and not yet written (the server
+        is slower than the sender). Over the other transports it returns
+        once the server has the message; messages sent while a send
+        request is in flight go together in the next one.
+
+        Raises :exc:`~aiohttp_sockjs.SessionClosed` once the session is
+        closed and a :class:`~aiohttp_sockjs.ClientError` if sending fails,
+        which also ends the session (over ``websocket``, a failure after
+        :meth:`send` returned ends the session: :meth:`receive` raises it).
         """
         if type(message) is not str:
             raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
-        self._raise_if_closed()
+        if self.close_code is not None:
+            self._raise_if_closed()
         self._outbox.append(message)
-        if self._batch is None:
-            self._batch = asyncio.get_running_loop().create_future()
-            self._sending.add(self._batch)
+        self._outbox_chars += len(message)
         batch = self._batch
+        if batch is None:
+            batch = self._batch = asyncio.get_running_loop().create_future()
+            self._sending.add(batch)
         if self._sender is None:
             self._sender = asyncio.get_running_loop().create_task(self._send())
+        if (
+            self._queues_sends
+            and self._outbox_chars <= _MAX_SEND_CHARS
+            and len(self._outbox) < self._max_queue
+        ):
+            return
         await asyncio.shield(batch)
 
     async def receive(self, timeout: float | _Default | None = _DEFAULT) -> str:
@@ -889,6 +913,10 @@ class SockJSClient:
         if len(reason.encode()) > 123:
             raise ValueError("close reason must be at most 123 bytes")
         if self.close_code is None:
+            if self._queues_sends and self._sender is not None:
+                # What send() queued goes first, as it would have with a wait.
+                with contextlib.suppress(ClientError, SessionClosed):
+                    await _within(asyncio.shield(self._sender), self._options.timeout, "send")
             self._transport_close = (code, reason)
             self._finish(code, reason, None)
         await self._release()
@@ -987,12 +1015,17 @@ class SockJSClient:
 
     async def _read(self) -> None:
         transport = self._transport
+        inbox = self._inbox
         try:
             while True:
                 frame = await transport.next_frame(self._heartbeat_timeout, "frame or heartbeat")
                 if isinstance(frame, MessageFrame):
-                    for message in frame.messages:
-                        await self._put(message)
+                    inbox.extend(frame.messages)
+                    self._readable.set()
+                    if len(inbox) >= self._max_queue:
+                        # Stop reading until the application catches up.
+                        self._writable.clear()
+                        await self._writable.wait()
                 elif isinstance(frame, HeartbeatFrame):
                     self.heartbeats += 1
                 elif isinstance(frame, CloseFrame):
@@ -1005,44 +1038,69 @@ class SockJSClient:
         finally:
             await transport.close(*self._transport_close)
 
-    async def _put(self, message: str) -> None:
-        self._inbox.append(message)
-        self._readable.set()
-        if len(self._inbox) >= self._max_queue:
-            # Stop reading until the application catches up.
-            self._writable.clear()
-            await self._writable.wait()
-
     async def _send(self) -> None:
         try:
             while self._outbox and self._error is None:
-                messages, self._outbox = self._outbox, []
-                batch, self._batch = self._batch, None
-                assert batch is not None
-                self._sending.discard(batch)
+                messages = self._take_outbox()
+                # The senders' future is done with the last of their messages.
+                batch = None
+                if not self._outbox:
+                    batch, self._batch = self._batch, None
+                    assert batch is not None
+                    self._sending.discard(batch)
                 try:
                     await self._transport.send(messages)
                 except ClientError as exc:
-                    self._sending.add(batch)
+                    if batch is not None:
+                        self._sending.add(batch)
                     self._fail(exc)
                     break
                 except asyncio.CancelledError:
                     # close() or abort() during the send: its senders hear of it.
-                    self._sending.add(batch)
+                    if batch is not None:
+                        self._sending.add(batch)
                     raise
                 except Exception as exc:
                     # Not the connection's fault (a raw websocket refuses a
-                    # lone surrogate): only these senders hear of it.
+                    # lone surrogate): only these senders hear of it, and
+                    # what they sent after it is dropped with them.
+                    if batch is None:
+                        batch, self._batch = self._batch, None
+                        assert batch is not None
+                        self._sending.discard(batch)
+                        self._outbox = []
+                        self._outbox_chars = 0
                     batch.set_exception(exc)
                     batch.exception()
                     continue
-                batch.set_result(None)
+                if batch is not None:
+                    batch.set_result(None)
         finally:
             self._sender = None
             if self._outbox or self._error is not None:
                 self._outbox = []
+                self._outbox_chars = 0
                 self._batch = None
                 self._reject_sends()
+
+    def _take_outbox(self) -> list[str]:
+        """The next messages to send together: all that wait, up to the bounds of one send."""
+        outbox = self._outbox
+        if len(outbox) <= _MAX_SEND_MESSAGES and self._outbox_chars <= _MAX_SEND_CHARS:
+            self._outbox = []
+            self._outbox_chars = 0
+            return outbox
+        chars = 0
+        end = 0
+        for message in outbox[:_MAX_SEND_MESSAGES]:
+            if end and chars + len(message) > _MAX_SEND_CHARS:
+                break
+            chars += len(message)
+            end += 1
+        taken = outbox[:end]
+        del outbox[:end]
+        self._outbox_chars -= chars
+        return taken
 
     def _reject_sends(self) -> None:
         pending, self._sending = self._sending, set()

@@ -215,6 +215,92 @@ WORKLOADS = [
 ]
 
 
+#: Messages in flight in the client workload: sent before the first answer is read.
+CLIENT_WINDOW = 100
+
+
+@dataclass(frozen=True)
+class ClientWorkload:
+    """Our client (benchmarks/client_load.py) under valgrind too, against the server."""
+
+    name: str
+    what: str
+    low: int
+    high: int
+
+
+CLIENT_WORKLOADS = [
+    ClientWorkload(
+        "client_ws_pipelined",
+        f"client websocket echo, {CLIENT_WINDOW} messages in flight",
+        1000,
+        6000,
+    ),
+]
+
+
+def _valgrind(*command: str) -> list[str]:
+    return [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        *command,
+    ]
+
+
+def _instructions(stderr: bytes) -> int:
+    found = re.search(rb"I\s+refs:\s+([\d,]+)", stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from valgrind: {stderr[-500:]!r}")
+    return int(found.group(1).replace(b",", b""))
+
+
+def count_client(root: str, n: int, pad_to: float = 0.0) -> tuple[int, int, float]:
+    """Instructions of the server and of our client at ``root`` for ``n`` echoed messages.
+
+    Both run under valgrind, each in its own process; returns the server's
+    count, the client's, and how long the server ran (``pad_to`` as in
+    :func:`count`).
+    """
+    started = time.monotonic()
+    server = subprocess.Popen(
+        _valgrind(sys.executable, "-m", "benchmarks.server", "ours"),
+        cwd=root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert server.stdin is not None and server.stdout is not None and server.stderr is not None
+    try:
+        line = server.stdout.readline()
+        if not line:
+            raise RuntimeError(f"server at {root} did not start: {server.stderr.read()!r}")
+        base = f"http://127.0.0.1:{int(line)}"
+        client = subprocess.run(
+            _valgrind(
+                sys.executable, "-m", "benchmarks.client_load", base, str(n), str(CLIENT_WINDOW)
+            ),
+            cwd=root,
+            capture_output=True,
+            timeout=600,
+        )
+        if client.returncode != 0:
+            raise RuntimeError(f"the client failed: {client.stderr[-2000:]!r}")
+        idle = pad_to - (time.monotonic() - started)
+        if idle > 0:
+            time.sleep(idle)
+        duration = time.monotonic() - started
+        server.stdin.close()
+        server.wait(timeout=600)
+        err = server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    return _instructions(err), _instructions(client.stderr), duration
+
+
 def count(
     root: str, workload: Workload, n: int, server_args: list[str], pad_to: float = 0.0
 ) -> tuple[int, float]:
@@ -281,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     workloads = [w for w in WORKLOADS if not names or w.name in names]
+    client_workloads = [w for w in CLIENT_WORKLOADS if not names or w.name in names]
     roots = [ROOT, *(os.path.abspath(o) for o in args.others)]
     labels = ["this checkout" + (" (--metrics)" if args.metrics else "")] + [
         os.path.basename(r) for r in args.others
@@ -300,6 +387,24 @@ def main(argv: list[str] | None = None) -> int:
         ratios = [p / per_unit[0] for p in per_unit[1:]]
         cells = [f"{p:,.0f}" for p in per_unit] + [f"{r:.3f}" for r in ratios]
         print(f"| {workload.what} | {workload.unit} | " + " | ".join(cells) + " |", flush=True)
+    if client_workloads:
+        print(
+            "\n| Workload | checkout | server [instructions/message] "
+            "| client [instructions/message] | client / server |"
+        )
+        print("|---|---|--:|--:|--:|")
+    for cw in client_workloads:
+        for root, label in zip(roots, labels, strict=True):
+            server_high, client_high, duration = count_client(root, cw.high)
+            server_low, client_low, _ = count_client(root, cw.low, pad_to=duration)
+            span = cw.high - cw.low
+            server_per = (server_high - server_low) / span
+            client_per = (client_high - client_low) / span
+            print(
+                f"| {cw.what} | {label} | {server_per:,.0f} | {client_per:,.0f} "
+                f"| {client_per / server_per:.2f} |",
+                flush=True,
+            )
     print(f"\n{time.time() - started:.0f} s, Python {sys.version.split()[0]}")
     return 0
 
