@@ -771,6 +771,7 @@ class SockJSClient:
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
+        self._reader_paused = False
         self._closed = asyncio.Event()
         self._error: ClientError | None = None
         self._transport_close = (1000, "Normal closure")
@@ -877,7 +878,8 @@ class SockJSClient:
                 except asyncio.TimeoutError:
                     raise ResponseTimeout(f"no message within {seconds:g} s") from None
         message = self._inbox.popleft()
-        if len(self._inbox) < self._max_queue:
+        if self._reader_paused and len(self._inbox) < self._max_queue:
+            self._reader_paused = False
             self._writable.set()
         return message
 
@@ -1024,6 +1026,7 @@ class SockJSClient:
                     self._readable.set()
                     if len(inbox) >= self._max_queue:
                         # Stop reading until the application catches up.
+                        self._reader_paused = True
                         self._writable.clear()
                         await self._writable.wait()
                 elif isinstance(frame, HeartbeatFrame):

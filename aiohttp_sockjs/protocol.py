@@ -17,6 +17,7 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from json import JSONEncoder
 from json.encoder import encode_basestring as _json_string
 from typing import Final, TypeAlias
 
@@ -385,13 +386,31 @@ def iframe_etag(page: bytes) -> str:
 # --- the client side: what a client sends and reads ------------------------
 
 
+# A client's payload needs no escapes but JSON's own (servers parse it with
+# a JSON parser), so the stdlib's C encoder writes the whole array at once;
+# only a lone surrogate, which UTF-8 cannot carry, needs \u escapes.
+_encode_array: Final = JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_array_ascii: Final = JSONEncoder(separators=(",", ":")).encode
+_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
+_STR: Final = frozenset((str,))
+
+
 def encode_payload(messages: Iterable[str]) -> str:
     """The body a client sends (xhr_send, a websocket frame): a JSON array of strings.
 
-    It is what :func:`decode_payload` reads, each message encoded by
-    :func:`encode_message`.
+    It is what :func:`decode_payload` reads. Characters go as they are but
+    for JSON's own escapes; a payload holding a lone surrogate goes as
+    ASCII, with ``\\u`` escapes, since UTF-8 cannot carry one.
     """
-    return "[" + ",".join([encode_message(m) for m in messages]) + "]"
+    if type(messages) is not list:
+        messages = list(messages)
+    if messages and set(map(type, messages)) != _STR:
+        bad = next(m for m in messages if type(m) is not str)
+        raise TypeError(f"SockJS messages are str, not {type(bad).__name__}")
+    payload: str = _encode_array(messages)
+    if _SURROGATE_RE.search(payload) is None:
+        return payload
+    return str(_encode_array_ascii(messages))
 
 
 class FrameError(ValueError):
@@ -449,7 +468,8 @@ def decode_frame(text: str) -> Frame:
         except (ValueError, OverflowError):
             raise FrameError(f"broken JSON in frame {_excerpt(text)}") from None
         if kind == "a":
-            if type(value) is list and all(type(item) is str for item in value):
+            # set(map(type, ...)): the check in C, not a step of Python per message.
+            if type(value) is list and (not value or set(map(type, value)) == _STR):
                 return MessageFrame(tuple(value))
             raise FrameError(f"message frame is not an array of strings: {_excerpt(text)}")
         if (
