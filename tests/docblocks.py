@@ -68,6 +68,8 @@ def runner(block: Block) -> str:
             return "server"
         if re.search(r"^(async )?def test_", block.code, re.M):
             return "pytest"
+        if "aiohttp_sockjs.client import" in block.code:
+            return "client"  # its main(url) runs against a real server
         return "script"
     if block.lang == "sh":
         return "shell"

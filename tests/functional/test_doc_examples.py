@@ -17,6 +17,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import re
 import shlex
@@ -31,7 +33,9 @@ from aiohttp import web
 
 import aiohttp_sockjs
 from aiohttp_sockjs.client import SockJSClient, connect
+from demo.conformance import make_app
 from tests.docblocks import ROOT, Block, blocks, runner
+from tests.wire import open_sockets
 
 #: The ports the chat demo and the conformance server use by default.
 DEMO_PORTS = {8080, 8081}
@@ -295,3 +299,53 @@ def test_shell_block(block: Block, tmp_path: Path) -> None:
 def test_nginx_config_follows_its_command(block: Block) -> None:
     before = [b for b in BLOCKS if b.path == block.path and b.index < block.index]
     assert before and "aiohttp_sockjs.deploy nginx" in before[-1].code
+
+
+# --- Client programs -------------------------------------------------------------
+
+
+async def _printed_until(main: Any, url: str, done: Any, timeout: float = 15.0) -> str:
+    """Run ``main(url)`` until it returns or what it printed satisfies ``done``; return that."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        task = asyncio.ensure_future(main(url))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not task.done() and not done(out.getvalue()):
+            assert loop.time() < deadline, f"{url}: printed only {out.getvalue()!r}"
+            await asyncio.sleep(0.02)
+        if task.done():
+            task.result()
+        else:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("block", of("client"))
+async def test_client_program(block: Block, aiohttp_server: Any) -> None:
+    """A client block's ``main(url)`` against demo.conformance: /echo answers, /close closes.
+
+    A reconnect loop must get its echo, then come back after the server
+    closes its session (twice); a one-session program must print the echo
+    and return.
+    """
+    namespace: dict[str, Any] = {"__name__": "doc_example"}
+    exec(compile(block.code, f"<{block.id}>", "exec"), namespace)
+    main = namespace["main"]
+    server = await aiohttp_server(make_app(heartbeat_delay=0.1))
+    base = str(server.make_url("")).rstrip("/")
+    before = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+    if "reconnecting(" in block.code:
+        printed = await _printed_until(main, f"{base}/echo", lambda o: "got subscribe" in o)
+        assert "got subscribe" in printed
+        printed = await _printed_until(
+            main, f"{base}/close", lambda o: o.count("session ended: 3000 Go away!") >= 2
+        )
+        assert printed.count("session ended: 3000 Go away!") >= 2
+    else:
+        printed = await _printed_until(main, f"{base}/echo", lambda o: False)
+        assert "hello" in printed
+    assert open_sockets(server.port) == 0
+    assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} <= before
