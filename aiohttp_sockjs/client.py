@@ -75,6 +75,7 @@ else:  # aiohttp depends on async-timeout there
     from async_timeout import timeout as _timeout
 
 from . import protocol
+from ._aiohttp import write_client_text_now
 from .exceptions import (
     ClientError,
     ConnectError,
@@ -248,6 +249,10 @@ class _Transport:
         """Deliver ``messages`` to the server, in order."""
         raise NotImplementedError
 
+    def send_now(self, messages: list[str]) -> bool:
+        """Write ``messages`` at once if that needs no waiting; ``False`` if not (nothing sent)."""
+        return False
+
     async def close(self, code: int, reason: str) -> None:
         """Let go of the connection; idempotent."""
         raise NotImplementedError
@@ -371,6 +376,12 @@ class _WebSocket(_Transport):
                     await ws.send_str(message)
             else:
                 await ws.send_str(protocol.encode_payload(messages))
+
+    def send_now(self, messages: list[str]) -> bool:
+        ws = self.ws
+        if ws is None or self.raw:
+            return False
+        return write_client_text_now(ws, protocol.encode_payload(messages).encode())
 
     async def close(self, code: int, reason: str) -> None:
         pings, self.pings = self.pings, {}
@@ -780,6 +791,7 @@ class SockJSClient:
         # The websocket sends without waiting for the write: it has one
         # connection, written in order, and no answer to wait for.
         self._queues_sends = transport.name == "websocket"
+        self._flush_handle: asyncio.Handle | None = None
         self._batch: asyncio.Future[None] | None = None
         self._sending: set[asyncio.Future[None]] = set()
         self._sender: asyncio.Task[None] | None = None
@@ -843,14 +855,15 @@ class SockJSClient:
         if batch is None:
             batch = self._batch = asyncio.get_running_loop().create_future()
             self._sending.add(batch)
-        if self._sender is None:
+        if self._queues_sends:
+            if self._flush_handle is None and self._sender is None:
+                # Once this turn of the loop is over, with what it sent.
+                self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            if self._outbox_chars <= _MAX_SEND_CHARS and len(self._outbox) < self._max_queue:
+                return
+            self._flush_now()
+        elif self._sender is None:
             self._sender = asyncio.get_running_loop().create_task(self._send())
-        if (
-            self._queues_sends
-            and self._outbox_chars <= _MAX_SEND_CHARS
-            and len(self._outbox) < self._max_queue
-        ):
-            return
         await asyncio.shield(batch)
 
     async def receive(self, timeout: float | _Default | None = _DEFAULT) -> str:
@@ -915,6 +928,7 @@ class SockJSClient:
         if len(reason.encode()) > 123:
             raise ValueError("close reason must be at most 123 bytes")
         if self.close_code is None:
+            self._flush_now()
             if self._queues_sends and self._sender is not None:
                 # What send() queued goes first, as it would have with a wait.
                 with contextlib.suppress(ClientError, SessionClosed):
@@ -1086,6 +1100,35 @@ class SockJSClient:
                 self._batch = None
                 self._reject_sends()
 
+    def _flush(self) -> None:
+        """Send what this turn of the loop queued: written at once, or by the sender task."""
+        self._flush_handle = None
+        if not self._outbox or self._sender is not None or self.close_code is not None:
+            return
+        while self._outbox:
+            messages = self._take_outbox()
+            try:
+                written = self._transport.send_now(messages)
+            except Exception:
+                written = False
+            if not written:
+                # Put them back in front: the sender task writes in order.
+                self._outbox[:0] = messages
+                self._outbox_chars += sum(map(len, messages))
+                self._sender = asyncio.get_running_loop().create_task(self._send())
+                return
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            self._sending.discard(batch)
+            batch.set_result(None)
+
+    def _flush_now(self) -> None:
+        """Run the flush this turn has scheduled, if any, now."""
+        handle = self._flush_handle
+        if handle is not None:
+            handle.cancel()
+            self._flush()
+
     def _take_outbox(self) -> list[str]:
         """The next messages to send together: all that wait, up to the bounds of one send."""
         outbox = self._outbox
@@ -1114,6 +1157,9 @@ class SockJSClient:
                 batch.exception()
 
     async def _release(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if self._sender is not None:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -247,3 +247,33 @@ async def test_stream_chunks_written_at_once_arrive_exactly(
         # Within the writer's 64 KiB flow-control window at once; the
         # 70,000-byte chunk would make it drain, so it is awaited.
         assert results == [True, True, True, False]
+
+
+@pytest.mark.parametrize("compress", [0, 15])
+async def test_client_text_frames_are_written_at_once(aiohttp_client: Any, compress: int) -> None:
+    """The client's fast path writes masked frames the server reads; never with deflate."""
+    received: list[str] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=True)
+        await ws.prepare(request)
+        async for msg in ws:
+            received.append(msg.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    client = await aiohttp_client(app)
+    async with client.ws_connect("/ws", compress=compress) as ws:
+        for text in TEXTS:
+            written = _aiohttp.write_client_text_now(ws, text.encode())
+            assert written is not bool(compress)
+            if not written:
+                await ws.send_str(text)
+    await bounded(_wait(lambda: len(received) == len(TEXTS)))
+    assert received == TEXTS
+
+
+async def _wait(predicate: Any) -> None:
+    while not predicate():
+        await asyncio.sleep(0.01)
