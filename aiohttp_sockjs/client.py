@@ -320,11 +320,13 @@ class _WebSocket(_Transport):
         ws = self.ws
         assert ws is not None
         while True:
+            # _network_errors() spelled out: this runs for every frame.
             try:
-                with _network_errors():
-                    msg = await ws.receive(timeout=seconds)
+                msg = await ws.receive(timeout=seconds)
             except asyncio.TimeoutError:
                 raise ResponseTimeout(f"no {what} within {seconds:g} s") from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
             kind = msg.type
             if kind is aiohttp.WSMsgType.TEXT:
                 if self.raw:
@@ -381,7 +383,7 @@ class _WebSocket(_Transport):
         ws = self.ws
         if ws is None or self.raw:
             return False
-        return write_client_text_now(ws, protocol.encode_payload(messages).encode())
+        return write_client_text_now(ws, protocol.encode_payload_utf8(messages))
 
     async def close(self, code: int, reason: str) -> None:
         pings, self.pings = self.pings, {}
@@ -451,7 +453,7 @@ class _Http(_Transport):
         raise NotImplementedError
 
     async def send(self, messages: list[str]) -> None:
-        payload = protocol.encode_payload(messages).encode()
+        payload = protocol.encode_payload_utf8(messages)
         url = _join(self.session_url, "xhr_send")
         headers = {**self.options.headers, "Content-Type": _TEXT_PLAIN}
 
@@ -849,18 +851,21 @@ class SockJSClient:
             raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
         if self.close_code is not None:
             self._raise_if_closed()
-        self._outbox.append(message)
-        self._outbox_chars += len(message)
+        outbox = self._outbox
+        outbox.append(message)
+        chars = self._outbox_chars = self._outbox_chars + len(message)
+        if self._queues_sends:
+            if self._flush_handle is None and self._sender is None:
+                # Once this turn of the loop is over, with what it sent.
+                self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            if chars <= _MAX_SEND_CHARS and len(outbox) < self._max_queue:
+                return
+        # A future for the senders who wait, made only when one does.
         batch = self._batch
         if batch is None:
             batch = self._batch = asyncio.get_running_loop().create_future()
             self._sending.add(batch)
         if self._queues_sends:
-            if self._flush_handle is None and self._sender is None:
-                # Once this turn of the loop is over, with what it sent.
-                self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
-            if self._outbox_chars <= _MAX_SEND_CHARS and len(self._outbox) < self._max_queue:
-                return
             self._flush_now()
         elif self._sender is None:
             self._sender = asyncio.get_running_loop().create_task(self._send())
@@ -1063,8 +1068,8 @@ class SockJSClient:
                 batch = None
                 if not self._outbox:
                     batch, self._batch = self._batch, None
-                    assert batch is not None
-                    self._sending.discard(batch)
+                    if batch is not None:
+                        self._sending.discard(batch)
                 try:
                     await self._transport.send(messages)
                 except ClientError as exc:
@@ -1083,12 +1088,13 @@ class SockJSClient:
                     # what they sent after it is dropped with them.
                     if batch is None:
                         batch, self._batch = self._batch, None
-                        assert batch is not None
-                        self._sending.discard(batch)
+                        if batch is not None:
+                            self._sending.discard(batch)
                         self._outbox = []
                         self._outbox_chars = 0
-                    batch.set_exception(exc)
-                    batch.exception()
+                    if batch is not None:
+                        batch.set_exception(exc)
+                        batch.exception()
                     continue
                 if batch is not None:
                     batch.set_result(None)

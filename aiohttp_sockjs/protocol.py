@@ -58,6 +58,7 @@ __all__ = [
     "encode_message",
     "encode_messages",
     "encode_payload",
+    "encode_payload_utf8",
     "eventsource_chunk",
     "htmlfile_chunk",
     "htmlfile_prelude",
@@ -402,15 +403,30 @@ def encode_payload(messages: Iterable[str]) -> str:
     for JSON's own escapes; a payload holding a lone surrogate goes as
     ASCII, with ``\\u`` escapes, since UTF-8 cannot carry one.
     """
+    messages = _str_list(messages)
+    payload: str = _encode_array(messages)
+    if _SURROGATE_RE.search(payload) is None:
+        return payload
+    return str(_encode_array_ascii(messages))
+
+
+def encode_payload_utf8(messages: Iterable[str]) -> bytes:
+    """:func:`encode_payload` as UTF-8 bytes, for a websocket frame or a request body."""
+    messages = _str_list(messages)
+    try:
+        # Encoding finds a lone surrogate too, for no search of its own.
+        return str(_encode_array(messages)).encode()
+    except UnicodeEncodeError:
+        return str(_encode_array_ascii(messages)).encode()
+
+
+def _str_list(messages: Iterable[str]) -> list[str]:
     if type(messages) is not list:
         messages = list(messages)
     if messages and set(map(type, messages)) != _STR:
         bad = next(m for m in messages if type(m) is not str)
         raise TypeError(f"SockJS messages are str, not {type(bad).__name__}")
-    payload: str = _encode_array(messages)
-    if _SURROGATE_RE.search(payload) is None:
-        return payload
-    return str(_encode_array_ascii(messages))
+    return messages
 
 
 class FrameError(ValueError):

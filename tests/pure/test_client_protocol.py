@@ -192,3 +192,18 @@ def test_eventsource_bad_escapes(data: str) -> None:
 
 def test_eventsource_keeps_reserved_escapes() -> None:
     assert protocol.decode_eventsource_data("%23%2f%25%41") == "%23%2f%A"
+
+
+@given(messages_lists)
+def test_utf8_payload_is_the_payload_encoded(messages: list[str]) -> None:
+    payload = protocol.encode_payload_utf8(messages)
+    assert protocol.decode_payload(payload.decode()) == messages
+    assert payload == protocol.encode_payload(messages).encode()
+
+
+def test_payloads_with_a_lone_surrogate_go_as_ascii() -> None:
+    for encode in (protocol.encode_payload, lambda m: protocol.encode_payload_utf8(m).decode()):
+        assert encode(["\ud800", "é"]) == '["\\ud800","\\u00e9"]'
+        assert encode(["é\u2028"]) == '["é\u2028"]'
+    with pytest.raises(TypeError):
+        protocol.encode_payload_utf8(["a", b"b"])  # type: ignore[list-item]
