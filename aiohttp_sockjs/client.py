@@ -1231,7 +1231,6 @@ def connect(
     headers: Mapping[str, str] | None = None,
     timeout: float = 10.0,
     heartbeat_timeout: float | None = 60.0,
-    receive_timeout: float | None = None,
     max_queue: int = 1024,
     max_frame_size: int = 16 * 1024 * 1024,
     session_id: str | None = None,

@@ -10,7 +10,7 @@ install). Disable it with ``-p no:aiohttp_sockjs``.
   :class:`~aiohttp_sockjs.client.SockJSClient`; every client and server is
   closed after the test. Its clients' ``receive()`` gives up after
   :data:`RECEIVE_TIMEOUT` seconds without a message (pass
-  ``receive_timeout=`` for another limit, ``None`` for none), so a handler
+  ``idle_timeout=`` for another limit, ``None`` for none), so a handler
   that stays silent fails the test instead of hanging it.
 - ``sockjs_transport``: a test that asks for it runs once per client
   transport (:data:`~aiohttp_sockjs.client.TRANSPORTS`), or once per name
@@ -75,7 +75,7 @@ class SockJSClientFactory(Protocol):
         :func:`~aiohttp_sockjs.client.connect`; by default the test's
         ``sockjs_transport`` if it has one, else the default list.
         ``options`` go to :func:`~aiohttp_sockjs.client.connect`;
-        ``receive_timeout`` is :data:`RECEIVE_TIMEOUT` unless given.
+        ``idle_timeout`` is :data:`RECEIVE_TIMEOUT` unless given.
         """
         ...
 
@@ -152,7 +152,7 @@ async def _sockjs_client_factory(
         else:
             server = await aiohttp_server(app)
             servers[id(app)] = (app, server)
-        options.setdefault("receive_timeout", RECEIVE_TIMEOUT)
+        options.setdefault("idle_timeout", RECEIVE_TIMEOUT)
         client = await connect(server.make_url(prefix), transports=transport or default, **options)
         clients.append(client)
         return client

@@ -13,7 +13,7 @@ from aiohttp import web
 import aiohttp_sockjs
 from aiohttp_sockjs import ResponseTimeout, Session
 from aiohttp_sockjs.client import TRANSPORTS, SockJSClient, connect
-from aiohttp_sockjs.pytest_plugin import RECEIVE_TIMEOUT, SockJSClientFactory
+from aiohttp_sockjs.pytest_plugin import SockJSClientFactory
 
 from ...wire import bounded
 
@@ -55,9 +55,7 @@ async def test_receive_gives_up_on_a_silent_handler(sockjs_client: SockJSClientF
     """receive() raises ResponseTimeout instead of waiting forever; the session stays open."""
     app = web.Application()
     aiohttp_sockjs.setup(app, "/quiet", quiet_until_asked)
-    client = await sockjs_client(app, "/quiet")
-    assert client.receive_timeout == RECEIVE_TIMEOUT
-    short = await sockjs_client(app, "/quiet", transport="xhr", receive_timeout=0.2)
+    short = await sockjs_client(app, "/quiet", transport="xhr", idle_timeout=0.2)
     await short.send("hello")
     with pytest.raises(ResponseTimeout, match=r"no message within 0\.2 s"):
         await bounded(short.receive())
@@ -75,9 +73,9 @@ async def anext_of(client: SockJSClient) -> str:
 
 
 @pytest.mark.parametrize("bad", [0, -1.0])
-def test_receive_timeout_must_be_positive(bad: float) -> None:
-    with pytest.raises(ValueError, match="receive_timeout"):
-        connect("http://127.0.0.1:1/echo", receive_timeout=bad)
+def test_idle_timeout_must_be_positive(bad: float) -> None:
+    with pytest.raises(ValueError, match="idle_timeout"):
+        connect("http://127.0.0.1:1/echo", idle_timeout=bad)
 
 
 USER_TESTS = """
