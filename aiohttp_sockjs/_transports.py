@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Final
 
 from aiohttp import WebSocketError, WSCloseCode, WSMsgType, hdrs, web
 
-from . import _aiohttp, protocol
+from . import _aiohttp, actor, protocol
 from .protocol import PayloadError
-from .session import Receiver, Session, SessionState
+from .receiver import Receiver
+from .session import Session, SessionState
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout_at
@@ -570,7 +571,7 @@ class Routes:
         counted in the endpoint's stats.
         """
         if reason is not None:
-            self.endpoint._refuse(reason)
+            self.endpoint.count_refusal(reason)
         return self._error(request, status, text, logging.INFO)
 
     def _bad_origin(self, request: web.Request) -> web.Response | None:
@@ -582,7 +583,7 @@ class Routes:
         # No Origin header: not a cross-origin browser request.
         if origin is None or policy.allows(origin):
             return None
-        self.endpoint._refuse("origin")
+        self.endpoint.count_refusal("origin")
         log.info(
             "SockJS %s %s refused: origin %s",
             request.method,
@@ -598,15 +599,15 @@ class Routes:
     def _full(self, request: web.Request) -> web.Response | None:
         """A 503 if a new session would go over ``max_sessions`` or the endpoint is closing."""
         endpoint = self.endpoint
-        if endpoint._get(request.match_info["session_id"]) is not None:
+        if endpoint.find_session(request.match_info["session_id"]) is not None:
             return None
         return self._refuse_new(request)
 
     def _refuse_new(self, request: web.Request) -> web.Response | None:
         endpoint = self.endpoint
-        if endpoint._closing:
+        if endpoint.closing:
             return self._limit(request, 503, "Shutting down.", "shutting_down")
-        if endpoint._full():
+        if endpoint.full():
             return self._limit(
                 request, 503, "Too many sessions; try again later.", "too_many_sessions"
             )
@@ -670,17 +671,17 @@ class Routes:
         """Find or create the session; ``None`` if that would exceed ``max_sessions``."""
         endpoint = self.endpoint
         session_id = request.match_info["session_id"]
-        session = endpoint._get(session_id)
+        session = endpoint.find_session(session_id)
         if session is not None:
             return session, False
-        if endpoint._full() or endpoint._closing:
+        if endpoint.full() or endpoint.closing:
             return None
-        return endpoint._create(session_id, request, transport), True
+        return endpoint.create_session(session_id, request, transport), True
 
     def _run(self, session: Session, created: bool, receiver: Receiver) -> None:
-        session._attach(receiver)
+        actor.attach(session, receiver)
         if created:
-            self.endpoint._start(session)
+            self.endpoint.start_session(session)
 
     async def _poll(
         self,
@@ -701,7 +702,7 @@ class Routes:
         try:
             body = await receiver.result
         except asyncio.CancelledError:
-            session._detach(receiver, True)
+            actor.detach(session, receiver, True)
             raise
         return web.Response(body=body, headers=headers)
 
@@ -736,7 +737,7 @@ class Routes:
         try:
             await receiver.done
         except asyncio.CancelledError:
-            session._detach(receiver, True)
+            actor.detach(session, receiver, True)
             raise
         return receiver._response
 
@@ -762,8 +763,8 @@ class Routes:
         opened = self._open(request, framing.transport)
         if opened is None:
             # Filled up while this response started.
-            self.endpoint._refuse(
-                "shutting_down" if self.endpoint._closing else "too_many_sessions"
+            self.endpoint.count_refusal(
+                "shutting_down" if self.endpoint.closing else "too_many_sessions"
             )
             log.info(
                 "SockJS %s %s refused: no room for a new session",
@@ -825,7 +826,7 @@ class Routes:
         refused = self._bad_origin(request)
         if refused is not None:
             return refused
-        session = self.endpoint._get(request.match_info["session_id"])
+        session = self.endpoint.find_session(request.match_info["session_id"])
         if session is None:
             return self._error(request, 404, "Session not found.")
         # One sender at a time per session, and none reads its body before
@@ -833,11 +834,12 @@ class Routes:
         # inbound_timeout bounds the whole wait, for the turn included, so
         # that requests queued behind each other are not refused one
         # timeout after another.
-        turn = session._sender_turn
+        turn = actor.sender_turn(session)
         if turn is None:
-            turn = session._sender_turn = SenderTurn()
+            turn = SenderTurn()
+            actor.set_sender_turn(session, turn)
         lock = turn.lock
-        if lock.locked() or turn.waiting or session._gate is not None:
+        if lock.locked() or turn.waiting or actor.inbound_paused(session):
             refused = await self._wait_turn(request, session, turn)
             if refused is not None:
                 return refused
@@ -851,7 +853,7 @@ class Routes:
                 return self._error(request, 404, "Session not found.")
             messages = await self._receive(request, form)
             if isinstance(messages, list) and messages:
-                processed = session._deliver(messages, sum(map(len, messages)), wait=True)
+                processed = actor.deliver(session, messages, sum(map(len, messages)), wait=True)
                 if processed is not None:
                     await processed
         finally:
@@ -875,10 +877,10 @@ class Routes:
             return self._limit(request, 503, "Session inbox full.", "inbox_full")
         finally:
             turn.waiting -= 1
-        if session._gate is not None:
+        if actor.inbound_paused(session):
             try:
                 async with timeout_at(deadline):
-                    await session._room()
+                    await actor.room(session)
             except asyncio.TimeoutError:
                 turn.lock.release()
                 return self._limit(request, 503, "Session inbox full.", "inbox_full")
@@ -928,17 +930,19 @@ class Routes:
             compress=compression,
         )
         await ws.prepare(_aiohttp.no_server_takeover(request) if compression else request)
-        if endpoint._full() or endpoint._closing:
+        if endpoint.full() or endpoint.closing:
             # Filled up (or began shutting down) during the handshake.
-            endpoint._refuse("shutting_down" if endpoint._closing else "too_many_sessions")
+            endpoint.count_refusal("shutting_down" if endpoint.closing else "too_many_sessions")
             log.info("SockJS websocket refused: no room for a new session")
             await ws.close(code=protocol.CLOSE_TRY_AGAIN[0], message=b"Try again later")
             return ws
         if raw:
-            session = endpoint._create(None, request, "raw_websocket", websocket=True, raw=True)
+            session = endpoint.create_session(
+                None, request, "raw_websocket", websocket=True, raw=True
+            )
             receiver: WebSocketReceiver = RawWebSocketReceiver(request, ws, config)
         else:
-            session = endpoint._create(
+            session = endpoint.create_session(
                 request.match_info["session_id"], request, "websocket", websocket=True
             )
             receiver = WebSocketReceiver(request, ws, config)
@@ -953,7 +957,7 @@ class Routes:
                     # over max_request_size).
                     error = msg.data
                     if isinstance(error, WebSocketError) and error.code == _TOO_BIG:
-                        endpoint._refuse("request_size")
+                        endpoint.count_refusal("request_size")
                     log.info("SockJS websocket closed: %s", protocol.loggable(msg.data))
                     break
                 if msg.type is not _WS_TEXT:
@@ -976,25 +980,25 @@ class Routes:
                         await ws.close(code=1002, message=b"Broken JSON encoding.")
                         break
                 if len(messages) > count_limit:
-                    endpoint._refuse("message_count")
+                    endpoint.count_refusal("message_count")
                     log.info("SockJS websocket closed: 1009 too many messages in a frame")
                     await ws.close(code=1009, message=b"Too many messages")
                     break
                 size = sum(map(len, messages))
                 # Only a frame over the limit in all can hold a message over it.
                 if size > limit and max(map(len, messages)) > limit:
-                    endpoint._refuse("message_size")
+                    endpoint.count_refusal("message_size")
                     log.info("SockJS websocket closed: 1009 message too big")
                     await ws.close(code=1009, message=b"Message too big")
                     break
                 if messages:
-                    processed = session._deliver(messages, size)
+                    processed = actor.deliver(session, messages, size)
                     if processed is not None:
                         await processed
-                    if session._gate is not None:
+                    if actor.inbound_paused(session):
                         # The inbox is full: read nothing more (TCP
                         # backpressure) until the application takes some.
-                        await session._room()
+                        await actor.room(session)
         except ConnectionError:
             # The client went away while aiohttp answered one of its pings:
             # receive() raises the pong's failed write.
@@ -1006,7 +1010,7 @@ class Routes:
             gone = True
             raise
         finally:
-            session._detach(receiver, gone or ws.close_code not in (None, 1000, 1001))
+            actor.detach(session, receiver, gone or ws.close_code not in (None, 1000, 1001))
         if not gone and not _aiohttp.close_answered(ws):
             # The server closed first, while this loop was not reading: the
             # client's close frame is still to come (see _aiohttp.start_close).

@@ -71,7 +71,7 @@ from .exceptions import BrokerError
 from .rooms import Presence, RoomSpec, room_names
 
 if TYPE_CHECKING:
-    from .endpoint import Endpoint
+    from .hub import BrokerEndpoint as Endpoint
 
 __all__ = [
     "BadEntry",
@@ -396,14 +396,15 @@ class RedisBroker:
 
     # --- called by the endpoint -------------------------------------------
 
-    def _register(self, endpoint: Endpoint) -> None:
+    def register_endpoint(self, endpoint: Endpoint) -> None:
+        """Check that ``endpoint`` may use this broker (called by the endpoint)."""
         other = self._endpoints.get(endpoint.prefix)
         if other is not None and other is not endpoint:
             raise ValueError(f"this broker already serves an endpoint at {endpoint.prefix!r}")
 
-    async def _attach(self, endpoint: Endpoint) -> None:
+    async def start_endpoint(self, endpoint: Endpoint) -> None:
         """Start carrying ``endpoint``'s broadcasts (on the endpoint's start)."""
-        self._register(endpoint)
+        self.register_endpoint(endpoint)
         if self._endpoints.get(endpoint.prefix) is endpoint:
             return
         key = _stream_key(self.namespace, endpoint.prefix).encode()
@@ -435,7 +436,7 @@ class RedisBroker:
         newest = await self._client.xrevrange(key, count=1)
         return _bytes(newest[0][0] or b"0-0") if newest else b"0-0"
 
-    async def _detach(self, endpoint: Endpoint) -> None:
+    async def stop_endpoint(self, endpoint: Endpoint) -> None:
         """Stop carrying ``endpoint``'s broadcasts; the last one stops the broker."""
         if self._endpoints.get(endpoint.prefix) is not endpoint:
             return
@@ -447,7 +448,7 @@ class RedisBroker:
         if not self._endpoints:
             await self._stop()
 
-    def _publish(
+    def publish_from(
         self, endpoint: Endpoint, messages: Sequence[str], rooms: tuple[str, ...] | None
     ) -> None:
         """Queue broadcasts for the other processes (called by ``Endpoint.broadcast``).
@@ -610,7 +611,7 @@ class RedisBroker:
                     )
             self._seen[source] = (entry.seq, time.monotonic())
             try:
-                endpoint._deliver(entry.message, entry.rooms)
+                endpoint.deliver_local(entry.message, entry.rooms)
             except Exception:  # pragma: no cover - a bug; keep reading
                 log.exception("SockJS broker: delivering a broadcast failed")
 

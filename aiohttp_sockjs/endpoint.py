@@ -15,16 +15,15 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from . import protocol
+from . import actor, protocol
+from .commands import Batch
+from .hub import Hub
 from .options import TRANSPORTS, Options
 from .rooms import LOCAL_PROCESS, Presence, Rooms, RoomSpec, room_names
-from .session import Batch, Session
-from .stats import HELD_STATES, REFUSAL_REASONS, EndpointStats
-
-if TYPE_CHECKING:
-    pass
+from .session import Session
+from .stats import HELD_STATES, EndpointStats
 
 __all__ = ["Endpoint", "Handler"]
 
@@ -64,42 +63,27 @@ class Endpoint:
         self._on_open: Callable[[Session], Any] | None = None
         self._on_message: Callable[[Session, str], Any] | None = None
         self._on_close: Callable[[Session], Any] | None = None
-        self._by_id: dict[str, Session] = {}
-        self._sessions: dict[Session, None] = {}
-        # Handlers still running for sessions that have left _sessions (a
-        # live session holds its own); kept here so none is lost or left
-        # out of shutdown. The session's done callback discards them.
-        self._handler_tasks: set[asyncio.Task[None]] = set()
+        # What the sessions share with their endpoint: the table, the
+        # counters, the loop callback that steps them (see hub.Hub).
+        hub: Hub[Session] = Hub(self, options.limits, clock)
+        self.hub = hub
+        self._sessions = hub.sessions
+        self._by_id = hub.by_id
         self._sweeper: asyncio.Task[None] | None = None
-        self._closing = False
-        # Sessions holding over half their send bound, and a future done
-        # when there are none left (see Session._fair).
-        self._pressured = 0
-        self._relieved: asyncio.Future[None] | None = None
-        # Parked actors with commands to take, stepped by one loop callback
-        # (see Session._post_wake): a broadcast to 10,000 sessions schedules
-        # one callback, not 10,000.
-        self._ready: list[Session] = []
-        # The session whose handler's coroutine is running right now, if any
-        # (see session._HandlerRun).
-        self._running_handler: Session | None = None
+        #: Whether the endpoint is shutting down (new sessions are refused).
+        self.closing = False
         # --- rooms and broker (issue 10) ---
         #: The endpoint's rooms: which sessions are in which room.
-        self.rooms = Rooms()
+        self.rooms: Rooms[Session] = hub.rooms
         #: The broker that carries broadcasts to the other processes, if any.
         self.broker = broker = options.broker
         if broker is not None:
-            broker._register(self)
+            broker.register_endpoint(self)
         # --- counters for stats() (issue 11) ---
         # Plain integers, bumped where the actor or a transport already acts
         # and read by stats(); sessions count here directly, so they need no
         # counters of their own and nothing is lost when they end.
         self._opened = dict.fromkeys(sorted(TRANSPORTS), 0)
-        self._closed: dict[int, int] = {}
-        # Those bumped per batch of messages live in slots (see _Traffic).
-        self._traffic = _Traffic()
-        self._overflows = 0
-        self._refused = dict.fromkeys(REFUSAL_REASONS, 0)
         self._sweeps = 0
         self._sweep_seconds: float | None = None
 
@@ -111,11 +95,11 @@ class Endpoint:
     @property
     def sessions(self) -> list[Session]:
         """The open sessions (a snapshot)."""
-        return [s for s in self._sessions if s._close_info is None]
+        return [s for s in self._sessions if not s.closed]
 
     def __len__(self) -> int:
         """How many sessions are open."""
-        return sum(1 for s in self._sessions if s._close_info is None)
+        return sum(1 for s in self._sessions if not s.closed)
 
     def __iter__(self) -> Iterator[Session]:
         """Iterate over a snapshot of the open sessions."""
@@ -145,8 +129,8 @@ class Endpoint:
         """
         rooms = self._rooms_of(room, sessions)
         if self.broker is not None and sessions is None:
-            self.broker._publish(self, (message,), rooms)
-        self._deliver(message, rooms, sessions, exclude)
+            self.broker.publish_from(self, (message,), rooms)
+        self.deliver_local(message, rooms, sessions, exclude)
 
     def broadcast_many(
         self,
@@ -173,15 +157,16 @@ class Endpoint:
         if not batch:
             return
         if self.broker is not None and sessions is None:
-            self.broker._publish(self, batch, rooms)
+            self.broker.publish_from(self, batch, rooms)
         encoded = tuple([protocol.encode_message(m) for m in batch])
         raw = Batch(batch, sum(map(len, batch)))
         shared = Batch(encoded, sum(map(len, encoded)))
         if rooms is not None:
             sessions = self.rooms.members(rooms)
+        post = actor.post_encoded_many
         for session in self._sessions if sessions is None else sessions:
             if session is not exclude:
-                session._send_encoded_many(raw, shared)
+                post(session, raw, shared)
 
     @staticmethod
     def _rooms_of(
@@ -193,7 +178,7 @@ class Endpoint:
             raise ValueError("give room= or sessions=, not both")
         return room_names(room)
 
-    def _deliver(
+    def deliver_local(
         self,
         message: str,
         rooms: tuple[str, ...] | None,
@@ -204,9 +189,10 @@ class Endpoint:
         encoded = protocol.encode_message(message)
         if rooms is not None:
             sessions = self.rooms.members(rooms)
+        post = actor.post_encoded
         for session in self._sessions if sessions is None else sessions:
             if session is not exclude:
-                session._send_encoded(message, encoded)
+                post(session, message, encoded)
 
     async def presence(self) -> Presence:
         """Open sessions in total and per room, across the cluster.
@@ -257,15 +243,19 @@ class Endpoint:
                     await session.close()
                 await _maybe_await(self._on_close(session))
 
-    # --- used by transports -------------------------------------------------
+    # --- the seam for the transports ----------------------------------------
+    #
+    # What the request handlers of aiohttp_sockjs._transports call: find,
+    # create and start sessions, and count refusals. Not for applications.
 
-    def _get(self, session_id: str) -> Session | None:
+    def find_session(self, session_id: str) -> Session | None:
+        """The live session with the id its client chose, if any (for the transports)."""
         session = self._by_id.get(session_id)
-        if session is not None and session._finished:
+        if session is not None and actor.finished(session):
             return None
         return session
 
-    def _create(
+    def create_session(
         self,
         session_id: str | None,
         request: Any,
@@ -274,74 +264,26 @@ class Endpoint:
         websocket: bool = False,
         raw: bool = False,
     ) -> Session:
-        session = Session(self, session_id, request, transport, websocket=websocket, raw=raw)
+        """A new session, in the table but not started (for the transports)."""
+        session = Session(self.hub, session_id, request, transport, websocket=websocket, raw=raw)
         self._opened[transport] += 1
         if session_id is not None and not websocket:
             self._by_id[session_id] = session
         self._sessions[session] = None
         return session
 
-    def _full(self) -> bool:
+    def full(self) -> bool:
         """Whether a new session would go over ``max_sessions``."""
         limit = self.options.max_sessions
         return limit is not None and len(self._sessions) >= limit
 
-    def _start(self, session: Session) -> None:
+    def start_session(self, session: Session) -> None:
         """Run the session once its first receiver has been attached."""
-        session._start(self._handler or self._callback_handler)
-        task = session._handler_task
+        actor.start(session, self._handler or self._callback_handler)
+        task = actor.handler_task(session)
         assert task is not None
         if session not in self._sessions and not task.done():
-            self._handler_tasks.add(task)
-
-    def _forget(self, session: Session) -> None:
-        self._sessions.pop(session, None)
-        self.rooms.leave_all(session)
-        task = session._handler_task
-        if task is not None and not task.done():
-            self._handler_tasks.add(task)
-        sid = session._id
-        if sid is not None and self._by_id.get(sid) is session:
-            del self._by_id[sid]
-
-    def _wake(self, session: Session) -> None:
-        """Have ``session``'s parked actor step soon, once the running task yields."""
-        ready = self._ready
-        if not ready:
-            asyncio.get_running_loop().call_soon(self._step_ready)
-        ready.append(session)
-
-    def _step_ready(self) -> None:
-        ready = self._ready
-        self._ready = []
-        done = 0
-        try:
-            for session in ready:
-                done += 1
-                session._step_parked()
-        except BaseException:
-            # Not expected (a step catches its own failures), but no session
-            # may be left unparked with commands it will never take.
-            for session in ready[done:]:
-                self._wake(session)
-            raise
-
-    def _pressure(self, on: bool) -> None:
-        """A session's backlog crossed half its bound (up with ``on``, or back down)."""
-        self._pressured += 1 if on else -1
-        if not self._pressured and self._relieved is not None:
-            if not self._relieved.done():
-                self._relieved.set_result(None)
-            self._relieved = None
-
-    async def _relief(self, timeout: float) -> None:
-        """Wait until no session holds over half its send bound, for at most ``timeout``."""
-        if not self._pressured or timeout <= 0:
-            return
-        if self._relieved is None:
-            self._relieved = asyncio.get_running_loop().create_future()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._relieved), timeout)
+            self.hub.handler_tasks.add(task)
 
     # --- statistics ---------------------------------------------------------
 
@@ -357,28 +299,29 @@ class Endpoint:
             [(t, state) for t in sorted(self.options.transports) for state in HELD_STATES], 0
         )
         for session in self._sessions:
-            key = (session.transport, session._machine.state)
+            key = (session.transport, session.state)
             held[key] = held.get(key, 0) + 1
-        traffic = self._traffic
+        hub = self.hub
+        traffic = hub.traffic
         return EndpointStats(
             prefix=self.prefix,
             sessions=held,
             opened=dict(self._opened),
-            closed=dict(sorted(self._closed.items())),
+            closed=dict(sorted(hub.closed.items())),
             messages_in=traffic.messages_in,
             messages_out=traffic.messages_out,
             chars_in=traffic.chars_in,
             chars_out=traffic.chars_out,
-            queue_overflows=self._overflows,
-            refused=dict(self._refused),
+            queue_overflows=hub.overflows,
+            refused=dict(hub.refused),
             heartbeats=traffic.heartbeats,
             sweeps=self._sweeps,
             last_sweep_seconds=self._sweep_seconds,
         )
 
-    def _refuse(self, reason: str) -> None:
+    def count_refusal(self, reason: str) -> None:
         """Count a refusal; ``reason`` is one of :data:`~aiohttp_sockjs.stats.REFUSAL_REASONS`."""
-        self._refused[reason] += 1
+        self.hub.refused[reason] += 1
 
     # --- the manager --------------------------------------------------------
 
@@ -390,24 +333,10 @@ class Endpoint:
         """
         started = time.perf_counter()
         now = self.clock()
-        due = []
-        for session in self._sessions:
-            # The sweeper only reads a session's state and posts commands.
-            machine = session._machine
-            # A websocket session's own read loop sees its socket end and
-            # detaches, so only polling and streaming requests are asked:
-            # this halves the cost of a sweep over idle websockets.
-            if not session._websocket:
-                receiver = machine.receiver
-                if receiver is not None and receiver.interrupted():
-                    session._detach(receiver, True)
-            if machine.deadline <= now:
-                due.append(session)
         # Ticked after the walk: a tick may run a parked actor's step at
-        # once (see Session._tick), and a session that finishes leaves
-        # the table.
-        for session in due:
-            session._tick()
+        # once, and a session that finishes leaves the table.
+        for session in actor.sweep(self._sessions, now):
+            actor.tick(session)
         self._sweeps += 1
         self._sweep_seconds = time.perf_counter() - started
 
@@ -421,11 +350,11 @@ class Endpoint:
 
     async def start(self) -> None:
         """Start the sweeper. Done for you when the app starts."""
-        self._closing = False
+        self.closing = False
         if self._sweeper is None:
             self._sweeper = asyncio.ensure_future(self._sweep_forever())
         if self.broker is not None:
-            await self.broker._attach(self)
+            await self.broker.start_endpoint(self)
 
     async def shutdown(self, timeout: float = 1.0) -> None:
         """Close every session with 1001 "Going away" and stop the sweeper.
@@ -434,29 +363,11 @@ class Endpoint:
         handler or connection still busy after ``timeout`` seconds is
         cancelled, so this always returns.
         """
-        self._closing = True
-        sessions = list(self._sessions)
-        for session in sessions:
-            session._shutdown()
-        # Parked actors take the Shutdown from the endpoint's next callback;
-        # one that must then wait on a write starts a task, waited for below.
-        await asyncio.sleep(0)
-        actors = [s._task for s in sessions if s._task is not None]
-        handlers = [s._handler_task for s in sessions if s._handler_task is not None]
-        pending = [t for t in actors + handlers if not t.done()] + list(self._handler_tasks)
-        if pending:
-            _, still = await asyncio.wait(pending, timeout=timeout)
-            for session in sessions:
-                busy = session._busy
-                if session._task in still and busy is not None:
-                    # Stuck writing to a client that stopped reading: cut it.
-                    busy.abort()
-            for task in still:
-                task.cancel()
-            if still:
-                await asyncio.wait(still, timeout=timeout)
+        self.closing = True
+        await actor.shutdown_all(list(self._sessions), self.hub.handler_tasks, timeout)
+        hub = self.hub
         for session in list(self._sessions):
-            self._forget(session)
+            hub.forget(session, actor.session_id(session), actor.handler_task(session))
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -464,24 +375,7 @@ class Endpoint:
             self._sweeper = None
         if self.broker is not None:
             # Last, so that what handlers broadcast as they end still goes out.
-            await self.broker._detach(self)
-
-
-class _Traffic:
-    """The counters of stats() bumped for every batch of messages and every heartbeat.
-
-    In slots rather than on the endpoint: a slot store costs about half a
-    dict attribute store, and these run once per delivery.
-    """
-
-    __slots__ = ("chars_in", "chars_out", "heartbeats", "messages_in", "messages_out")
-
-    def __init__(self) -> None:
-        self.messages_in = 0
-        self.messages_out = 0
-        self.chars_in = 0
-        self.chars_out = 0
-        self.heartbeats = 0
+            await self.broker.stop_endpoint(self)
 
 
 async def _maybe_await(value: Any) -> None:

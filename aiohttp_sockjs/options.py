@@ -8,12 +8,12 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypedDict
 
 from . import protocol
+from .hub import Broker
 from .machine import Limits, RateLimit
 
 if TYPE_CHECKING:
     import aiohttp_cors
 
-    from .broker import RedisBroker
 
 __all__ = [
     "TRANSPORTS",
@@ -68,7 +68,7 @@ class EndpointOptions(TypedDict, total=False):
     websocket_compression: bool
     websocket_compression_threshold: int
     cors_config: aiohttp_cors.CorsConfig | None
-    broker: RedisBroker | None
+    broker: Broker | None
 
 
 def _doc(text: str, *, unit: str = "", client: str) -> Mapping[str, str]:
@@ -307,7 +307,7 @@ class Options:
             client="the CORS headers its rules give",
         ),
     )
-    broker: RedisBroker | None = field(
+    broker: Broker | None = field(
         default=None,
         compare=False,
         metadata=_doc(

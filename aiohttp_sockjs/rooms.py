@@ -15,16 +15,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .session import Session
+from typing import Generic, Protocol, TypeVar
 
 __all__ = ["LOCAL_PROCESS", "Presence", "RoomSpec", "Rooms", "room_names"]
 
 #: What ``room=`` accepts: one room name, or several.
 RoomSpec = str | Iterable[str]
 
+
+class RoomMember(Protocol):
+    """What a room holds: a session, as far as rooms need to know."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session has closed (a closed session joins nothing)."""
+
+
+Session = TypeVar("Session", bound=RoomMember)
 
 #: The process name :attr:`Presence.processes` uses for an endpoint without a broker.
 LOCAL_PROCESS = "local"
@@ -66,7 +73,7 @@ def room_names(room: RoomSpec) -> tuple[str, ...]:
     return names
 
 
-class Rooms:
+class Rooms(Generic[Session]):
     """The rooms of one endpoint: which sessions are in which room.
 
     Rooms exist while they have members: the last session to leave a room

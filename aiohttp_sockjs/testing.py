@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import _setup
+from . import _setup, actor
 from .endpoint import Endpoint, Handler
 from .options import EndpointOptions, Options
 from .session import Receiver, Session
@@ -83,26 +83,26 @@ def open_session(
     request: Any = None,
 ) -> Session:
     """Create a session as a transport would, attach ``receiver`` (if any) and start it."""
-    session = endpoint._create(session_id, request, transport)
+    session = endpoint.create_session(session_id, request, transport)
     if receiver is not None:
-        session._attach(receiver)
-    endpoint._start(session)
+        actor.attach(session, receiver)
+    endpoint.start_session(session)
     return session
 
 
 def attach(session: Session, receiver: Receiver) -> None:
     """A new connection for ``session``, as a receiving transport makes one."""
-    session._attach(receiver)
+    actor.attach(session, receiver)
 
 
 def detach(session: Session, receiver: Receiver, interrupted: bool = False) -> None:
     """``receiver``'s connection ended; ``interrupted`` if its client went away."""
-    session._detach(receiver, interrupted)
+    actor.detach(session, receiver, interrupted)
 
 
 def deliver(session: Session, messages: list[str]) -> None:
     """Messages from the client, as a sending transport hands them over."""
-    session._deliver(messages, sum(map(len, messages)))
+    actor.deliver(session, messages, sum(map(len, messages)))
 
 
 # --- what a test may observe --------------------------------------------------
@@ -110,30 +110,30 @@ def deliver(session: Session, messages: list[str]) -> None:
 
 def held_sessions(endpoint: Endpoint) -> list[Session]:
     """Every session the endpoint still holds: open, and closing until they expire."""
-    return list(endpoint._sessions)
+    return list(endpoint.hub.sessions)
 
 
 def running_handlers(endpoint: Endpoint) -> int:
     """How many application handlers are still running, for live and ended sessions."""
-    live = sum(
-        1 for s in endpoint._sessions if s._handler_task is not None and not s._handler_task.done()
-    )
-    return live + len(endpoint._handler_tasks)
+    hub = endpoint.hub
+    tasks = [actor.handler_task(s) for s in hub.sessions]
+    live = sum(1 for task in tasks if task is not None and not task.done())
+    return live + len(hub.handler_tasks)
 
 
 def session_id(session: Session) -> str | None:
     """The id the client chose for ``session`` (``None`` for a raw websocket)."""
-    return session._id
+    return actor.session_id(session)
 
 
 def attached(session: Session) -> bool:
     """Whether a connection to the client is attached to ``session``."""
-    return session._machine.receiver is not None
+    return actor.attached(session) is not None
 
 
 def writing(session: Session) -> bool:
     """Whether the session is waiting on a write to its client."""
-    return session._busy is not None
+    return actor.writing(session)
 
 
 def sweeper(endpoint: Endpoint) -> asyncio.Task[None] | None:
@@ -143,4 +143,4 @@ def sweeper(endpoint: Endpoint) -> asyncio.Task[None] | None:
 
 def backlog(session: Session) -> int:
     """Characters of outbound messages the session holds: queued, being written, or posted."""
-    return session._machine.backlog + session._pending_sends
+    return actor.backlog(session)

@@ -38,10 +38,41 @@ def defined(tree: ast.Module) -> set[str]:
     return names
 
 
+def bases(tree: ast.Module) -> set[str]:
+    """The package's modules whose classes a class of this module derives from."""
+    imported = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            for alias in node.names:
+                imported[alias.asname or alias.name] = node.module
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                if isinstance(base, ast.Name) and base.id in imported:
+                    found.add(imported[base.id])
+    return found
+
+
 def reaches(path: pathlib.Path) -> set[str]:
-    """The private names the module at ``path`` reaches for on other modules' objects."""
+    """The private names the module at ``path`` reaches for on other modules' objects.
+
+    A class's own names include those of the package's classes it derives
+    from (an actor function reading the state its base class declares is
+    not reaching across a boundary).
+    """
     tree = ast.parse(path.read_text())
     own = defined(tree)
+    todo = list(bases(tree))
+    seen: set[str] = set()
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        base_tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+        own |= defined(base_tree)
+        todo.extend(bases(base_tree))
     found = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Attribute):

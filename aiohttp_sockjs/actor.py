@@ -1,0 +1,744 @@
+"""The actor: the one owner at a time that applies a session's commands.
+
+:class:`Actor` is the base of :class:`~aiohttp_sockjs.session.Session`. It
+is the only caller of the session's
+:class:`~aiohttp_sockjs.machine.SessionMachine`: it takes the commands of
+the mailbox in order, asks the machine, and performs the actions the
+machine returns (writes to the :class:`~aiohttp_sockjs.receiver.Receiver`,
+the inbox, the close). See ``docs/architecture.md`` for who may do what and
+the invariants.
+
+The module's functions are the seam for the transports and the endpoint:
+they attach and detach connections, hand over client messages, tick,
+shut down and sweep, without reaching for the session's private names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import types
+from collections import deque
+from collections.abc import Callable, Coroutine, Generator, Iterable
+from typing import Any
+
+from . import protocol
+from .commands import (
+    SHUTDOWN,
+    TICK,
+    WRITES,
+    Attach,
+    Batch,
+    Close,
+    Consumed,
+    Detach,
+    Incoming,
+    Overflow,
+    Send,
+    Shutdown,
+    Tick,
+    Write,
+)
+from .exceptions import SessionClosed
+from .machine import (
+    Abort,
+    Action,
+    Deliver,
+    Finished,
+    NotifyClosed,
+    PauseInbound,
+    Release,
+    ResumeInbound,
+    SendClose,
+    SendHeartbeat,
+    SendMessages,
+    SendOpen,
+)
+from .mailbox import Mailbox
+from .receiver import Receiver
+
+log = logging.getLogger("aiohttp_sockjs")
+
+
+class Actor(Mailbox):
+    """The session's actor: applies its commands, one owner at a time."""
+
+    __slots__ = ()
+
+    # --- entry points for transports and the endpoint ----------------------
+
+    def _attach(self, receiver: Receiver) -> None:
+        if self._parked:
+            # As _tick: the actor is parked with nothing in progress, so the
+            # connection is taken here, under the invariant of
+            # _step_parked: a poll is answered from what is queued before
+            # its handler even awaits, with no loop callback in between.
+            self._parked = False
+            self._mailbox.append(Attach(receiver))
+            self.step_parked()
+            return
+        self._post(Attach(receiver))
+
+    def _detach(self, receiver: Receiver, interrupted: bool) -> None:
+        self._post(Detach(receiver, interrupted))
+
+    def _deliver(
+        self, messages: list[str], size: int, wait: bool = False
+    ) -> asyncio.Future[None] | None:
+        """Hand client messages to the session.
+
+        Returns ``None`` when they were taken at once, or may be left
+        queued for the actor; else a future that is done once the actor has
+        taken them. That is when ``wait`` asks for it, or when what waits
+        for the actor would pass ``max_inbox_size``; a websocket then reads
+        no more until the actor has caught up. Either way, the caller then
+        waits for :meth:`_room` before reading more from the client.
+        """
+        if self._parked:
+            # The actor is parked with nothing in progress (the invariant of
+            # _step_parked), so its step would take this command first.
+            if self._machine.delivers_plainly(size, self._inbox_size):
+                # ...and the machine's answer would be only to deliver, which
+                # is nearly always the case: do that here, leaving the actor
+                # parked. No command, no step, no task switch per frame.
+                self._take_in(messages, size)
+                return None
+            self._parked = False
+            self._mailbox.append(Incoming(messages, size))
+            self.step_parked()
+            return None
+        self._pending_incoming += size
+        if wait or self._pending_incoming > self._hub.limits.max_inbox_size:
+            processed = asyncio.get_running_loop().create_future()
+            self._post(Incoming(messages, size, processed))
+            return processed
+        self._post(Incoming(messages, size))
+        return None
+
+    async def _room(self) -> None:
+        """Wait until the application's inbox has room for more client messages."""
+        gate = self._gate
+        if gate is not None:
+            await asyncio.shield(gate)
+
+    def _tick(self) -> None:
+        """The sweeper found the deadline due (see :meth:`Endpoint.sweep`)."""
+        if self._parked:
+            # The actor is parked with nothing in progress: take the tick
+            # now, from the sweeper, under the invariant of _step_parked
+            # (see there), so a heartbeat that can be written at once
+            # starts no task and schedules no callback. The caller must not
+            # be iterating the endpoint's session table: the step may finish
+            # the session, which then leaves it.
+            self._parked = False
+            self._mailbox.append(TICK)
+            self.step_parked()
+            return
+        busy = self._busy
+        if busy is not None and self._machine.write_overdue(self._hub.clock()):
+            # The actor is stuck writing to a client that stopped reading;
+            # cut the connection, as the mailbox does on overflow (see
+            # Receiver.abort): the write fails and the actor carries on.
+            busy.abort()
+        if TICK not in self._mailbox:
+            self._post(TICK)
+
+    def _shutdown(self) -> None:
+        self._post(SHUTDOWN)
+
+    def _start(self, handler: Callable[[Any], Any]) -> None:
+        """Start the actor and then the application's handler."""
+        # The first step (the o frame, usually) runs here: nobody else can
+        # own it yet (a new session is not parked, so posts only queue).
+        self.step_parked()
+        try:
+            coro = handler(self)
+        except Exception as exc:  # a handler that failed before it could await
+            coro = _reraise(exc)
+        if type(coro) is types.CoroutineType:
+            self._handler_task = asyncio.ensure_future(_HandlerRun(self, coro))
+        else:
+            task = self._handler_task = asyncio.ensure_future(coro)
+            task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        # The done callback of a handler that is not a coroutine (those end
+        # in _HandlerRun, with no callback to hold).
+        if task.cancelled():
+            self._handler_task = None
+            self._hub.handler_tasks.discard(task)
+            return
+        self._handler_ended(task.exception())
+
+    def _handler_ended(self, error: BaseException | None) -> None:
+        """The handler returned, or failed with ``error``: close the session for it."""
+        task = self._handler_task
+        if task is not None:
+            # The task holds its _HandlerRun, which holds this session: let
+            # go of it, or the three would be garbage only the cyclic
+            # collector finds.
+            self._handler_task = None
+            self._hub.handler_tasks.discard(task)
+        if error is not None and not isinstance(error, SessionClosed):
+            log.error("SockJS handler failed; closing its session", exc_info=error)
+            # A plain close: the client must still learn the reason on its
+            # next request, until the session expires.
+            self._post(Close(*protocol.CLOSE_INTERNAL_ERROR))
+            return
+        self._post(Close(*protocol.CLOSE_GO_AWAY))
+
+    def step_parked(self) -> None:
+        """Run the actor's next step here; hand a write that must wait to a task.
+
+        The caller has just turned ``_parked`` False (or is the endpoint's
+        callback for the one who did): the actor has an empty action list,
+        nothing in progress and no task, and the caller is the only one
+        allowed to step it. Running :meth:`_step` here is then exactly what
+        an actor task would do: the same step, in the same order. When the
+        step returns a write that cannot complete at once, a task is made
+        for it (:meth:`_drive`) and owns the actor until it parks again; an
+        idle session holds no task at all.
+        """
+        try:
+            action = self._step()
+        except Exception:
+            log.exception("SockJS session failed; closing it")
+            self._fail()
+            action = None
+        if action is not None:
+            self._task = asyncio.ensure_future(self._drive(action))
+        elif not self._finished:
+            self._parked = True
+        elif self._mailbox:
+            self._task = asyncio.ensure_future(self._answer_late())
+
+    async def _drive(self, action: Write) -> None:
+        """The actor while it waits on writes: write, step, until it may park."""
+        try:
+            while True:
+                await self._write(action)
+                if self._finished:
+                    break
+                try:
+                    next_action = self._step()
+                except Exception:
+                    log.exception("SockJS session failed; closing it")
+                    self._fail()
+                    break
+                if next_action is None:
+                    if not self._finished:
+                        self._parked = True
+                        return
+                    break
+                action = next_action
+        except asyncio.CancelledError:
+            # Shutdown cancels an actor stuck on a client: still end cleanly.
+            self._fail(quiet=True)
+            raise
+        finally:
+            self._busy = None
+            if self._finished:
+                await self._answer_late()
+
+    async def _answer_late(self) -> None:
+        """Answer the connections that arrived while the session was ending.
+
+        They get its close frame rather than waiting forever.
+        """
+        close = self._close_info or protocol.CLOSE_INTERRUPTED
+        mailbox = self._mailbox
+        while mailbox:
+            command = mailbox.pop(0)
+            if type(command) is Attach:
+                try:
+                    await command.receiver.send_close(*close)
+                except BaseException:
+                    command.receiver.release()
+                    raise
+            elif type(command) is Incoming and command.processed is not None:
+                command.processed.set_result(None)
+
+    def _step(self) -> Write | None:
+        """Apply commands and perform their actions until one must be awaited.
+
+        The one place that calls the machine. Returns the write to await,
+        or ``None`` once the mailbox is empty (or the session finished).
+        """
+        actions = self._actions
+        if actions is None:
+            actions = self._actions = []
+        mailbox = self._mailbox
+        machine = self._machine
+        # Whether the last command taken was flushed with it (send_and_flush):
+        # nothing has been queued since, so no flush() is due.
+        flushed = False
+        while True:
+            while actions:
+                action = actions.pop(0)
+                if type(action) in WRITES:
+                    if self._write_now(action, actions):  # type: ignore[arg-type]
+                        continue
+                    if self._pressured:
+                        self._publish_pressure()
+                    return action  # type: ignore[return-value]
+                self._perform(action)
+            if self._finished:
+                return None
+            if not mailbox:
+                # Every command applied: what they queued goes out together.
+                batch = [] if flushed else machine.flush()
+                if not batch:
+                    self._actions = None
+                    if self._pressured:
+                        self._publish_pressure()
+                    return None
+                actions.extend(batch)
+                continue
+            command = mailbox.pop(0)
+            # Sends, the most frequent commands by far, ahead of the match.
+            messages: list[str] | None
+            if type(command) is str:
+                messages = [command]
+                size = len(command)
+            elif type(command) is Send:
+                messages = command.messages
+                size = command.size
+            elif type(command) is Batch:
+                messages = list(command.messages)
+                size = command.size
+            else:
+                messages = None
+            if messages is not None:
+                self._pending_sends -= size
+                if mailbox:
+                    actions.extend(machine.send_all(messages, size))
+                    continue
+                flushed = True
+                receiver = machine.sends_plainly(size, len(messages))
+                if (
+                    receiver is not None
+                    and receiver.sends_now
+                    and not receiver.single_frame
+                    and receiver.send_messages_now(messages)
+                ):
+                    # The burst went straight out, and successfully: by the
+                    # terms of sends_plainly, send_and_flush() and written()
+                    # would have left the machine as it is. Counted as
+                    # _write_now counts it. No action is left and the
+                    # mailbox is empty: the step is over.
+                    traffic = self._traffic
+                    traffic.messages_out += len(messages)
+                    traffic.chars_out += size
+                    self._actions = None
+                    if self._pressured:
+                        self._publish_pressure()
+                    return None
+                actions.extend(machine.send_and_flush(messages, size))
+                continue
+            flushed = False
+            now = self._hub.clock()
+            # Cases by how often they come: ticks (the sweeper, for every
+            # idle session), client messages, then the rest.
+            match command:
+                case Tick():
+                    pending = bool(mailbox) and any(type(c) is Attach for c in mailbox)
+                    receiver = machine.receiver
+                    if receiver is None:
+                        actions.extend(machine.tick(now, attach_pending=pending))
+                    else:
+                        actions.extend(
+                            machine.tick(
+                                now,
+                                attach_pending=pending,
+                                lost=receiver.interrupted(),
+                                unanswered=receiver.unanswered(),
+                            )
+                        )
+                case Incoming(messages, size, processed):
+                    if self._pending_incoming:
+                        self._pending_incoming = max(0, self._pending_incoming - size)
+                    actions.extend(machine.incoming(messages, size, self._inbox_size, now))
+                    if processed is not None:
+                        processed.set_result(None)
+                case Attach(receiver):
+                    current = machine.receiver
+                    gone = current is not None and current.interrupted()
+                    actions.extend(machine.attach(receiver, now, current_gone=gone))
+                case Detach(receiver, interrupted):
+                    actions.extend(machine.detach(receiver, now, interrupted=interrupted))
+                case Close(code, reason):
+                    actions.extend(machine.close(code, reason, now))
+                case Consumed():
+                    actions.extend(machine.consumed(self._inbox_size))
+                case Overflow():
+                    self._overflow_posted = False
+                    actions.extend(machine.overflow())
+                case Shutdown():
+                    actions.extend(machine.shutdown(now))
+
+    def _publish_pressure(self) -> None:
+        """Tell the endpoint once this session holds no more than half its send bound.
+
+        Called while the flag is up (the caller checks, to save a call).
+
+        Only the mailbox raises the flag (``_put_send``, as a send crosses
+        half the bound): what the machine holds plus what waits for it grows
+        only there, so the actor only ever lowers it.
+        """
+        if self._pressured and 2 * (self._machine.backlog + self._pending_sends) <= (
+            self._hub.limits.max_queue_size
+        ):
+            self._pressured = False
+            self._hub.pressure(False)
+
+    def _write_now(self, action: Write, actions: list[Action[Receiver]]) -> bool:
+        """Perform a write without waiting, if its connection allows; report it.
+
+        Called from :meth:`_step` only, with the step's action list, to
+        which the machine's answer to ``written`` is added. A receiver's
+        ``*_now`` method writes only what its awaited twin would have
+        written without suspending, so reporting ``written`` here is what
+        :meth:`_write` would report.
+        """
+        receiver = action.receiver
+        if not receiver.sends_now:
+            return False
+        kind = type(action)
+        if kind is SendMessages:
+            messages = action.messages  # type: ignore[union-attr]
+            ok = receiver.send_messages_now(messages)
+            if ok:
+                # Counted as _write counts it, here rather than in a shared
+                # helper: this runs once per delivery, and a call would cost
+                # as much as the counting. Most batches hold one message.
+                traffic = self._traffic
+                count = len(messages)
+                traffic.messages_out += count
+                traffic.chars_out += len(messages[0]) if count == 1 else sum(map(len, messages))
+        elif kind is SendHeartbeat:
+            ok = receiver.send_heartbeat_now()
+            if ok:
+                self._traffic.heartbeats += 1  # as _write counts it
+        elif kind is SendOpen:
+            ok = receiver.send_open_now()
+        else:
+            return False
+        if not ok:
+            return False
+        actions.extend(
+            self._machine.written(receiver, not receiver.single_frame, self._hub.clock())
+        )
+        return True
+
+    async def _write(self, action: Write) -> None:
+        """Perform a write the machine asked for, and report its outcome."""
+        receiver = action.receiver
+        self._busy = receiver
+        try:
+            match action:
+                case SendOpen():
+                    ok = await receiver.send_open()
+                case SendHeartbeat():
+                    self._traffic.heartbeats += 1
+                    ok = await receiver.send_heartbeat()
+                case SendMessages(_, messages):
+                    # Counted where the batch is handed to its connection.
+                    traffic = self._traffic
+                    traffic.messages_out += len(messages)
+                    traffic.chars_out += sum(map(len, messages))
+                    ok = await receiver.send_messages(messages)
+                case SendClose(_, code, reason):
+                    await receiver.send_close(code, reason)
+                    return
+        except Exception:
+            log.exception("SockJS session failed; closing it")
+            self._fail()
+            return
+        finally:
+            self._busy = None
+        interrupted = not ok and receiver.interrupted()
+        now = self._hub.clock()
+        actions = self._machine.written(receiver, ok, now, interrupted=interrupted)
+        if self._actions is None:  # not expected: _step left its list for this write
+            self._actions = actions
+        else:
+            self._actions.extend(actions)
+
+    def _perform(self, action: Action[Receiver]) -> None:
+        """Perform an action that needs no waiting."""
+        match action:
+            case Deliver(messages):
+                self._take_in(messages, sum(map(len, messages)))
+            case PauseInbound():
+                self._gate = asyncio.get_running_loop().create_future()
+            case ResumeInbound():
+                gate = self._gate
+                self._gate = None
+                if gate is not None and not gate.done():
+                    gate.set_result(None)
+            case NotifyClosed(code, reason):
+                self._close_info = (code, reason)
+                hub = self._hub
+                closed = hub.closed
+                closed[code] = closed.get(code, 0) + 1
+                if self._machine.overflowed:
+                    hub.overflows += 1
+                    log.info(
+                        "SockJS session %s: send queue over %d characters; closing it",
+                        protocol.loggable(self._id or self.transport),
+                        self._hub.limits.max_queue_size,
+                    )
+                elif (code, reason) == protocol.CLOSE_RATE_LIMIT:
+                    hub.refused["rate_limit"] += 1
+                    log.info(
+                        "SockJS session %s: over its rate limit; closing it",
+                        protocol.loggable(self._id or self.transport),
+                    )
+                if self._close_waiter is not None and not self._close_waiter.done():
+                    self._close_waiter.set_result(None)
+                waiter = self._inbox_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+            case Release(receiver):
+                receiver.release()
+            case Abort(receiver):
+                receiver.abort()
+            case Finished():
+                self._finished = True
+                self._slack = -1
+                if self._pressured:
+                    self._pressured = False
+                    self._hub.pressure(False)
+                if self._actions:
+                    self._actions.clear()  # the running step's: nothing more to perform
+                self._actions = None
+                self._pending_sends = 0
+                # Drop every command but the attaches, which the actor answers.
+                self._mailbox[:] = [c for c in self._mailbox if type(c) in (Attach, Incoming)]
+                self._hub.forget(self, self._id, self._handler_task)
+
+    def _take_in(self, messages: list[str], size: int) -> None:
+        """Append client messages to the inbox and wake the handler waiting for one."""
+        inbox = self._inbox
+        if inbox is None:
+            self._inbox = deque(messages)
+        else:
+            inbox.extend(messages)
+        self._inbox_size += size
+        traffic = self._traffic
+        traffic.messages_in += len(messages)
+        traffic.chars_in += size
+        waiter = self._inbox_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, quiet: bool = False) -> None:
+        """End the session after a bug (ours or a receiver's), touching no other."""
+        if self._finished:
+            return
+        machine = self._machine
+        actions = machine.shutdown(self._hub.clock()) if quiet else machine.fail()
+        for action in actions:
+            if type(action) in WRITES:
+                # No waiting now: cut the connection instead.
+                receiver: Receiver = action.receiver  # type: ignore[union-attr]
+                receiver.abort()
+                receiver.release()
+                continue
+            self._perform(action)
+
+
+async def _reraise(exc: Exception) -> None:
+    raise exc
+
+
+class _HandlerRun(Coroutine[Any, Any, Any]):
+    """A handler's coroutine, as its task runs it, stepping its session's actor as it suspends.
+
+    The task drives this as it would the coroutine itself (``send`` and
+    ``throw``). While the handler runs, the endpoint knows it
+    (``_running_handler``), so a send to its own session leaves the actor's
+    step to this task (``_owed``) instead of scheduling the endpoint's
+    callback. The step then runs each time the handler suspends, whatever
+    it waits for, and when it ends: what it sent since it last suspended
+    goes out as one frame (a reply, typically), with no loop iteration of
+    its own. An object of two slots rather than a wrapper coroutine: it
+    costs an idle session 56 bytes, where a generator costs about 360.
+    """
+
+    __slots__ = ("_coro", "_session")
+
+    def __init__(self, session: Actor, coro: Coroutine[Any, Any, Any]) -> None:
+        self._session = session
+        self._coro = coro
+
+    def send(self, value: Any) -> Any:
+        """Resume the handler with ``value``."""
+        return self._resume(self._coro.send, value)
+
+    def throw(self, *args: Any) -> Any:
+        """Resume the handler with an exception (the task's cancellation, say)."""
+        return self._resume(self._coro.throw, *args)
+
+    def _resume(self, method: Callable[..., Any], *args: Any) -> Any:
+        session = self._session
+        hub = session._hub
+        outer = hub.running_handler
+        hub.running_handler = session
+        try:
+            return method(*args)
+        except StopIteration:
+            session._handler_ended(None)
+            raise
+        except Exception as exc:
+            # The handler failed. Dealt with here, the task then ends
+            # plainly: it holds no exception that nobody would retrieve, and
+            # needs no done callback (128 bytes a session).
+            session._handler_ended(exc)
+            raise StopIteration from None
+        finally:
+            hub.running_handler = outer
+            if session._owed:
+                # The handler turned _parked False (in _put_send) and so
+                # owns this step, as a transport's task owns the one it runs.
+                session._owed = False
+                session.step_parked()
+
+    def close(self) -> None:
+        """Close the handler's coroutine."""
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._coro.__await__()
+
+
+# --- the seam: what the transports and the endpoint call ---------------------
+#
+# Named functions rather than the actor's methods, so that no other module
+# reads a session's private names. Each is the actor's own method (the same
+# function object: no call is added on the hot paths).
+
+#: A connection that can carry frames arrived (see :meth:`Actor._attach`).
+attach = Actor._attach
+#: A connection ended; ``interrupted`` if its client went away.
+detach = Actor._detach
+#: Client messages for the session; returns a future to await when they must be waited for.
+deliver = Actor._deliver
+#: Wait until the application's inbox has room for more client messages.
+room = Actor._room
+#: The sweeper found the session's deadline due.
+tick = Actor._tick
+#: The server is going away.
+shutdown = Actor._shutdown
+#: Start the actor, then the application's handler.
+start = Actor._start
+
+
+def inbound_paused(actor: Actor) -> bool:
+    """Whether the session's inbox is full: transports wait for :func:`room` before reading more."""
+    return actor._gate is not None
+
+
+def finished(actor: Actor) -> bool:
+    """Whether the session has finished (it has left, or is leaving, its endpoint)."""
+    return actor._finished
+
+
+def session_id(actor: Actor) -> str | None:
+    """The id the client chose (``None`` for a raw websocket)."""
+    return actor._id
+
+
+def handler_task(actor: Actor) -> asyncio.Task[None] | None:
+    """The task running the application's handler, while it runs."""
+    return actor._handler_task
+
+
+def attached(actor: Actor) -> Receiver | None:
+    """The connection attached to the session, if any (read only)."""
+    return actor._machine.receiver
+
+
+def writing(actor: Actor) -> bool:
+    """Whether the actor is waiting on a write to its client."""
+    return actor._busy is not None
+
+
+def backlog(actor: Actor) -> int:
+    """Characters of outbound messages held: queued, being written, or posted."""
+    return actor._machine.backlog + actor._pending_sends
+
+
+def sender_turn(actor: Actor) -> Any:
+    """The transports' per-session state for sending requests (``None`` until they set it)."""
+    return actor._sender_turn
+
+
+def set_sender_turn(actor: Actor, turn: Any) -> None:
+    """Keep the transports' per-session state for sending requests."""
+    actor._sender_turn = turn
+
+
+def post_encoded(actor: Actor, raw: str, encoded: str) -> None:
+    """A broadcast's message, encoded once for every session: queue the right form."""
+    if actor._close_info is None:
+        actor._put_send(raw if actor._raw else encoded)
+
+
+def post_encoded_many(actor: Actor, raw: Batch, encoded: Batch) -> None:
+    """A broadcast's batch, made once for every session: queue the right form."""
+    if actor._close_info is None:
+        actor._put_sends(raw if actor._raw else encoded)
+
+
+def sweep(actors: Iterable[Actor], now: float) -> list[Actor]:
+    """The sweeper's walk: drop dead polling and streaming connections, return the due.
+
+    The caller ticks the sessions returned (:func:`tick`) after the walk: a
+    tick may run a parked actor's step at once, and a session that
+    finishes leaves the table being walked.
+    """
+    due = []
+    for actor in actors:
+        machine = actor._machine
+        # A websocket session's own read loop sees its socket end and
+        # detaches, so only polling and streaming requests are asked:
+        # this halves the cost of a sweep over idle websockets.
+        if not actor._websocket:
+            receiver = machine.receiver
+            if receiver is not None and receiver.interrupted():
+                actor._detach(receiver, True)
+        if machine.deadline <= now:
+            due.append(actor)
+    return due
+
+
+async def shutdown_all(
+    actors: list[Actor], others: Iterable[asyncio.Task[None]], timeout: float
+) -> None:
+    """Close every session with 1001 and wait, for at most ``timeout``, for them to end.
+
+    ``others`` are the handlers still running for sessions that already
+    left their endpoint. A handler or actor still busy after ``timeout``
+    is cancelled (an actor stuck writing has its connection cut first).
+    """
+    for actor in actors:
+        actor._shutdown()
+    # Parked actors take the Shutdown from the endpoint's next callback;
+    # one that must then wait on a write starts a task, waited for below.
+    await asyncio.sleep(0)
+    tasks = [a._task for a in actors if a._task is not None]
+    handlers = [a._handler_task for a in actors if a._handler_task is not None]
+    pending = [t for t in tasks + handlers if not t.done()] + list(others)
+    if not pending:
+        return
+    _, still = await asyncio.wait(pending, timeout=timeout)
+    for actor in actors:
+        busy = actor._busy
+        if actor._task in still and busy is not None:
+            # Stuck writing to a client that stopped reading: cut it.
+            busy.abort()
+    for task in still:
+        task.cancel()
+    if still:
+        await asyncio.wait(still, timeout=timeout)
