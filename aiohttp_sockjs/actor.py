@@ -68,19 +68,15 @@ class Actor(Mailbox):
     # --- entry points for transports and the endpoint ----------------------
 
     def _attach(self, receiver: Receiver) -> None:
-        if self._parked:
-            # As _tick: the actor is parked with nothing in progress, so the
-            # connection is taken here, under the invariant of
-            # _step_parked: a poll is answered from what is queued before
-            # its handler even awaits, with no loop callback in between.
-            self._parked = False
-            self._mailbox.append(Attach(receiver))
-            self.step_parked()
-            return
-        self._post(Attach(receiver))
+        """A connection that can carry frames arrived.
+
+        Taken at once when the actor is free: a poll is answered from what
+        is queued before its request handler even awaits.
+        """
+        self._enter(Attach(receiver), now=True)
 
     def _detach(self, receiver: Receiver, interrupted: bool) -> None:
-        self._post(Detach(receiver, interrupted))
+        self._enter(Detach(receiver, interrupted))
 
     def _deliver(
         self, messages: list[str], size: int, wait: bool = False
@@ -95,25 +91,15 @@ class Actor(Mailbox):
         waits for :meth:`_room` before reading more from the client.
         """
         if self._parked:
-            # The actor is parked with nothing in progress (the invariant of
-            # _step_parked), so its step would take this command first.
-            if self._machine.delivers_plainly(size, self._inbox_size):
-                # ...and the machine's answer would be only to deliver, which
-                # is nearly always the case: do that here, leaving the actor
-                # parked. No command, no step, no task switch per frame.
-                self._take_in(messages, size)
-                return None
-            self._parked = False
-            self._mailbox.append(Incoming(messages, size))
-            self.step_parked()
+            # Taken at once (see _enter): nothing to wait for.
+            self._enter(Incoming(messages, size), now=True)
             return None
         self._pending_incoming += size
+        processed = None
         if wait or self._pending_incoming > self._hub.limits.max_inbox_size:
             processed = asyncio.get_running_loop().create_future()
-            self._post(Incoming(messages, size, processed))
-            return processed
-        self._post(Incoming(messages, size))
-        return None
+        self._enter(Incoming(messages, size, processed))
+        return processed
 
     async def _room(self) -> None:
         """Wait until the application's inbox has room for more client messages."""
@@ -122,17 +108,16 @@ class Actor(Mailbox):
             await asyncio.shield(gate)
 
     def _tick(self) -> None:
-        """The sweeper found the deadline due (see :meth:`Endpoint.sweep`)."""
+        """The sweeper found the deadline due (see :func:`sweep`).
+
+        A free actor takes the tick at once, from the sweeper, so a
+        heartbeat that can be written at once starts no task and schedules
+        no callback. The caller must not be iterating the endpoint's
+        session table: the step may finish the session, which then leaves
+        it.
+        """
         if self._parked:
-            # The actor is parked with nothing in progress: take the tick
-            # now, from the sweeper, under the invariant of _step_parked
-            # (see there), so a heartbeat that can be written at once
-            # starts no task and schedules no callback. The caller must not
-            # be iterating the endpoint's session table: the step may finish
-            # the session, which then leaves it.
-            self._parked = False
-            self._mailbox.append(TICK)
-            self.step_parked()
+            self._enter(TICK, now=True)
             return
         busy = self._busy
         if busy is not None and self._machine.write_overdue(self._hub.clock()):
@@ -141,10 +126,10 @@ class Actor(Mailbox):
             # Receiver.abort): the write fails and the actor carries on.
             busy.abort()
         if TICK not in self._mailbox:
-            self._post(TICK)
+            self._enter(TICK)
 
     def _shutdown(self) -> None:
-        self._post(SHUTDOWN)
+        self._enter(SHUTDOWN)
 
     def _start(self, handler: Callable[[Any], Any]) -> None:
         """Start the actor and then the application's handler."""
@@ -183,9 +168,9 @@ class Actor(Mailbox):
             log.error("SockJS handler failed; closing its session", exc_info=error)
             # A plain close: the client must still learn the reason on its
             # next request, until the session expires.
-            self._post(Close(*protocol.CLOSE_INTERNAL_ERROR))
+            self._enter(Close(*protocol.CLOSE_INTERNAL_ERROR))
             return
-        self._post(Close(*protocol.CLOSE_GO_AWAY))
+        self._enter(Close(*protocol.CLOSE_GO_AWAY))
 
     def step_parked(self) -> None:
         """Run the actor's next step here; hand a write that must wait to a task.
@@ -199,6 +184,9 @@ class Actor(Mailbox):
         for it (:meth:`_drive`) and owns the actor until it parks again; an
         idle session holds no task at all.
         """
+        if __debug__:
+            assert not self._parked, "the caller took the actor's token"
+            assert not self._actions, "a free actor has no action pending"
         try:
             action = self._step()
         except Exception:
@@ -599,7 +587,7 @@ class _HandlerRun(Coroutine[Any, Any, Any]):
         finally:
             hub.running_handler = outer
             if session._owed:
-                # The handler turned _parked False (in _put_send) and so
+                # The handler turned _parked False (in _enter) and so
                 # owns this step, as a transport's task owns the one it runs.
                 session._owed = False
                 session.step_parked()

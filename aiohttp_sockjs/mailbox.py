@@ -124,8 +124,24 @@ class Mailbox:
 
     # --- the mailbox ------------------------------------------------------
 
-    def _post(self, command: Command) -> None:
-        """Queue ``command`` for the actor and wake it if it is parked."""
+    def _enter(self, command: Command, now: bool = False) -> None:
+        """The one door into the session: queue ``command``; take the actor's token if it is free.
+
+        Every way in comes here: the application's sends and close, the
+        transports' connections and client messages, the sweeper's ticks,
+        shutdown. The token is ``_parked``: while it is True the actor is
+        idle, its mailbox empty and no action pending (asserted below under
+        ``__debug__``); whoever turns it False owns the next step, and is
+        the only one who may run it. The caller that takes it here either
+        runs the step at once (``now``: a transport's task, the sweeper) or
+        hands it on: to the handler's own task when the handler sent it
+        (``_owed``; see _HandlerRun), else to the hub's loop callback. A
+        command that finds the token taken waits for its owner, in order.
+
+        One case takes no token: client messages that reach a parked actor
+        when the machine says its step would only deliver them
+        (``delivers_plainly``) go straight to the inbox, which is that step.
+        """
         if self._finished:
             # Found just before the session ended: do not leave it waiting.
             if type(command) is Attach:
@@ -133,8 +149,38 @@ class Mailbox:
             elif type(command) is Incoming and command.processed is not None:
                 command.processed.set_result(None)
             return
-        self._mailbox.append(command)
-        self._post_wake()
+        mailbox = self._mailbox
+        if not self._parked:
+            mailbox.append(command)
+            return
+        if __debug__:
+            assert not mailbox, "a parked actor's mailbox is empty"
+        if type(command) is Incoming and self._machine.delivers_plainly(
+            command.size, self._inbox_size
+        ):
+            self._take_in(command.messages, command.size)
+            return
+        self._parked = False
+        mailbox.append(command)
+        if now:
+            self.step_parked()
+            return
+        hub = self._hub
+        if hub.running_handler is self:
+            self._owed = True
+            return
+        # Hub.wake() spelled out: this runs for every recipient of a broadcast.
+        ready = hub.ready
+        if not ready:
+            asyncio.get_running_loop().call_soon(hub.step_ready)
+        ready.append(self)
+
+    def _take_in(self, messages: list[str], size: int) -> None:
+        raise NotImplementedError  # the actor's (see Actor._take_in)
+
+    def step_parked(self) -> None:
+        """Run the actor's step; the caller owns the token (see :meth:`_enter`)."""
+        raise NotImplementedError  # the actor's (see Actor.step_parked)
 
     def _put_send(self, message: str) -> None:
         """Post a Send, keeping what waits for the actor within the send bound.
@@ -167,13 +213,7 @@ class Mailbox:
                 tail.messages.append(message)
                 tail.size += size
                 return
-        # _post() and _post_wake() spelled out (the checks of _finished and
-        # of the overflow are made by _admit_send, see _slack): this runs
-        # for every burst a handler sends, and for every recipient of a
-        # broadcast.
-        mailbox.append(message)
-        if self._parked:
-            self._wake_for_send()
+        self._enter(message)
 
     def _put_sends(self, batch: Batch) -> None:
         """Post a batch of messages, in order.
@@ -201,9 +241,7 @@ class Mailbox:
             tail.messages.extend(batch.messages)
             tail.size += size
             return
-        self._mailbox.append(batch)
-        if self._parked:
-            self._wake_for_send()
+        self._enter(batch)
 
     def _tail_send(self) -> Send | None:
         """The mailbox's last command as a Send that may grow, if it is a send."""
@@ -214,23 +252,6 @@ class Mailbox:
         if tail is not None:
             mailbox[-1] = tail
         return tail
-
-    def _wake_for_send(self) -> None:
-        """Have the parked actor take the Send just posted."""
-        self._parked = False
-        hub = self._hub
-        if hub.running_handler is self:
-            # Sent by this session's own handler: its task steps the actor
-            # as it suspends, the reply then goes out with no loop callback
-            # (see _HandlerRun).
-            self._owed = True
-            return
-        # Endpoint.wake() spelled out: this runs for every recipient of a
-        # broadcast.
-        ready = hub.ready
-        if not ready:
-            asyncio.get_running_loop().call_soon(hub.step_ready)
-        ready.append(self)
 
     def _admit_send(self, size: int) -> int | None:
         """Apply the send bound to a send of ``size`` characters, the long way.
@@ -249,15 +270,15 @@ class Mailbox:
                 self._overflow_posted = True
                 self._pending_sends = 0
                 self._slack = -1
-                # Ahead of everything, and the sends waiting here dropped.
-                self._mailbox[:] = [
-                    OVERFLOW,
-                    *(c for c in self._mailbox if type(c) not in (Send, str, Batch)),
-                ]
+                # The sends waiting here are dropped, and the overflow goes
+                # ahead of everything else.
+                others = [c for c in self._mailbox if type(c) not in (Send, str, Batch)]
+                self._mailbox.clear()
                 busy = self._busy
                 if busy is not None:
                     busy.abort()  # unblock the actor's write; see Receiver.abort
-                self._post_wake()
+                self._enter(OVERFLOW)
+                self._mailbox.extend(others)
                 return None
             # drop_oldest: drop the oldest sends still waiting here; the
             # machine drops from its own queue as it takes this one.
@@ -283,9 +304,3 @@ class Mailbox:
             self._pressured = True
             self._hub.pressure(True)
         return limits.max_queue_size // 2 - held
-
-    def _post_wake(self) -> None:
-        """Have a parked actor take what the mailbox holds (see _step_parked)."""
-        if self._parked:
-            self._parked = False
-            self._hub.wake(self)

@@ -176,7 +176,7 @@ class Session(Actor):
         """
         if self._close_info is not None:
             return
-        self._post(Close(int(code), str(reason)))
+        self._enter(Close(int(code), str(reason)))
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
@@ -194,7 +194,7 @@ class Session(Actor):
             message = inbox.popleft()
             self._inbox_size -= len(message)
             if self._gate is not None and CONSUMED not in self._mailbox:
-                self._post(CONSUMED)
+                self._enter(CONSUMED)
             return message
         if self._close_info is not None:
             return None
@@ -278,7 +278,7 @@ class Session(Actor):
         self._inbox_size -= sum(map(len, batch))
         self._streak = True
         if self._gate is not None and CONSUMED not in self._mailbox:
-            self._post(CONSUMED)
+            self._enter(CONSUMED)
         return batch
 
     def __aiter__(self) -> AsyncIterator[str]:
