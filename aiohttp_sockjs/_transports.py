@@ -20,7 +20,7 @@ from collections.abc import Callable
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Final
 
-from aiohttp import WebSocketError, WSCloseCode, WSMsgType, hdrs, web
+from aiohttp import WebSocketError, WSCloseCode, WSMessage, WSMsgType, hdrs, web
 
 from . import _aiohttp, actor, protocol
 from .protocol import PayloadError
@@ -296,19 +296,6 @@ class WebSocketReceiver(_FramedReceiver):
                 return False
             self._unanswered = True
         return ok
-
-    async def send_messages(self, messages: list[str]) -> bool:
-        # _frame spelled out: every broadcast and echo batch comes this way,
-        # and each coroutine layer costs a frame object per call.
-        ws = self._ws
-        if ws.closed:
-            return False
-        try:
-            data = protocol.messages_frame(messages).encode()
-            await _aiohttp.send_text(ws, data, self._config.threshold)
-        except _WRITE_ERRORS:
-            return False
-        return True
 
     sends_now = _aiohttp.SUPPORTED
 
@@ -905,19 +892,65 @@ class Routes:
 
     async def websocket(self, request: web.Request, raw: bool = False) -> web.StreamResponse:
         # The route's handler itself, not a wrapper around a helper: its frame
-        # lives as long as the socket, so one frame less per session.
+        # lives as long as the socket, so one frame less per session. The
+        # helpers it calls return before the read loop starts, or per frame.
+        opened = await self._open_websocket(request, raw)
+        if not isinstance(opened, tuple):
+            return opened
+        session, receiver, ws = opened
+        gone = False
+        try:
+            async for msg in ws:
+                if msg.type is not _WS_TEXT:
+                    if await self._websocket_control(msg, ws, receiver):
+                        continue
+                    break
+                try:
+                    messages, size = self._websocket_messages(msg.data, raw)
+                except _CloseWebSocket as refused:
+                    await ws.close(code=refused.code, message=refused.reason)
+                    break
+                if messages:
+                    processed = actor.deliver(session, messages, size)
+                    if processed is not None:
+                        await processed
+                    if actor.inbound_paused(session):
+                        # The inbox is full: read nothing more (TCP
+                        # backpressure) until the application takes some.
+                        await actor.room(session)
+        except ConnectionError:
+            # The client went away while aiohttp answered one of its pings:
+            # receive() raises the pong's failed write.
+            gone = True
+            log.debug("SockJS websocket: the client went away")
+        except asyncio.CancelledError:
+            # aiohttp's handler_cancellation: the client went away. (On
+            # shutdown the session is closed with 1001 first.)
+            gone = True
+            raise
+        finally:
+            actor.detach(session, receiver, gone or ws.close_code not in (None, 1000, 1001))
+        if not gone and not _aiohttp.close_answered(ws):
+            # The server closed first, while this loop was not reading: the
+            # client's close frame is still to come (see _aiohttp.start_close).
+            await _aiohttp.await_close(ws)
+        return ws
+
+    async def _open_websocket(
+        self, request: web.Request, raw: bool
+    ) -> tuple[Session, WebSocketReceiver, web.WebSocketResponse] | web.StreamResponse:
+        """Check the upgrade, answer it and start the session; or the refusal to send."""
         if request.headers.get(hdrs.UPGRADE, "").lower().strip() != "websocket":
             return web.Response(status=400, text='Can "Upgrade" only to "WebSocket".')
         connection = request.headers.get(hdrs.CONNECTION, "").lower()
         if "upgrade" not in [token.strip() for token in connection.split(",")]:
             return web.Response(status=400, text='"Connection" must be "Upgrade".')
         refused = self._bad_origin(request)
+        if refused is None:
+            refused = self._refuse_new(request)
         if refused is not None:
             return refused
         endpoint = self.endpoint
-        refused = self._refuse_new(request)
-        if refused is not None:
-            return refused
         options = endpoint.options
         compression = options.websocket_compression
         config = self._ws_config
@@ -947,72 +980,60 @@ class Routes:
             )
             receiver = WebSocketReceiver(request, ws, config)
         self._run(session, True, receiver)
-        limit = endpoint.options.max_message_size
-        count_limit = endpoint.options.max_messages_per_request
-        gone = False
-        try:
-            async for msg in ws:
-                if msg.type is _WS_ERROR:
-                    # aiohttp closed the socket already (e.g. 1009 for a frame
-                    # over max_request_size).
-                    error = msg.data
-                    if isinstance(error, WebSocketError) and error.code == _TOO_BIG:
-                        endpoint.count_refusal("request_size")
-                    log.info("SockJS websocket closed: %s", protocol.loggable(msg.data))
-                    break
-                if msg.type is not _WS_TEXT:
-                    if msg.type is _WS_PONG:
-                        receiver.pong()
-                        continue
-                    if msg.type is _WS_PING:
-                        await ws.pong(msg.data)
-                        continue
-                    # Binary frames are not part of the protocol.
-                    await ws.close(code=1003, message=b"Text frames only")
-                    break
-                if raw:
-                    messages = [msg.data]
-                else:
-                    try:
-                        messages = protocol.decode_websocket_payload(msg.data)
-                    except PayloadError:
-                        log.debug("SockJS websocket: broken JSON, dropping the socket")
-                        await ws.close(code=1002, message=b"Broken JSON encoding.")
-                        break
-                if len(messages) > count_limit:
-                    endpoint.count_refusal("message_count")
-                    log.info("SockJS websocket closed: 1009 too many messages in a frame")
-                    await ws.close(code=1009, message=b"Too many messages")
-                    break
-                size = sum(map(len, messages))
-                # Only a frame over the limit in all can hold a message over it.
-                if size > limit and max(map(len, messages)) > limit:
-                    endpoint.count_refusal("message_size")
-                    log.info("SockJS websocket closed: 1009 message too big")
-                    await ws.close(code=1009, message=b"Message too big")
-                    break
-                if messages:
-                    processed = actor.deliver(session, messages, size)
-                    if processed is not None:
-                        await processed
-                    if actor.inbound_paused(session):
-                        # The inbox is full: read nothing more (TCP
-                        # backpressure) until the application takes some.
-                        await actor.room(session)
-        except ConnectionError:
-            # The client went away while aiohttp answered one of its pings:
-            # receive() raises the pong's failed write.
-            gone = True
-            log.debug("SockJS websocket: the client went away")
-        except asyncio.CancelledError:
-            # aiohttp's handler_cancellation: the client went away. (On
-            # shutdown the session is closed with 1001 first.)
-            gone = True
-            raise
-        finally:
-            actor.detach(session, receiver, gone or ws.close_code not in (None, 1000, 1001))
-        if not gone and not _aiohttp.close_answered(ws):
-            # The server closed first, while this loop was not reading: the
-            # client's close frame is still to come (see _aiohttp.start_close).
-            await _aiohttp.await_close(ws)
-        return ws
+        return session, receiver, ws
+
+    async def _websocket_control(
+        self, msg: WSMessage, ws: web.WebSocketResponse, receiver: WebSocketReceiver
+    ) -> bool:
+        """A frame that is not text: whether the read loop goes on."""
+        kind = msg.type
+        if kind is _WS_PONG:
+            receiver.pong()
+            return True
+        if kind is _WS_PING:
+            await ws.pong(msg.data)
+            return True
+        if kind is _WS_ERROR:
+            # aiohttp closed the socket already (e.g. 1009 for a frame over
+            # max_request_size).
+            error = msg.data
+            if isinstance(error, WebSocketError) and error.code == _TOO_BIG:
+                self.endpoint.count_refusal("request_size")
+            log.info("SockJS websocket closed: %s", protocol.loggable(msg.data))
+            return False
+        # Binary frames are not part of the protocol.
+        await ws.close(code=1003, message=b"Text frames only")
+        return False
+
+    def _websocket_messages(self, data: str, raw: bool) -> tuple[list[str], int]:
+        """A text frame's messages and their size; raises _CloseWebSocket for a bad one."""
+        if raw:
+            messages = [data]
+        else:
+            try:
+                messages = protocol.decode_websocket_payload(data)
+            except PayloadError:
+                log.debug("SockJS websocket: broken JSON, dropping the socket")
+                raise _CloseWebSocket(1002, b"Broken JSON encoding.") from None
+        options = self.endpoint.options
+        if len(messages) > options.max_messages_per_request:
+            self.endpoint.count_refusal("message_count")
+            log.info("SockJS websocket closed: 1009 too many messages in a frame")
+            raise _CloseWebSocket(1009, b"Too many messages")
+        size = sum(map(len, messages))
+        limit = options.max_message_size
+        # Only a frame over the limit in all can hold a message over it.
+        if size > limit and max(map(len, messages)) > limit:
+            self.endpoint.count_refusal("message_size")
+            log.info("SockJS websocket closed: 1009 message too big")
+            raise _CloseWebSocket(1009, b"Message too big")
+        return messages, size
+
+
+class _CloseWebSocket(Exception):
+    """A client frame the websocket is closed for (``code``, ``reason``)."""
+
+    def __init__(self, code: int, reason: bytes) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason

@@ -30,6 +30,7 @@ from .commands import (
     Attach,
     Batch,
     Close,
+    Command,
     Consumed,
     Detach,
     Incoming,
@@ -249,8 +250,10 @@ class Actor(Mailbox):
     def _step(self) -> Write | None:
         """Apply commands and perform their actions until one must be awaited.
 
-        The one place that calls the machine. Returns the write to await,
-        or ``None`` once the mailbox is empty (or the session finished).
+        The one place that calls the machine (with :meth:`_send_plainly`,
+        :meth:`_apply`, :meth:`_write_now` and :meth:`_write`, which it
+        calls). Returns the write to await, or ``None`` once the mailbox is
+        empty (or the session finished).
         """
         actions = self._actions
         if actions is None:
@@ -295,74 +298,86 @@ class Actor(Mailbox):
                 messages = list(command.messages)
                 size = command.size
             else:
-                messages = None
-            if messages is not None:
-                self._pending_sends -= size
-                if mailbox:
-                    actions.extend(machine.send_all(messages, size))
-                    continue
-                flushed = True
-                receiver = machine.sends_plainly(size, len(messages))
-                if (
-                    receiver is not None
-                    and receiver.sends_now
-                    and not receiver.single_frame
-                    and receiver.send_messages_now(messages)
-                ):
-                    # The burst went straight out, and successfully: by the
-                    # terms of sends_plainly, send_and_flush() and written()
-                    # would have left the machine as it is. Counted as
-                    # _write_now counts it. No action is left and the
-                    # mailbox is empty: the step is over.
-                    traffic = self._traffic
-                    traffic.messages_out += len(messages)
-                    traffic.chars_out += size
-                    self._actions = None
-                    if self._pressured:
-                        self._publish_pressure()
-                    return None
-                actions.extend(machine.send_and_flush(messages, size))
+                flushed = False
+                self._apply(command, actions)
                 continue
-            flushed = False
-            now = self._hub.clock()
-            # Cases by how often they come: ticks (the sweeper, for every
-            # idle session), client messages, then the rest.
-            match command:
-                case Tick():
-                    pending = bool(mailbox) and any(type(c) is Attach for c in mailbox)
-                    receiver = machine.receiver
-                    if receiver is None:
-                        actions.extend(machine.tick(now, attach_pending=pending))
-                    else:
-                        actions.extend(
-                            machine.tick(
-                                now,
-                                attach_pending=pending,
-                                lost=receiver.interrupted(),
-                                unanswered=receiver.unanswered(),
-                            )
+            self._pending_sends -= size
+            if mailbox:
+                actions.extend(machine.send_all(messages, size))
+                continue
+            if self._send_plainly(messages, size):
+                return None
+            flushed = True
+            actions.extend(machine.send_and_flush(messages, size))
+
+    def _send_plainly(self, messages: list[str], size: int) -> bool:
+        """Write the mailbox's last send straight out, when that is all its step would do.
+
+        By the terms of ``sends_plainly``, ``send_and_flush()`` and
+        ``written()`` would leave the machine as it is when the burst is
+        written at once: then no action is made, and the step is over (the
+        mailbox is empty, no action is pending). Counted as
+        :meth:`_write_now` counts it.
+        """
+        receiver = self._machine.sends_plainly(size, len(messages))
+        if (
+            receiver is None
+            or not receiver.sends_now
+            or receiver.single_frame
+            or not receiver.send_messages_now(messages)
+        ):
+            return False
+        traffic = self._traffic
+        traffic.messages_out += len(messages)
+        traffic.chars_out += size
+        self._actions = None
+        if self._pressured:
+            self._publish_pressure()
+        return True
+
+    def _apply(self, command: Command, actions: list[Action[Receiver]]) -> None:
+        """Apply a command other than a send: the machine's answer joins ``actions``."""
+        machine = self._machine
+        now = self._hub.clock()
+        # Cases by how often they come: ticks (the sweeper, for every idle
+        # session), client messages, then the rest.
+        match command:
+            case Tick():
+                mailbox = self._mailbox
+                pending = bool(mailbox) and any(type(c) is Attach for c in mailbox)
+                receiver = machine.receiver
+                if receiver is None:
+                    actions.extend(machine.tick(now, attach_pending=pending))
+                else:
+                    actions.extend(
+                        machine.tick(
+                            now,
+                            attach_pending=pending,
+                            lost=receiver.interrupted(),
+                            unanswered=receiver.unanswered(),
                         )
-                case Incoming(messages, size, processed):
-                    if self._pending_incoming:
-                        self._pending_incoming = max(0, self._pending_incoming - size)
-                    actions.extend(machine.incoming(messages, size, self._inbox_size, now))
-                    if processed is not None:
-                        processed.set_result(None)
-                case Attach(receiver):
-                    current = machine.receiver
-                    gone = current is not None and current.interrupted()
-                    actions.extend(machine.attach(receiver, now, current_gone=gone))
-                case Detach(receiver, interrupted):
-                    actions.extend(machine.detach(receiver, now, interrupted=interrupted))
-                case Close(code, reason):
-                    actions.extend(machine.close(code, reason, now))
-                case Consumed():
-                    actions.extend(machine.consumed(self._inbox_size))
-                case Overflow():
-                    self._overflow_posted = False
-                    actions.extend(machine.overflow())
-                case Shutdown():
-                    actions.extend(machine.shutdown(now))
+                    )
+            case Incoming(messages, size, processed):
+                if self._pending_incoming:
+                    self._pending_incoming = max(0, self._pending_incoming - size)
+                actions.extend(machine.incoming(messages, size, self._inbox_size, now))
+                if processed is not None:
+                    processed.set_result(None)
+            case Attach(receiver):
+                current = machine.receiver
+                gone = current is not None and current.interrupted()
+                actions.extend(machine.attach(receiver, now, current_gone=gone))
+            case Detach(receiver, interrupted):
+                actions.extend(machine.detach(receiver, now, interrupted=interrupted))
+            case Close(code, reason):
+                actions.extend(machine.close(code, reason, now))
+            case Consumed():
+                actions.extend(machine.consumed(self._inbox_size))
+            case Overflow():
+                self._overflow_posted = False
+                actions.extend(machine.overflow())
+            case Shutdown():
+                actions.extend(machine.shutdown(now))
 
     def _publish_pressure(self) -> None:
         """Tell the endpoint once this session holds no more than half its send bound.

@@ -138,29 +138,33 @@ class Mailbox:
         (``_owed``; see _HandlerRun), else to the hub's loop callback. A
         command that finds the token taken waits for its owner, in order.
 
-        One case takes no token: client messages that reach a parked actor
-        when the machine says its step would only deliver them
-        (``delivers_plainly``) go straight to the inbox, which is that step.
+        One case is shorter: client messages that reach a parked actor when
+        the machine says its step would only deliver them
+        (``delivers_plainly``) go straight to the inbox, which is all that
+        step would do, and the token is put back.
         """
-        if self._finished:
-            # Found just before the session ended: do not leave it waiting.
-            if type(command) is Attach:
-                command.receiver.release()
-            elif type(command) is Incoming and command.processed is not None:
-                command.processed.set_result(None)
-            return
         mailbox = self._mailbox
         if not self._parked:
+            if self._finished:
+                # Found just before the session ended: do not leave it waiting.
+                # (A finished actor is never parked.)
+                if type(command) is Attach:
+                    command.receiver.release()
+                elif type(command) is Incoming and command.processed is not None:
+                    command.processed.set_result(None)
+                return
             mailbox.append(command)
             return
         if __debug__:
-            assert not mailbox, "a parked actor's mailbox is empty"
+            assert not mailbox and not self._finished, "a parked actor is idle"
+        self._parked = False
         if type(command) is Incoming and self._machine.delivers_plainly(
             command.size, self._inbox_size
         ):
+            # All the step would do is deliver: do just that, token in hand.
             self._take_in(command.messages, command.size)
+            self._parked = True
             return
-        self._parked = False
         mailbox.append(command)
         if now:
             self.step_parked()
@@ -169,11 +173,7 @@ class Mailbox:
         if hub.running_handler is self:
             self._owed = True
             return
-        # Hub.wake() spelled out: this runs for every recipient of a broadcast.
-        ready = hub.ready
-        if not ready:
-            asyncio.get_running_loop().call_soon(hub.step_ready)
-        ready.append(self)
+        hub.wake(self)
 
     def _take_in(self, messages: list[str], size: int) -> None:
         raise NotImplementedError  # the actor's (see Actor._take_in)
@@ -201,13 +201,7 @@ class Mailbox:
         self._pending_sends += size
         mailbox = self._mailbox
         if mailbox:
-            last = mailbox[-1]
-            if type(last) is Send:
-                # The burst's next message: _tail_send() spelled out for
-                # the common case, as this runs for every message sent.
-                last.messages.append(message)
-                last.size += size
-                return
+            # The burst's next message joins the send at the tail.
             tail = self._tail_send()
             if tail is not None:
                 tail.messages.append(message)
@@ -263,8 +257,7 @@ class Mailbox:
             return None
         limits = self._hub.limits
         held = self._machine.backlog + self._pending_sends
-        # The machine's rule, admits(), spelled out.
-        if held and held + size > limits.max_queue_size:
+        if not admits(held, size, limits.max_queue_size):
             if limits.queue_overflow == "close":
                 # Counted when the session closes for it (NotifyClosed).
                 self._overflow_posted = True

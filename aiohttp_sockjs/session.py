@@ -288,16 +288,7 @@ class Session(Actor):
         # Not a call to receive(): a handler idling in ``async for`` then
         # holds one coroutine, not two.
         while True:
-            inbox = self._inbox
-            if inbox and self._gate is None and not (self._streak and self._hub.pressured):
-                # _next_message() spelled out for the common case, with no
-                # pacing or paused inbound to see to: this runs once per
-                # client message.
-                message = inbox.popleft()
-                self._inbox_size -= len(message)
-                self._streak = True
-                return message
-            if self._streak and self._hub.pressured and inbox:
+            if self._streak and self._hub.pressured and self._inbox:
                 await self._fair()
             got = self._next_message()
             if isinstance(got, str):
