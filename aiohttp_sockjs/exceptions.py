@@ -98,4 +98,11 @@ class RemoteProtocolError(ClientError):
 
 
 class ResponseTimeout(ClientError, TimeoutError):
-    """The server did not answer, or sent nothing at all, within the configured time."""
+    """The server did not answer, or sent nothing at all, within the configured time.
+
+    Raised by the client's :meth:`~aiohttp_sockjs.client.SockJSClient.receive`
+    (its ``timeout`` or ``idle_timeout``) and
+    :meth:`~aiohttp_sockjs.client.SockJSClient.ping`, only that wait ended:
+    the session stays open. Raised while connecting, or for the silence of
+    ``heartbeat_timeout``, the session failed with it.
+    """
