@@ -30,10 +30,22 @@ are there when you ask for them.
 
 Every wait on the server is bounded: ``timeout`` for ``/info``, opening a
 session and each send, ``heartbeat_timeout`` for the silence allowed once
-the session is open (servers send a heartbeat every 25 s by default). A
-server that breaks the protocol, cuts a response mid-frame or stops
+the session is open (servers send a heartbeat every 25 s by default), and
+``idle_timeout`` (or ``receive(timeout=...)``) for a message, if you ask.
+A server that breaks the protocol, cuts a response mid-frame or stops
 answering makes the client fail with a :class:`~aiohttp_sockjs.ClientError`
 instead of hanging.
+
+A client meant to run for days runs in :func:`reconnecting`'s loop, which
+opens a new session each time the last one ends, with backoff::
+
+    async for client in reconnecting("http://localhost:8080/echo"):
+        async with client:
+            try:
+                async for message in client:
+                    ...
+            except ClientError:
+                pass  # lost: the loop opens a new session
 """
 
 from __future__ import annotations
