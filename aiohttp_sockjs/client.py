@@ -984,7 +984,9 @@ class SockJSClient:
 
         ``timeout`` defaults to the ``timeout`` given to :func:`connect`;
         past it :exc:`~aiohttp_sockjs.ResponseTimeout` is raised and the
-        session stays open. Raises :exc:`~aiohttp_sockjs.SessionClosed`
+        session stays open. While ``max_queue`` messages wait unread the
+        client reads nothing from a websocket, pongs included: a ping then
+        waits for the application to catch up. Raises :exc:`~aiohttp_sockjs.SessionClosed`
         once the session is closed.
         """
         self._raise_if_closed()
