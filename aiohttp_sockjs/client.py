@@ -37,15 +37,7 @@ answering makes the client fail with a :class:`~aiohttp_sockjs.ClientError`
 instead of hanging.
 
 A client meant to run for days runs in :func:`reconnecting`'s loop, which
-opens a new session each time the last one ends, with backoff::
-
-    async for client in reconnecting("http://localhost:8080/echo"):
-        async with client:
-            try:
-                async for message in client:
-                    ...
-            except ClientError:
-                pass  # lost: the loop opens a new session
+opens a new session each time the last one ends, with backoff.
 """
 
 from __future__ import annotations
