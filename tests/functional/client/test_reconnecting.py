@@ -20,7 +20,7 @@ from aiohttp_sockjs import ClientError, ConnectError, Session, testing
 from aiohttp_sockjs.client import TRANSPORTS, Reconnecting, SockJSClient, reconnecting
 
 from ...process_server import ROOT
-from ...wire import bounded, open_sockets
+from ...wire import bounded, eventually, open_sockets
 
 RESTARTS = 10
 FAST: dict[str, Any] = {"initial_delay": 0.01, "max_delay": 0.04, "timeout": 2.0}
@@ -133,8 +133,8 @@ async def test_survives_restarts(restartable: Restartable, transport: str) -> No
     assert len(failures) == RESTARTS  # each loss reached the loop's body once
     # One receiving connection, and one for sending over HTTP: never more.
     assert max(sockets) <= 2, sockets
-    assert open_sockets(restartable.port) == 0
-    assert tasks() <= before
+    await eventually(lambda: open_sockets(restartable.port) == 0)
+    await eventually(lambda: tasks() <= before)
     await restartable.kill()
 
 
