@@ -50,6 +50,7 @@ import inspect
 import io
 import json
 import logging
+import os
 import random
 import socket
 import struct
@@ -71,6 +72,7 @@ from types import TracebackType
 from typing import Any, Final, TypeVar
 
 import aiohttp
+from aiohttp.connector import Connection
 from yarl import URL
 
 if sys.version_info >= (3, 11):
@@ -190,6 +192,8 @@ async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
 
 
 #: The body of the last refused websocket upgrade, in this task.
+#: How long a refused upgrade's connection is kept for the server to close it.
+_REFUSAL_WAIT: Final = 2.0
 _refusal: contextvars.ContextVar[str | None] = contextvars.ContextVar("_refusal", default=None)
 
 
@@ -201,17 +205,71 @@ async def read_refused_upgrades(
     aiohttp closes the connection of a refused upgrade (any status but
     101) as soon as it has the head of the answer; the rest of the answer
     then meets a closed socket, and the client's kernel answers it with a
-    TCP reset, which some servers do not survive. With this middleware the
-    answer is read first (up to 64 KiB), and the connection ends cleanly.
-    The client's own session has it; add it to a session you pass to
-    :func:`connect` (``aiohttp.ClientSession(middlewares=[read_refused_upgrades])``).
+    TCP reset, which some servers do not survive. With this middleware an
+    answer with a length (``Content-Length`` or chunked) is read first, up
+    to 64 KiB, and the connection ends cleanly. The client's own session
+    has it, and also reads an answer that the server ends by closing the
+    connection (sockjs-node's), which takes a duplicate of the socket made
+    before aiohttp reads the answer. Add the middleware to a session you
+    pass to :func:`connect`
+    (``aiohttp.ClientSession(middlewares=[read_refused_upgrades])``) for
+    the first kind.
     """
-    response = await handler(request)
-    if response.status != 101 and request.headers.get("Upgrade", "").lower() == "websocket":
-        with contextlib.suppress(aiohttp.ClientError, ClientError, asyncio.TimeoutError):
-            body = await _read_body(response, _MAX_INFO_SIZE)
+    try:
+        response = await handler(request)
+        kept = getattr(request, "kept_socket", None)
+        if response.status != 101 and request.headers.get("Upgrade", "").lower() == "websocket":
+            body = b""
+            with contextlib.suppress(aiohttp.ClientError, ClientError, OSError, TimeoutError):
+                if response.content_length is not None or response.headers.get(
+                    "Transfer-Encoding", ""
+                ).lower().endswith("chunked"):
+                    body = await _read_body(response, _MAX_INFO_SIZE)
+                elif kept is not None:
+                    # aiohttp reads no body it has no length for, for an
+                    # upgrade: it ends when the server closes.
+                    body = await _drain(kept)
             _refusal.set(body[:200].decode(errors="replace").strip())
+    finally:
+        # On every way out: a refusal read, an upgrade made, a failure.
+        kept = getattr(request, "kept_socket", None)
+        if kept is not None:
+            kept.close()
     return response
+
+
+async def _drain(sock: socket.socket) -> bytes:
+    """Read ``sock`` until the server closes it (at most 64 KiB, for :data:`_REFUSAL_WAIT` s)."""
+    loop = asyncio.get_running_loop()
+    body = bytearray()
+    async with _timeout(_REFUSAL_WAIT):
+        while chunk := await loop.sock_recv(sock, 65536):
+            body += chunk
+            if len(body) > _MAX_INFO_SIZE:
+                break
+    return bytes(body)
+
+
+class _KeepUpgradeSocket(aiohttp.ClientRequest):
+    """The client's own requests: an upgrade keeps a duplicate of its socket.
+
+    So that if the upgrade is refused with an answer that ends when the
+    server closes, :func:`read_refused_upgrades` can read it to its end
+    after aiohttp has let go of the connection: the socket is closed (and
+    any late part of the answer refused with a reset) only when both are.
+    """
+
+    kept_socket: socket.socket | None = None
+
+    async def send(self, conn: Connection) -> aiohttp.ClientResponse:
+        if self.headers.get("Upgrade", "").lower() == "websocket" and conn.transport is not None:
+            sock = conn.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    kept = socket.socket(fileno=os.dup(sock.fileno()))
+                    kept.setblocking(False)
+                    self.kept_socket = kept
+        return await super().send(conn)
 
 
 async def _refused(resp: aiohttp.ClientResponse, what: str) -> ConnectionLost:
@@ -1334,7 +1392,9 @@ async def _open(
     if session is None:
         # unsafe: keep cookies (a sticky JSESSIONID) from IP-address hosts too.
         session = owned = aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True), middlewares=(read_refused_upgrades,)
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            middlewares=(read_refused_upgrades,),
+            request_class=_KeepUpgradeSocket,
         )
     errors: dict[str, BaseException] = {}
     try:

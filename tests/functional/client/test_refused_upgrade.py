@@ -24,9 +24,14 @@ BODY = b"No websocket here, try another transport."
 
 
 class Refuser:
-    """Answers /info, and a 404 to any other request whose body comes 0.1 s after its head."""
+    """Answers /info, and a 404 to any other request whose body comes 0.1 s after its head.
 
-    def __init__(self) -> None:
+    The body's end is given by its length, or (``by_length`` false, as
+    sockjs-node does) by the server closing the connection after it.
+    """
+
+    def __init__(self, by_length: bool = True) -> None:
+        self.by_length = by_length
         self.ends: list[str] = []
         self.server: asyncio.Server | None = None
         self.port = 0
@@ -43,9 +48,11 @@ class Refuser:
             await writer.drain()
             writer.close()
             return
+        length = b"Content-Length: %d\r\n" % len(BODY) if self.by_length else b""
         writer.write(
             b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(BODY)
+            + length
+            + b"\r\n"
         )
         await writer.drain()
         await asyncio.sleep(0.1)
@@ -57,6 +64,8 @@ class Refuser:
         try:
             writer.write(BODY)
             await writer.drain()
+            if not self.by_length:
+                writer.write_eof()  # the end of the body
             self.ends.append("eof" if await reader.read() == b"" else "data")
         except ConnectionResetError:
             self.ends.append("reset")
@@ -64,9 +73,9 @@ class Refuser:
             writer.close()
 
 
-@pytest.fixture
-async def refuser() -> AsyncIterator[Refuser]:
-    r = Refuser()
+@pytest.fixture(params=["by length", "by close"])
+async def refuser(request: pytest.FixtureRequest) -> AsyncIterator[Refuser]:
+    r = Refuser(by_length=request.param == "by length")
     r.server = await asyncio.start_server(r.handle, "127.0.0.1", 0)
     r.port = r.server.sockets[0].getsockname()[1]
     async with r.server:
@@ -88,8 +97,12 @@ async def test_refused_upgrade_is_read_not_reset(refuser: Refuser, transport: st
     assert refuser.ends == ["eof"]
 
 
+# An answer that ends with the connection needs the client's own session,
+# which keeps a duplicate of the socket; the middleware alone reads answers
+# with a length.
+@pytest.mark.parametrize("refuser", ["by length"], indirect=True)
 async def test_users_session_with_the_middleware(refuser: Refuser) -> None:
-    """A session of your own reads refused upgrades too, given the middleware."""
+    """A session of your own reads refused upgrades with a length, given the middleware."""
     async with aiohttp.ClientSession(middlewares=[read_refused_upgrades]) as http:
         with pytest.raises(ConnectError):
             await bounded(
@@ -100,3 +113,16 @@ async def test_users_session_with_the_middleware(refuser: Refuser) -> None:
             break
         await asyncio.sleep(0.01)
     assert refuser.ends == ["eof"]
+
+
+async def test_sockjs_node_survives_refused_upgrades(sockjs_node: str) -> None:
+    """sockjs-node 0.3.24 answers a disabled websocket with 404: read, not reset, and node lives."""
+    for _ in range(5):
+        with pytest.raises(ConnectError) as raised:
+            await bounded(
+                connect(f"{sockjs_node}/disabled_websocket_echo", transports="raw_websocket")
+            )
+        assert "HTTP 404" in str(raised.value.errors["raw_websocket"])
+    async with connect(f"{sockjs_node}/echo", transports="websocket", timeout=5) as client:
+        await client.send("still alive")
+        assert await bounded(client.receive()) == "still alive"
