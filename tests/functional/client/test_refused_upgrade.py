@@ -116,8 +116,10 @@ async def test_users_session_with_the_middleware(refuser: Refuser) -> None:
 
 
 async def test_sockjs_node_survives_refused_upgrades(sockjs_node: str) -> None:
-    """sockjs-node 0.3.24 answers a disabled websocket with 404: read, not reset, and node lives."""
-    for _ in range(5):
+    """sockjs-node 0.3.24 answers a disabled websocket with 404: read, not reset, and it lives."""
+    # With the body left unread, five refusals killed it in 2 runs of 10, and this
+    # test in 1 run of 3: a race. The Refuser tests above catch it every time.
+    for _ in range(50):
         with pytest.raises(ConnectError) as raised:
             await bounded(
                 connect(f"{sockjs_node}/disabled_websocket_echo", transports="raw_websocket")
