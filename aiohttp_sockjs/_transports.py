@@ -898,6 +898,9 @@ class Routes:
         if not isinstance(opened, tuple):
             return opened
         session, receiver, ws = opened
+        options = self.endpoint.options
+        count_limit = options.max_messages_per_request
+        limit = options.max_message_size
         gone = False
         try:
             async for msg in ws:
@@ -906,10 +909,17 @@ class Routes:
                         continue
                     break
                 try:
-                    messages, size = self._websocket_messages(msg.data, raw)
-                except _CloseWebSocket as refused:
-                    await ws.close(code=refused.code, message=refused.reason)
+                    messages = [msg.data] if raw else protocol.decode_websocket_payload(msg.data)
+                except PayloadError:
+                    log.debug("SockJS websocket: broken JSON, dropping the socket")
+                    await ws.close(code=1002, message=b"Broken JSON encoding.")
                     break
+                size = sum(map(len, messages))
+                if len(messages) > count_limit or size > limit:
+                    refused = self._oversized_frame(messages, size)
+                    if refused is not None:
+                        await ws.close(code=1009, message=refused)
+                        break
                 if messages:
                     processed = actor.deliver(session, messages, size)
                     if processed is not None:
@@ -1005,35 +1015,16 @@ class Routes:
         await ws.close(code=1003, message=b"Text frames only")
         return False
 
-    def _websocket_messages(self, data: str, raw: bool) -> tuple[list[str], int]:
-        """A text frame's messages and their size; raises _CloseWebSocket for a bad one."""
-        if raw:
-            messages = [data]
-        else:
-            try:
-                messages = protocol.decode_websocket_payload(data)
-            except PayloadError:
-                log.debug("SockJS websocket: broken JSON, dropping the socket")
-                raise _CloseWebSocket(1002, b"Broken JSON encoding.") from None
+    def _oversized_frame(self, messages: list[str], size: int) -> bytes | None:
+        """Why a frame of ``messages`` (``size`` characters) is refused (1009), if it is."""
         options = self.endpoint.options
         if len(messages) > options.max_messages_per_request:
             self.endpoint.count_refusal("message_count")
             log.info("SockJS websocket closed: 1009 too many messages in a frame")
-            raise _CloseWebSocket(1009, b"Too many messages")
-        size = sum(map(len, messages))
-        limit = options.max_message_size
+            return b"Too many messages"
         # Only a frame over the limit in all can hold a message over it.
-        if size > limit and max(map(len, messages)) > limit:
+        if max(map(len, messages)) > options.max_message_size:
             self.endpoint.count_refusal("message_size")
             log.info("SockJS websocket closed: 1009 message too big")
-            raise _CloseWebSocket(1009, b"Message too big")
-        return messages, size
-
-
-class _CloseWebSocket(Exception):
-    """A client frame the websocket is closed for (``code``, ``reason``)."""
-
-    def __init__(self, code: int, reason: bytes) -> None:
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
+            return b"Message too big"
+        return None

@@ -187,7 +187,6 @@ class Actor(Mailbox):
         """
         if __debug__:
             assert not self._parked, "the caller took the actor's token"
-            assert not self._actions, "a free actor has no action pending"
         try:
             action = self._step()
         except Exception:
@@ -670,6 +669,26 @@ def writing(actor: Actor) -> bool:
 def backlog(actor: Actor) -> int:
     """Characters of outbound messages held: queued, being written, or posted."""
     return actor._machine.backlog + actor._pending_sends
+
+
+def owns_token(actor: Actor) -> bool:
+    """Whether someone holds the actor's token (it is not parked)."""
+    return not actor._parked
+
+
+def mailbox(actor: Actor) -> list[Command]:
+    """The session's mailbox (for the test seam's invariant tests)."""
+    return actor._mailbox
+
+
+def machine(actor: Actor) -> Any:
+    """The session's machine (for the test seam)."""
+    return actor._machine
+
+
+def set_machine(actor: Actor, machine: Any) -> None:
+    """Put a stand-in for the session's machine (for the test seam's watch_machine)."""
+    actor._machine = machine
 
 
 def sender_turn(actor: Actor) -> Any:

@@ -143,37 +143,37 @@ class Mailbox:
         (``delivers_plainly``) go straight to the inbox, which is all that
         step would do, and the token is put back.
         """
-        mailbox = self._mailbox
-        if not self._parked:
-            if self._finished:
-                # Found just before the session ended: do not leave it waiting.
-                # (A finished actor is never parked.)
-                if type(command) is Attach:
-                    command.receiver.release()
-                elif type(command) is Incoming and command.processed is not None:
-                    command.processed.set_result(None)
+        if self._parked:
+            if __debug__:
+                assert not self._mailbox, "a parked actor is idle, its mailbox empty"
+            self._parked = False
+            if now:
+                if type(command) is Incoming and self._machine.delivers_plainly(
+                    command.size, self._inbox_size
+                ):
+                    # All the step would do is deliver: just that, token in hand.
+                    self._take_in(command.messages, command.size)
+                    self._parked = True
+                    return
+                self._mailbox.append(command)
+                self.step_parked()
                 return
-            mailbox.append(command)
+            self._mailbox.append(command)
+            hub = self._hub
+            if hub.running_handler is self:
+                self._owed = True
+                return
+            hub.wake(self)
             return
-        if __debug__:
-            assert not mailbox and not self._finished, "a parked actor is idle"
-        self._parked = False
-        if type(command) is Incoming and self._machine.delivers_plainly(
-            command.size, self._inbox_size
-        ):
-            # All the step would do is deliver: do just that, token in hand.
-            self._take_in(command.messages, command.size)
-            self._parked = True
+        if self._finished:
+            # Found just before the session ended: do not leave it waiting.
+            # (A finished actor is never parked.)
+            if type(command) is Attach:
+                command.receiver.release()
+            elif type(command) is Incoming and command.processed is not None:
+                command.processed.set_result(None)
             return
-        mailbox.append(command)
-        if now:
-            self.step_parked()
-            return
-        hub = self._hub
-        if hub.running_handler is self:
-            self._owed = True
-            return
-        hub.wake(self)
+        self._mailbox.append(command)
 
     def _take_in(self, messages: list[str], size: int) -> None:
         raise NotImplementedError  # the actor's (see Actor._take_in)

@@ -20,6 +20,7 @@ and real connections.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -144,3 +145,55 @@ def sweeper(endpoint: Endpoint) -> asyncio.Task[None] | None:
 def backlog(session: Session) -> int:
     """Characters of outbound messages the session holds: queued, being written, or posted."""
     return actor.backlog(session)
+
+
+#: The machine's events: the calls that may change it (the rest are queries).
+MACHINE_EVENTS = frozenset(
+    {
+        "attach",
+        "written",
+        "flush",
+        "detach",
+        "send",
+        "send_all",
+        "send_and_flush",
+        "overflow",
+        "incoming",
+        "consumed",
+        "close",
+        "tick",
+        "shutdown",
+        "fail",
+    }
+)
+
+
+class _WatchedMachine:
+    """A session's machine that reports each event call, and who made it."""
+
+    def __init__(self, session: Session, report: Callable[[str, str, bool], None]) -> None:
+        self._watched_session = session
+        self._watched_machine = actor.machine(session)
+        self._report = report
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._watched_machine, name)
+        if name not in MACHINE_EVENTS:
+            return value
+
+        def event(*args: Any, **kwargs: Any) -> Any:
+            caller = sys._getframe(1).f_code.co_name
+            self._report(name, caller, actor.owns_token(self._watched_session))
+            return value(*args, **kwargs)
+
+        return event
+
+
+def watch_machine(session: Session, report: Callable[[str, str, bool], None]) -> None:
+    """Report every event call to ``session``'s machine as ``report(event, caller, owned)``.
+
+    ``caller`` is the name of the function that made the call, and
+    ``owned`` whether the actor's token was taken at that moment (see
+    ``docs/architecture.md``). For the library's own invariant tests.
+    """
+    actor.set_machine(session, _WatchedMachine(session, report))

@@ -530,8 +530,19 @@ class SessionModel(RuleBasedStateMachine):
         inbox_size = sum(map(len, self.inbox))
         was_open = self._is_open()
         was_paused = self.paused
+        # The driver's shortcut: when the machine says its answer would be
+        # only to deliver, the driver delivers without asking (see
+        # Mailbox._enter). It must say so exactly then.
+        plain = self.machine.delivers_plainly(size, inbox_size)
+        assert plain is (
+            was_open
+            and self.limits.rate_limit is None
+            and inbox_size + size < self.limits.max_inbox_size
+        )
         admitted = self._admit(len(messages), size) if was_open else False
         actions = self._apply(self.machine.incoming(messages, size, inbox_size, self.now))
+        if plain:
+            assert actions == [Deliver(messages)]
         if not was_open:
             assert actions == []
         elif admitted:
