@@ -92,8 +92,16 @@ class Actor(Mailbox):
         waits for :meth:`_room` before reading more from the client.
         """
         if self._parked:
-            # Taken at once (see _enter): nothing to wait for.
-            self._enter(Incoming(messages, size), now=True)
+            # Taken at once (see _enter): nothing to wait for. The door's
+            # plain case first, before a command is made: when all the step
+            # would do is deliver (delivers_plainly), do just that, with the
+            # token taken for the inbox write and put back after.
+            if self._machine.delivers_plainly(size, self._inbox_size):
+                self._parked = False
+                self._take_in(messages, size)
+                self._parked = True
+            else:
+                self._enter(Incoming(messages, size), now=True)
             return None
         self._pending_incoming += size
         processed = None
@@ -249,10 +257,10 @@ class Actor(Mailbox):
     def _step(self) -> Write | None:
         """Apply commands and perform their actions until one must be awaited.
 
-        The one place that calls the machine (with :meth:`_send_plainly`,
-        :meth:`_apply`, :meth:`_write_now` and :meth:`_write`, which it
-        calls). Returns the write to await, or ``None`` once the mailbox is
-        empty (or the session finished).
+        The one place that calls the machine (with :meth:`_apply`,
+        :meth:`_write_now` and :meth:`_write`, which it calls). Returns the
+        write to await, or ``None`` once the mailbox is empty (or the
+        session finished).
         """
         actions = self._actions
         if actions is None:
@@ -304,35 +312,26 @@ class Actor(Mailbox):
             if mailbox:
                 actions.extend(machine.send_all(messages, size))
                 continue
-            if self._send_plainly(messages, size):
+            # The mailbox's last send: straight out when the connection
+            # takes it at once (sends_plainly: send_and_flush() and
+            # written() would then leave the machine as it is), and the
+            # step is over with no action made. Counted as _write_now does.
+            receiver = machine.sends_plainly(size, len(messages))
+            if (
+                receiver is not None
+                and receiver.sends_now
+                and not receiver.single_frame
+                and receiver.send_messages_now(messages)
+            ):
+                traffic = self._traffic
+                traffic.messages_out += len(messages)
+                traffic.chars_out += size
+                self._actions = None
+                if self._pressured:
+                    self._publish_pressure()
                 return None
             flushed = True
             actions.extend(machine.send_and_flush(messages, size))
-
-    def _send_plainly(self, messages: list[str], size: int) -> bool:
-        """Write the mailbox's last send straight out, when that is all its step would do.
-
-        By the terms of ``sends_plainly``, ``send_and_flush()`` and
-        ``written()`` would leave the machine as it is when the burst is
-        written at once: then no action is made, and the step is over (the
-        mailbox is empty, no action is pending). Counted as
-        :meth:`_write_now` counts it.
-        """
-        receiver = self._machine.sends_plainly(size, len(messages))
-        if (
-            receiver is None
-            or not receiver.sends_now
-            or receiver.single_frame
-            or not receiver.send_messages_now(messages)
-        ):
-            return False
-        traffic = self._traffic
-        traffic.messages_out += len(messages)
-        traffic.chars_out += size
-        self._actions = None
-        if self._pressured:
-            self._publish_pressure()
-        return True
 
     def _apply(self, command: Command, actions: list[Action[Receiver]]) -> None:
         """Apply a command other than a send: the machine's answer joins ``actions``."""

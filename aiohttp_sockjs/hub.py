@@ -78,8 +78,9 @@ class Hub(Generic[M]):
         # live session holds its own), so that none is lost or left out of
         # shutdown.
         self.handler_tasks: set[asyncio.Task[None]] = set()
-        # Parked actors with commands to take, stepped by one loop callback:
-        # a broadcast to 10,000 sessions schedules one callback, not 10,000.
+        # Actors woken with commands to take (the door, Mailbox._enter, adds
+        # them and schedules step_ready with the first), stepped by one loop
+        # callback: a broadcast to 10,000 sessions schedules one, not 10,000.
         self.ready: list[M] = []
         #: The session whose handler's coroutine runs right now, if any (see
         #: the actor's _HandlerRun).
@@ -93,13 +94,6 @@ class Hub(Generic[M]):
         self.overflows = 0
         self.refused = dict.fromkeys(REFUSAL_REASONS, 0)
 
-    def wake(self, member: M) -> None:
-        """Have ``member``'s parked actor step soon, once the running task yields."""
-        ready = self.ready
-        if not ready:
-            asyncio.get_running_loop().call_soon(self.step_ready)
-        ready.append(member)
-
     def step_ready(self) -> None:
         """The loop callback: step every actor woken since it last ran."""
         ready = self.ready
@@ -111,9 +105,10 @@ class Hub(Generic[M]):
                 member.step_parked()
         except BaseException:
             # Not expected (a step catches its own failures), but no session
-            # may be left unparked with commands it will never take.
-            for member in ready[done:]:
-                self.wake(member)
+            # may be left unparked with commands it will never take: those
+            # not stepped go first in the next callback.
+            self.ready = ready[done:] + self.ready
+            asyncio.get_running_loop().call_soon(self.step_ready)
             raise
 
     def forget(self, member: M, session_id: str | None, task: asyncio.Task[None] | None) -> None:

@@ -138,23 +138,17 @@ class Mailbox:
         (``_owed``; see _HandlerRun), else to the hub's loop callback. A
         command that finds the token taken waits for its owner, in order.
 
-        One case is shorter: client messages that reach a parked actor when
-        the machine says its step would only deliver them
-        (``delivers_plainly``) go straight to the inbox, which is all that
-        step would do, and the token is put back.
+        One case is shorter, and taken before a command is made: client
+        messages that reach a free actor when the machine says its step
+        would only deliver them (``delivers_plainly``) go straight to the
+        inbox, token in hand, which is all that step would do; the token is
+        then put back (see ``Actor._deliver``).
         """
         if self._parked:
             if __debug__:
                 assert not self._mailbox, "a parked actor is idle, its mailbox empty"
             self._parked = False
             if now:
-                if type(command) is Incoming and self._machine.delivers_plainly(
-                    command.size, self._inbox_size
-                ):
-                    # All the step would do is deliver: just that, token in hand.
-                    self._take_in(command.messages, command.size)
-                    self._parked = True
-                    return
                 self._mailbox.append(command)
                 self.step_parked()
                 return
@@ -163,7 +157,10 @@ class Mailbox:
             if hub.running_handler is self:
                 self._owed = True
                 return
-            hub.wake(self)
+            ready = hub.ready
+            if not ready:
+                asyncio.get_running_loop().call_soon(hub.step_ready)
+            ready.append(self)
             return
         if self._finished:
             # Found just before the session ended: do not leave it waiting.

@@ -29,7 +29,7 @@ def owns(session: Actor) -> bool:
 
 
 #: The actor's step and its parts: the only callers of a machine event.
-STEP = {"_step", "_apply", "_send_plainly", "_write_now", "_write", "_fail"}
+STEP = {"_step", "_apply", "_write_now", "_write", "_fail"}
 
 
 class Calls:
