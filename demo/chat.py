@@ -176,8 +176,11 @@ class Room:
     def _by_token(self, token: Any) -> Person | None:
         if not isinstance(token, str):
             return None
+        # compare_digest takes str of ASCII only (TypeError otherwise): compare
+        # bytes. surrogatepass, since JSON can carry a lone surrogate.
+        given = token.encode("utf-8", "surrogatepass")
         for person in self._people.values():
-            if secrets.compare_digest(person.token, token):
+            if secrets.compare_digest(person.token.encode(), given):
                 return person
         return None
 

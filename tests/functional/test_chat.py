@@ -356,6 +356,23 @@ async def test_unknown_token_is_a_plain_join(client: Client) -> None:
 
 
 @pytest.mark.parametrize(
+    "token",
+    ["é", "\U0001f600" * 30, "\udc80", "x" * 30_000],
+    ids=["accent", "emoji", "lone-surrogate", "huge"],
+)
+async def test_any_token_is_compared_safely(client: Client, token: str) -> None:
+    """A token of any characters, while someone is in the room, is just an unknown one."""
+    alice = await WebsocketUser.connect(client, "a")
+    a = await _join(alice, "alice")
+    bob = await WebsocketUser.connect(client, "b")
+    assert (await bob.receive())["type"] == "online"
+    await bob.send({"type": "join", "nick": "bob", "token": token})
+    welcome = await bob.receive()
+    assert (welcome["type"], welcome["nick"]) == ("welcome", "bob")
+    assert welcome["id"] != a["id"]
+
+
+@pytest.mark.parametrize(
     "nick",
     ["x" * (MAX_NICK + 1), "", "   ", "bell\x07", None, 42, ["alice"]],
     ids=["too-long", "empty", "blank", "control-char", "null", "number", "list"],
