@@ -21,7 +21,7 @@ from . import actor, protocol
 from .commands import Batch
 from .hub import Hub
 from .options import TRANSPORTS, Options
-from .rooms import LOCAL_PROCESS, Presence, Rooms, RoomSpec, room_names
+from .rooms import LOCAL_PROCESS, Presence, Rooms, RoomSpec
 from .session import Session
 from .stats import HELD_STATES, EndpointStats
 
@@ -75,6 +75,9 @@ class Endpoint:
         # --- rooms and broker (issue 10) ---
         #: The endpoint's rooms: which sessions are in which room.
         self.rooms: Rooms[Session] = hub.rooms
+        # Issue 21: a join past these raises RoomLimitExceeded.
+        self.rooms.max_rooms_per_session = options.max_rooms_per_session
+        self.rooms.max_room_name_length = options.max_room_name_length
         #: The broker that carries broadcasts to the other processes, if any.
         self.broker = broker = options.broker
         if broker is not None:
@@ -125,7 +128,9 @@ class Endpoint:
         when its client is reachable; closed sessions are skipped. With a
         broker, a broadcast to everyone or to rooms also goes to the
         sessions of every other process of the endpoint (see the broker for
-        what is guaranteed); local sessions get it at once.
+        what is guaranteed); local sessions get it at once. A room name
+        longer than ``max_room_name_length`` raises
+        :class:`~aiohttp_sockjs.RoomLimitExceeded` (no session can be in it).
         """
         rooms = self._rooms_of(room, sessions)
         if self.broker is not None and sessions is None:
@@ -168,15 +173,14 @@ class Endpoint:
             if session is not exclude:
                 post(session, raw, shared)
 
-    @staticmethod
     def _rooms_of(
-        room: RoomSpec | None, sessions: Iterable[Session] | None
+        self, room: RoomSpec | None, sessions: Iterable[Session] | None
     ) -> tuple[str, ...] | None:
         if room is None:
             return None
         if sessions is not None:
             raise ValueError("give room= or sessions=, not both")
-        return room_names(room)
+        return self.rooms.names(room)  # issue 21: names past max_room_name_length raise
 
     def deliver_local(
         self,

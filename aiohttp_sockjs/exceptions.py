@@ -5,6 +5,7 @@ Tree::
     SockJSError
     ├── SessionClosed       the session is closed; nothing more can be received
     ├── SessionMisuse       the application used the API wrongly (a bug in the app)
+    ├── RoomLimitExceeded   a join or broadcast past max_rooms_per_session or max_room_name_length
     ├── BrokerError         the cluster broker cannot reach Redis when it must
     └── ClientError         the client (aiohttp_sockjs.client) lost or never got a session
         ├── ConnectError        no transport could open a session
@@ -12,7 +13,8 @@ Tree::
         ├── RemoteProtocolError the server sent something that is not SockJS
         └── ResponseTimeout     the server did not answer in time (also a TimeoutError)
 
-The server raises :class:`SessionClosed` and :class:`SessionMisuse`; the
+The server raises :class:`SessionClosed`, :class:`SessionMisuse` and
+:class:`RoomLimitExceeded`; the
 client raises :class:`SessionClosed` once its session is closed and the
 :class:`ClientError` family when the connection fails.
 """
@@ -28,6 +30,7 @@ __all__ = [
     "ConnectionLost",
     "RemoteProtocolError",
     "ResponseTimeout",
+    "RoomLimitExceeded",
     "SessionClosed",
     "SessionMisuse",
     "SockJSError",
@@ -56,6 +59,26 @@ class SessionClosed(SockJSError):
 
 class SessionMisuse(SockJSError, RuntimeError):
     """The application called the session API in a way it does not allow."""
+
+
+class RoomLimitExceeded(SockJSError):
+    """A room name or a session's rooms went past a limit; nothing changed.
+
+    :meth:`Session.join` raises it for a name longer than
+    ``max_room_name_length`` or a join that would put the session in more
+    than ``max_rooms_per_session`` rooms; :meth:`Endpoint.broadcast` and
+    :meth:`Endpoint.broadcast_batch` for a room name longer than the limit
+    (no session can be in such a room). The session goes on as it was:
+    catch it to tell the client. ``option`` names the limit, ``limit`` is
+    its value and ``room`` the name that went past it.
+    """
+
+    def __init__(self, option: str, limit: int, room: str) -> None:
+        shown = room if len(room) <= 40 else room[:40] + "..."
+        super().__init__(f"room {shown!r}: past {option}={limit}")
+        self.option = option
+        self.limit = limit
+        self.room = room
 
 
 class BrokerError(SockJSError):

@@ -55,6 +55,8 @@ class EndpointOptions(TypedDict, total=False):
     max_request_size: int
     max_messages_per_request: int
     max_sessions: int | None
+    max_rooms_per_session: int | None
+    max_room_name_length: int | None
     max_queue_size: int
     queue_overflow: Literal["close", "drop_oldest"]
     max_inbox_size: int
@@ -179,6 +181,31 @@ class Options:
             " until they expire); ``None`` for no limit.",
             unit="sessions",
             client="HTTP 503 for a new session, before any websocket upgrade",
+        ),
+    )
+    max_rooms_per_session: int | None = field(
+        default=128,
+        metadata=_doc(
+            "The most rooms one session is in at once (:meth:`Session.join`)."
+            " 128, as Centrifugo's channels per connection: at the longest names a"
+            " session's rooms then hold under 200 KB (see :doc:`/explanation/security`);"
+            " ``None`` for no limit.",
+            unit="rooms",
+            client="nothing by itself: ``join`` raises"
+            " :class:`~aiohttp_sockjs.exceptions.RoomLimitExceeded` for the handler"
+            " to tell the client, and the session goes on",
+        ),
+    )
+    max_room_name_length: int | None = field(
+        default=255,
+        metadata=_doc(
+            "The longest room name :meth:`Session.join` and :meth:`Endpoint.broadcast`"
+            " accept, as Centrifugo's channel names: room names are identifiers,"
+            " not data; ``None`` for no limit.",
+            unit="characters",
+            client="nothing by itself: ``join`` raises"
+            " :class:`~aiohttp_sockjs.exceptions.RoomLimitExceeded` for the handler"
+            " to tell the client, and the session goes on",
         ),
     )
     max_queue_size: int = field(
@@ -344,8 +371,10 @@ class Options:
         ):
             if not int(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be positive")
-        if self.max_sessions is not None and not self.max_sessions > 0:
-            raise ValueError("max_sessions must be positive (or None)")
+        for name in ("max_sessions", "max_rooms_per_session", "max_room_name_length"):
+            value = getattr(self, name)
+            if value is not None and not int(value) > 0:
+                raise ValueError(f"{name} must be positive (or None)")
         if not self.inbound_timeout > 0:
             raise ValueError("inbound_timeout must be positive")
         ping = self.websocket_ping_interval

@@ -8,7 +8,11 @@ with no broker; with a broker, broadcasts to rooms also reach the members
 on the other processes of the cluster.
 
 The registry is plain bookkeeping, called from the event loop's thread
-only: it never sends, waits or touches a session's state.
+only: it never sends, waits or touches a session's state. It holds the
+endpoint's room limits (``max_rooms_per_session``,
+``max_room_name_length``): a join past them raises
+:class:`~aiohttp_sockjs.exceptions.RoomLimitExceeded` and changes nothing,
+so rooms, and the presence counts made from them, stay bounded.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
+
+from .exceptions import RoomLimitExceeded
 
 __all__ = ["LOCAL_PROCESS", "Presence", "RoomSpec", "Rooms", "room_names"]
 
@@ -77,14 +83,20 @@ class Rooms(Generic[Session]):
     """The rooms of one endpoint: which sessions are in which room.
 
     Rooms exist while they have members: the last session to leave a room
-    removes it. A session that has closed is in no room.
+    removes it. A session that has closed is in no room. A session is in
+    at most ``max_rooms_per_session`` rooms, whose names are at most
+    ``max_room_name_length`` characters (``None``: no limit).
     """
 
-    __slots__ = ("_members", "_rooms_of")
+    __slots__ = ("_members", "_rooms_of", "max_room_name_length", "max_rooms_per_session")
 
-    def __init__(self) -> None:
+    def __init__(
+        self, max_rooms_per_session: int | None = None, max_room_name_length: int | None = None
+    ) -> None:
         self._members: dict[str, set[Session]] = {}
         self._rooms_of: dict[Session, set[str]] = {}
+        self.max_rooms_per_session = max_rooms_per_session
+        self.max_room_name_length = max_room_name_length
 
     def __repr__(self) -> str:
         return f"<Rooms rooms={len(self._members)} sessions={len(self._rooms_of)}>"
@@ -103,20 +115,48 @@ class Rooms(Generic[Session]):
     def join(self, session: Session, room: str) -> None:
         """Put ``session`` in ``room``; joining twice is the same as once.
 
-        A closed session joins nothing: it would never leave again.
+        A closed session joins nothing: it would never leave again. Raises
+        :class:`~aiohttp_sockjs.exceptions.RoomLimitExceeded` for a name
+        past ``max_room_name_length``, or a new room past
+        ``max_rooms_per_session``; the session's rooms are then unchanged.
         """
-        if not isinstance(room, str):
-            raise TypeError(f"room names are str, not {type(room).__name__}")
+        self.check_name(room)
         if session.closed:
             return
+        rooms = self._rooms_of.get(session)
+        if rooms is None:
+            rooms = self._rooms_of[session] = set()
+        elif room in rooms:
+            return
+        limit = self.max_rooms_per_session
+        if limit is not None and len(rooms) >= limit:
+            raise RoomLimitExceeded("max_rooms_per_session", limit, room)
+        rooms.add(room)
         members = self._members.get(room)
         if members is None:
             members = self._members[room] = set()
         members.add(session)
-        rooms = self._rooms_of.get(session)
-        if rooms is None:
-            rooms = self._rooms_of[session] = set()
-        rooms.add(room)
+
+    def check_name(self, room: str) -> None:
+        """Raise unless ``room`` is a name a session may join.
+
+        :class:`TypeError` for anything but a :class:`str`;
+        :class:`~aiohttp_sockjs.exceptions.RoomLimitExceeded` for a name
+        longer than ``max_room_name_length``.
+        """
+        if not isinstance(room, str):
+            raise TypeError(f"room names are str, not {type(room).__name__}")
+        limit = self.max_room_name_length
+        if limit is not None and len(room) > limit:
+            raise RoomLimitExceeded("max_room_name_length", limit, room)
+
+    def names(self, room: RoomSpec) -> tuple[str, ...]:
+        """:func:`room_names`, each checked by :meth:`check_name` (for broadcasts)."""
+        names = room_names(room)
+        if self.max_room_name_length is not None:
+            for name in names:
+                self.check_name(name)
+        return names
 
     def leave(self, session: Session, room: str) -> None:
         """Take ``session`` out of ``room``; leaving a room it is not in does nothing."""

@@ -115,7 +115,10 @@ class Session(Actor):
         """Join ``room``: broadcasts to it reach this session (see :meth:`Endpoint.broadcast`).
 
         Joining twice is the same as once. The session leaves its rooms when
-        it ends; a closed session joins nothing.
+        it ends; a closed session joins nothing. A name longer than
+        ``max_room_name_length``, or a room past ``max_rooms_per_session``,
+        raises :class:`~aiohttp_sockjs.RoomLimitExceeded` and the session
+        goes on in the rooms it was in.
         """
         self._hub.rooms.join(self, room)
 

@@ -131,3 +131,85 @@ async def test_room_arguments_are_checked(serve: ClientFactory) -> None:
     with pytest.raises(TypeError):
         session.join(7)  # type: ignore[arg-type]
     await rx.close()
+
+
+async def bounded_rooms_handler(session: aiohttp_sockjs.Session) -> None:
+    """``join R``: ``joined R``, or the limit the join went past; ``rooms``: how many."""
+    async for message in session:
+        command, _, argument = message.partition(" ")
+        if command == "join":
+            try:
+                session.join(argument)
+            except aiohttp_sockjs.RoomLimitExceeded as exc:
+                session.send(f"refused {exc.option}={exc.limit}")
+            else:
+                session.send("joined")
+        elif command == "leave":
+            session.leave(argument)
+            session.send("left")
+        elif command == "rooms":
+            session.send(str(len(session.rooms)))
+
+
+async def test_rooms_per_session_are_bounded_by_default(serve: ClientFactory) -> None:
+    """128 rooms a session by default; the 129th join is refused and the session goes on."""
+    limit = aiohttp_sockjs.Options().max_rooms_per_session
+    assert limit == 128
+    client = await serve(bounded_rooms_handler)
+    rx = await open_rx(client, "websocket")
+    for n in range(limit):
+        assert await ask(rx, f"join r{n}") == "joined"
+    assert await ask(rx, "join one-more") == f"refused max_rooms_per_session={limit}"
+    assert await ask(rx, "join r0") == "joined"  # already in it: not a new room
+    assert await ask(rx, "rooms") == str(limit)
+    assert "one-more" not in endpoint_of(client).rooms
+    assert await ask(rx, "leave r0") == "left"
+    assert await ask(rx, "join one-more") == "joined"
+    presence = await endpoint_of(client).presence()
+    assert len(presence.rooms) == limit and "r0" not in presence.rooms
+    await rx.close()
+
+
+async def test_room_names_are_bounded_by_default(serve: ClientFactory) -> None:
+    longest = aiohttp_sockjs.Options().max_room_name_length
+    assert longest == 255
+    client = await serve(bounded_rooms_handler)
+    endpoint = endpoint_of(client)
+    rx = await open_rx(client, "xhr_streaming")
+    assert await ask(rx, "join " + "é" * longest) == "joined"
+    assert await ask(rx, "join " + "x" * (longest + 1)) == f"refused max_room_name_length={longest}"
+    assert await ask(rx, "join " + "x" * 500_000) == f"refused max_room_name_length={longest}"
+    assert await ask(rx, "rooms") == "1"
+    assert list(endpoint.rooms) == ["é" * longest]
+    # A broadcast to a name no session can be in is the application's bug.
+    with pytest.raises(aiohttp_sockjs.RoomLimitExceeded) as raised:
+        endpoint.broadcast("x", room=["ok", "y" * (longest + 1)])
+    assert raised.value.option == "max_room_name_length"
+    assert len(str(raised.value)) < 100  # the name is cut in the message
+    with pytest.raises(aiohttp_sockjs.RoomLimitExceeded):
+        endpoint.broadcast_many(["x"], room="y" * (longest + 1))
+    endpoint.broadcast("to the room", room="é" * longest)
+    assert await rx.messages(1) == ["to the room"]
+    await rx.close()
+
+
+async def test_room_limits_are_options(serve: ClientFactory) -> None:
+    client = await serve(bounded_rooms_handler, max_rooms_per_session=2, max_room_name_length=3)
+    rx = await open_rx(client, "websocket")
+    assert await ask(rx, "join abc") == "joined"
+    assert await ask(rx, "join abcd") == "refused max_room_name_length=3"
+    assert await ask(rx, "join b") == "joined"
+    assert await ask(rx, "join c") == "refused max_rooms_per_session=2"
+    await rx.close()
+    unbounded = await serve(
+        bounded_rooms_handler, max_rooms_per_session=None, max_room_name_length=None
+    )
+    rx = await open_rx(unbounded, "websocket")
+    for n in range(200):
+        assert await ask(rx, f"join {n}" + "z" * 300) == "joined"
+    await rx.close()
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="max_rooms_per_session"):
+            aiohttp_sockjs.Options(max_rooms_per_session=bad)
+        with pytest.raises(ValueError, match="max_room_name_length"):
+            aiohttp_sockjs.Options(max_room_name_length=bad)

@@ -25,7 +25,7 @@ import sockjs_options  # noqa: E402  (docs/_ext, the Sphinx extension)
 
 OPTIONS = [f for f in fields(Options) if f.init]
 NAMES = [f.name for f in OPTIONS]
-UNITS = {"", "seconds", "bytes", "characters", "messages", "sessions", "URL"}
+UNITS = {"", "seconds", "bytes", "characters", "messages", "sessions", "rooms", "URL"}
 
 
 def test_endpoint_options_match_the_fields() -> None:
