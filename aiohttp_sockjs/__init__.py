@@ -24,6 +24,7 @@ from aiohttp import hdrs, web
 
 from . import _aiohttp, protocol
 from ._transports import Routes
+from .clients import TrustedProxies
 from .endpoint import Endpoint, Handler
 from .exceptions import (
     BrokerError,
@@ -69,6 +70,7 @@ __all__ = [
     "SessionMisuse",
     "SessionState",
     "SockJSError",
+    "TrustedProxies",
     "get_endpoint",
     "setup",
 ]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final
 from aiohttp import WebSocketError, WSCloseCode, WSMessage, WSMsgType, hdrs, web
 
 from . import _aiohttp, actor, protocol
+from .clients import CLOSE_CLIENT_RATE_LIMIT
 from .protocol import PayloadError
 from .receiver import Receiver
 from .session import Session, SessionState
@@ -598,6 +599,21 @@ class Routes:
             return self._limit(
                 request, 503, "Too many sessions; try again later.", "too_many_sessions"
             )
+        if endpoint.clients is not None and endpoint.clients.refuses(request):
+            return self._limit(
+                request, 503, "Too many sessions from this client.", "too_many_client_sessions"
+            )
+        return None
+
+    def _no_room(self, request: web.Request) -> str | None:
+        """Why a new session cannot be made now (a refusal reason), or ``None``."""
+        endpoint = self.endpoint
+        if endpoint.closing:
+            return "shutting_down"
+        if endpoint.full():
+            return "too_many_sessions"
+        if endpoint.clients is not None and endpoint.clients.refuses(request):
+            return "too_many_client_sessions"
         return None
 
     def _preflight(self, request: web.Request, methods: str) -> web.Response:
@@ -661,7 +677,7 @@ class Routes:
         session = endpoint.find_session(session_id)
         if session is not None:
             return session, False
-        if endpoint.full() or endpoint.closing:
+        if self._no_room(request) is not None:
             return None
         return endpoint.create_session(session_id, request, transport), True
 
@@ -750,9 +766,7 @@ class Routes:
         opened = self._open(request, framing.transport)
         if opened is None:
             # Filled up while this response started.
-            self.endpoint.count_refusal(
-                "shutting_down" if self.endpoint.closing else "too_many_sessions"
-            )
+            self.endpoint.count_refusal(self._no_room(request) or "too_many_sessions")
             log.info(
                 "SockJS %s %s refused: no room for a new session",
                 request.method,
@@ -839,8 +853,13 @@ class Routes:
                 # It expired while this request waited: its messages would be lost.
                 return self._error(request, 404, "Session not found.")
             messages = await self._receive(request, form)
+            clients = self.endpoint.clients
             if isinstance(messages, list) and messages:
-                processed = actor.deliver(session, messages, sum(map(len, messages)), wait=True)
+                size = sum(map(len, messages))
+                if clients is not None and not clients.admit(session, len(messages), size):
+                    await self._over_client_rate(session)  # issue 21: not delivered
+                    return messages
+                processed = actor.deliver(session, messages, size, wait=True)
                 if processed is not None:
                     await processed
         finally:
@@ -901,6 +920,8 @@ class Routes:
         options = self.endpoint.options
         count_limit = options.max_messages_per_request
         limit = options.max_message_size
+        # Per-client rate (issue 21): None unless client_rate_limit is set.
+        clients = self.endpoint.clients if options.client_rate_limit else None
         gone = False
         try:
             async for msg in ws:
@@ -921,6 +942,9 @@ class Routes:
                         await ws.close(code=1009, message=refused)
                         break
                 if messages:
+                    if clients is not None and not clients.admit(session, len(messages), size):
+                        await self._over_client_rate(session)  # not delivered
+                        continue
                     processed = actor.deliver(session, messages, size)
                     if processed is not None:
                         await processed
@@ -945,6 +969,17 @@ class Routes:
             # client's close frame is still to come (see _aiohttp.start_close).
             await _aiohttp.await_close(ws)
         return ws
+
+    async def _over_client_rate(self, session: Session) -> None:
+        """Close ``session``: its client went over ``client_rate_limit`` (issue 21)."""
+        if session.closed:
+            return
+        self.endpoint.count_refusal("client_rate_limit")
+        log.info(
+            "SockJS session %s: its client is over client_rate_limit; closing it",
+            protocol.loggable(actor.session_id(session) or session.transport),
+        )
+        await session.close(*CLOSE_CLIENT_RATE_LIMIT)
 
     async def _open_websocket(
         self, request: web.Request, raw: bool
@@ -973,9 +1008,10 @@ class Routes:
             compress=compression,
         )
         await ws.prepare(_aiohttp.no_server_takeover(request) if compression else request)
-        if endpoint.full() or endpoint.closing:
+        reason = self._no_room(request)
+        if reason is not None:
             # Filled up (or began shutting down) during the handshake.
-            endpoint.count_refusal("shutting_down" if endpoint.closing else "too_many_sessions")
+            endpoint.count_refusal(reason)
             log.info("SockJS websocket refused: no room for a new session")
             await ws.close(code=protocol.CLOSE_TRY_AGAIN[0], message=b"Try again later")
             return ws

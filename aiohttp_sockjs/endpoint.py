@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from . import actor, protocol
+from .clients import Clients
 from .commands import Batch
 from .hub import Hub
 from .options import TRANSPORTS, Options
@@ -78,6 +79,14 @@ class Endpoint:
         # Issue 21: a join past these raises RoomLimitExceeded.
         self.rooms.max_rooms_per_session = options.max_rooms_per_session
         self.rooms.max_room_name_length = options.max_room_name_length
+        #: Sessions and rates per client (issue 21); ``None`` when no
+        #: per-client option is set. The hub forgets a session there too.
+        self.clients = hub.clients = Clients.for_limits(
+            options.client_key,
+            options.max_sessions_per_client,
+            options.client_rate_limit,
+            clock,
+        )
         #: The broker that carries broadcasts to the other processes, if any.
         self.broker = broker = options.broker
         if broker is not None:
@@ -274,6 +283,8 @@ class Endpoint:
         if session_id is not None and not websocket:
             self._by_id[session_id] = session
         self._sessions[session] = None
+        if self.clients is not None:
+            self.clients.add(session)
         return session
 
     def full(self) -> bool:

@@ -38,6 +38,13 @@ class Member(Protocol):
 M = TypeVar("M", bound=Member)
 
 
+class ClientTable(Protocol):
+    """The table of clients (aiohttp_sockjs.clients), as far as the hub needs it."""
+
+    def remove(self, session: Any) -> None:
+        """``session`` has finished."""
+
+
 class Traffic:
     """The counters of stats() bumped for every batch of messages and every heartbeat.
 
@@ -74,6 +81,9 @@ class Hub(Generic[M]):
         self.by_id: dict[str, M] = {}
         #: Which sessions are in which room.
         self.rooms: Rooms[M] = Rooms()
+        #: The endpoint's table of clients, when a per-client option is on
+        #: (issue 21): a session that finishes leaves it too.
+        self.clients: ClientTable | None = None
         # Handlers still running for sessions that have left the table (a
         # live session holds its own), so that none is lost or left out of
         # shutdown.
@@ -115,6 +125,8 @@ class Hub(Generic[M]):
         """``member`` has finished: it leaves the table, the id index and its rooms."""
         self.sessions.pop(member, None)
         self.rooms.leave_all(member)
+        if self.clients is not None:
+            self.clients.remove(member)
         if task is not None and not task.done():
             self.handler_tasks.add(task)
         if session_id is not None and self.by_id.get(session_id) is member:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypedDict
 
@@ -13,7 +13,7 @@ from .machine import Limits, RateLimit
 
 if TYPE_CHECKING:
     import aiohttp_cors
-
+    from aiohttp import web
 
 __all__ = [
     "TRANSPORTS",
@@ -41,6 +41,11 @@ TRANSPORTS: Final = frozenset(
 )
 
 
+#: A client key function (the ``client_key`` option): the request that opens
+#: a session -> who the client is (see :mod:`aiohttp_sockjs.clients`).
+ClientKey = Callable[["web.BaseRequest"], str]
+
+
 class EndpointOptions(TypedDict, total=False):
     """The keyword options of :func:`aiohttp_sockjs.setup`, for type checkers."""
 
@@ -55,6 +60,9 @@ class EndpointOptions(TypedDict, total=False):
     max_request_size: int
     max_messages_per_request: int
     max_sessions: int | None
+    client_key: ClientKey | None
+    max_sessions_per_client: int | None
+    client_rate_limit: RateLimit | None
     max_rooms_per_session: int | None
     max_room_name_length: int | None
     max_queue_size: int
@@ -181,6 +189,43 @@ class Options:
             " until they expire); ``None`` for no limit.",
             unit="sessions",
             client="HTTP 503 for a new session, before any websocket upgrade",
+        ),
+    )
+    client_key: ClientKey | None = field(
+        default=None,
+        compare=False,
+        metadata=_doc(
+            "Who a client is, for ``max_sessions_per_client`` and ``client_rate_limit``:"
+            " a function of the request that opens a session, returning a string."
+            " ``None``: the peer's address (an IPv6 one by its /64). Behind proxies,"
+            " :class:`aiohttp_sockjs.TrustedProxies` believes their ``X-Forwarded-For``"
+            " or ``Forwarded`` header, and nobody else's; an application may key by"
+            " an authenticated user id instead.",
+            client="nothing by itself",
+        ),
+    )
+    max_sessions_per_client: int | None = field(
+        default=1000,
+        metadata=_doc(
+            "The most sessions one client (see ``client_key``) holds at once: a"
+            " tenth of the default ``max_sessions``, so that one address cannot take"
+            " the endpoint, while an office or a carrier's NAT of hundreds of people"
+            " still fits (see :doc:`/explanation/security`); ``None`` for no limit."
+            " Behind a proxy, set ``client_key``, or every client is the proxy.",
+            unit="sessions",
+            client='HTTP 503 "Too many sessions from this client." for a new session,'
+            " before any websocket upgrade",
+        ),
+    )
+    client_rate_limit: RateLimit | None = field(
+        default=None,
+        metadata=_doc(
+            "A :class:`~aiohttp_sockjs.RateLimit` shared by all the sessions of one"
+            " client (see ``client_key``), beside each session's ``rate_limit``:"
+            " opening more sessions gives a client no more messages a second;"
+            " ``None`` for no limit.",
+            client='close frame 1008 "Client rate limit exceeded" for the session'
+            " whose messages went over; they are not delivered",
         ),
     )
     max_rooms_per_session: int | None = field(
@@ -371,7 +416,12 @@ class Options:
         ):
             if not int(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be positive")
-        for name in ("max_sessions", "max_rooms_per_session", "max_room_name_length"):
+        for name in (
+            "max_sessions",
+            "max_sessions_per_client",
+            "max_rooms_per_session",
+            "max_room_name_length",
+        ):
             value = getattr(self, name)
             if value is not None and not int(value) > 0:
                 raise ValueError(f"{name} must be positive (or None)")
@@ -384,8 +434,11 @@ class Options:
             raise ValueError("websocket_close_timeout must be positive")
         if not int(self.websocket_compression_threshold) >= 0:
             raise ValueError("websocket_compression_threshold must not be negative")
-        if self.rate_limit is not None and not isinstance(self.rate_limit, RateLimit):
-            raise TypeError("rate_limit must be an aiohttp_sockjs.RateLimit (or None)")
+        for name in ("rate_limit", "client_rate_limit"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), RateLimit):
+                raise TypeError(f"{name} must be an aiohttp_sockjs.RateLimit (or None)")
+        if self.client_key is not None and not callable(self.client_key):
+            raise TypeError("client_key must be a function of the request (or None)")
         origins = None if self.allowed_origins is None else OriginPolicy(self.allowed_origins)
         # Unset, every origin is served, and the transports that cannot be
         # origin-checked are on; set, they are off unless asked for.

@@ -23,6 +23,8 @@ __all__ = ["REFUSAL_REASONS", "EndpointStats"]
 #:
 #: - ``too_many_sessions``: a new session would go over ``max_sessions`` (503,
 #:   or close 1013 on a websocket or stream that filled up meanwhile);
+#: - ``too_many_client_sessions``: a new session would go over
+#:   ``max_sessions_per_client`` for its client (503, or close 1013 as above);
 #: - ``shutting_down``: a new session while the endpoint shuts down;
 #: - ``origin``: an ``Origin`` not in ``allowed_origins`` (403);
 #: - ``request_size``: a body or websocket frame over ``max_request_size``
@@ -31,16 +33,20 @@ __all__ = ["REFUSAL_REASONS", "EndpointStats"]
 #: - ``message_count``: more than ``max_messages_per_request`` messages in
 #:   one body or frame (413, 1009);
 #: - ``rate_limit``: a session closed for going over ``rate_limit`` (1008);
+#: - ``client_rate_limit``: a session closed because its client went over
+#:   ``client_rate_limit`` (1008);
 #: - ``inbox_full``: an ``xhr_send``/``jsonp_send`` that found no room in the
 #:   session's inbox within ``inbound_timeout`` (503).
 REFUSAL_REASONS: Final = (
     "too_many_sessions",
+    "too_many_client_sessions",
     "shutting_down",
     "origin",
     "request_size",
     "message_size",
     "message_count",
     "rate_limit",
+    "client_rate_limit",
     "inbox_full",
 )
 

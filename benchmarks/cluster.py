@@ -110,7 +110,8 @@ def serving_app(broker_url: str | None) -> web.Application:
     so its broadcasts reach the ``/bcast`` sessions of every server sharing that Redis.
     """
     app = web.Application()
-    extra: dict[str, Any] = {}
+    # The load generators open every session from one address.
+    extra: dict[str, Any] = {"max_sessions_per_client": None}
     if broker_url is not None:
         from aiohttp_sockjs.broker import RedisBroker
 

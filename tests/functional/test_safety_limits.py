@@ -321,6 +321,7 @@ async def test_broadcast_with_stalled_sessions_reaches_the_healthy(
         aiohttp_client,
         idle,
         max_sessions=None,
+        max_sessions_per_client=None,  # 10,000 sessions from one address
         max_queue_size=200_000,
         disconnect_delay=60,
         response_limit=1 << 30,
