@@ -225,6 +225,9 @@ defaults
     # request to the server too, so its session learns it at once (1002)
     # rather than at the next failed heartbeat.
     option abortonclose
+    # The client's address for the servers (client_key=TrustedProxies):
+    # appended to any X-Forwarded-For the client sent.
+    option forwardfor
 
 frontend sockjs
     bind {listen}

@@ -85,6 +85,12 @@ MAX_TEXT: Final = 500
 RATE_LIMIT: Final = aiohttp_sockjs.RateLimit(
     messages_per_second=10, bytes_per_second=32 * 1024, burst=5.0
 )
+#: Per client (an address, see ``client_key``) over all of its sessions: 20
+#: messages a second, in bursts of up to 100. A person with a few tabs open
+#: stays well under it; a script opening many sessions gets no more.
+CLIENT_RATE_LIMIT: Final = aiohttp_sockjs.RateLimit(
+    messages_per_second=20, bytes_per_second=64 * 1024, burst=5.0
+)
 #: Seconds a person who lost their connection stays in the room, waiting to rejoin.
 REJOIN_GRACE: Final = 15.0
 #: The close code of a session whose person rejoined on another connection.
@@ -365,6 +371,8 @@ def make_app(
     # A person types a few lines a second at most; a client sending far more
     # is a script flooding the room, and is disconnected (close 1008).
     options.setdefault("rate_limit", RATE_LIMIT)
+    # ...and more sessions give a client no more messages a second.
+    options.setdefault("client_rate_limit", CLIENT_RATE_LIMIT)
     room.endpoint = aiohttp_sockjs.setup(app, PREFIX, room.chat, **options)
 
     async def close_room(app: web.Application) -> None:

@@ -114,7 +114,10 @@ def worker_app(redis_url: str, name: str) -> web.Application:
     """The chat app of one worker: a broker, people shared, ``X-Served-By``."""
     broker = RedisBroker(redis_url, heartbeat_interval=1.0, process_ttl=3.0, process_id=name)
     # Person ids like "worker2:5" are unique in the cluster.
-    app = chat.make_app(id_prefix=f"{name}:", server=name, broker=broker)
+    # Behind nginx every peer is 127.0.0.1: believe its X-Forwarded-For
+    # (and nobody else's), or all the pages would be one client.
+    proxies = aiohttp_sockjs.TrustedProxies(["127.0.0.1", "::1"])
+    app = chat.make_app(id_prefix=f"{name}:", server=name, broker=broker, client_key=proxies)
     endpoint = aiohttp_sockjs.get_endpoint(app, chat.PREFIX)
 
     async def served_by(request: web.Request, response: web.StreamResponse) -> None:

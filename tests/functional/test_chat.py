@@ -178,7 +178,9 @@ async def test_a_flooding_client_is_disconnected_and_the_room_goes_on(client: Cl
         if msg.data.startswith("c"):
             break
         assert all(m["type"] in ("online", "join", "leave") for m in _decode_frame(msg.data))
-    assert json.loads(msg.data[1:]) == [1008, "Rate limit exceeded"]
+    # Over the session's rate_limit and its client's client_rate_limit at
+    # once: the client's bucket is checked first.
+    assert json.loads(msg.data[1:]) == [1008, "Client rate limit exceeded"]
     # Alice was not flooded: she sees mallory go (now or after the grace)
     # and can still talk.
     await alice.send({"type": "say", "text": "still here"})
