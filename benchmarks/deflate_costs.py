@@ -17,6 +17,10 @@ CPU per message of each way a server can send or receive them:
 The messages are SockJS frames of generated JSON (``a["..."]`` towards the
 client, ``["..."]`` towards the server), so string escaping is included.
 Timings are process CPU time over many messages, best of ``--reps``.
+
+``--inflated`` prints instead what one client frame that inflates to 1 MiB
+costs the server (see :func:`inflated_costs`): the figure an operator
+weighs before turning ``websocket_compression`` on.
 """
 
 from __future__ import annotations
@@ -167,10 +171,62 @@ def client_sends(items: list[bytes], reps: int) -> dict[str, tuple[float, float]
     return out
 
 
+def inflated_costs(reps: int) -> None:
+    """Server CPU per inflated MiB a client can make it spend, by what it sends.
+
+    Each payload is one 1 MiB client frame, compressed as Chromium would
+    (zlib's default level). The CPU is inflating it, and inflating it and
+    then what the server does with any frame: decode the UTF-8 and the
+    SockJS JSON array. The wire figure says how far a client's upload goes:
+    a frame of one repeated byte inflates about a thousand times.
+    """
+    from aiohttp_sockjs.protocol import decode_websocket_payload
+
+    rng = random.Random(21)
+    mib = 1 << 20
+    messages = chat_messages(12_000, rng)
+    while len(json.dumps(messages)) > mib:
+        messages.pop()
+    chat = json.dumps(messages)
+    payloads = {
+        "chat messages (JSON)": chat.encode(),
+        "one message of one repeated letter": ('["' + "x" * (mib - 4) + '"]').encode(),
+        "whitespace (no message at all)": b"[" + b" " * (mib - 2) + b"]",
+    }
+    print()
+    print("| 1 MiB client frame of | Bytes on the wire | Inflate [ms per MiB] |", end="")
+    print(" Inflate + decode [ms per MiB] | CPU per MB on the wire [ms] |")
+    print("|---|--:|--:|--:|--:|")
+    for label, payload in payloads.items():
+        deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+        wire = (deflate.compress(payload) + deflate.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        size = len(payload) / mib
+        inflate_only = decoded = float("inf")
+        for _ in range(reps):
+            t0 = time.process_time()
+            data = zlib.decompressobj(-15).decompress(wire + _TRAILER)
+            t1 = time.process_time()
+            decode_websocket_payload(data.decode())
+            t2 = time.process_time()
+            inflate_only = min(inflate_only, t1 - t0)
+            decoded = min(decoded, t2 - t0)
+        per_wire_mb = decoded / (len(wire) / 1e6)
+        print(
+            f"| {label} | {len(wire):,} | {inflate_only / size * 1e3:.2f} |"
+            f" {decoded / size * 1e3:.2f} | {per_wire_mb * 1e3:,.0f} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument(
+        "--inflated", action="store_true", help="only the CPU per inflated MiB of client frames"
+    )
     args = parser.parse_args(argv)
+    if args.inflated:
+        inflated_costs(args.reps)
+        return
     rng = random.Random(14)
     chat = chat_messages(5000, rng)
     large = [large_message(rng) for _ in range(20)]
