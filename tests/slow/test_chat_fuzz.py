@@ -145,9 +145,9 @@ async def test_no_input_breaks_the_chat(
     aiohttp_client: Factory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    # rate_limit off: the fuzzer sends faster than a person types, and the
-    # rate limit is tested elsewhere; every other option is the demo's.
-    app = make_app(rejoin_grace=0.05, rate_limit=None, heartbeat_delay=10.0)
+    # Rate limits off: the fuzzer sends faster than a person types, and the
+    # rate limits are tested elsewhere; every other option is the demo's.
+    app = make_app(rejoin_grace=0.05, rate_limit=None, client_rate_limit=None, heartbeat_delay=10.0)
     client = await aiohttp_client(app)
     rng = random.Random(SEED)
     pages = [Page(client, f"p{i}") for i in range(SESSIONS)]
