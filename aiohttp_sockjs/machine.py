@@ -491,6 +491,27 @@ class SessionMachine(Generic[R]):
             return receiver
         return None
 
+    def admit_posted(self, posted: int, size: int) -> int | None:
+        """The send bound, for a send of ``size`` characters beside ``posted`` waiting ones.
+
+        A query for the driver's mailbox, where sends wait while the driver
+        is busy writing: what the machine holds, plus what waits, plus this
+        send must stay within ``max_queue_size`` (an empty queue takes any
+        one message). ``None``: the send may be posted. ``-1``: it may not,
+        and the policy is ``"close"``: drop what waits and enter
+        :meth:`overflow`. Otherwise (``"drop_oldest"``): drop the oldest
+        waiting messages until at most that many characters wait, then post
+        it; the machine drops from its own queue as it takes the send.
+        Changes nothing.
+        """
+        limits = self._limits
+        held = self._queued + self._inflight
+        if admits(held + posted, size, limits.max_queue_size):
+            return None
+        if limits.queue_overflow == "close":
+            return -1
+        return max(0, limits.max_queue_size - size - held)
+
     def overflow(self) -> list[Action[R]]:
         """The outbound bound was crossed (by :meth:`send` or seen by the driver's channel).
 

@@ -291,7 +291,15 @@ class Session(Actor):
         # Not a call to receive(): a handler idling in ``async for`` then
         # holds one coroutine, not two.
         while True:
-            if self._streak and self._hub.pressured and self._inbox:
+            inbox = self._inbox
+            if inbox and self._gate is None and not (self._streak and self._hub.pressured):
+                # The common case of _next_message (no pacing, inbound not
+                # paused), without its call: this runs for every message.
+                message = inbox.popleft()
+                self._inbox_size -= len(message)
+                self._streak = True
+                return message
+            if self._streak and self._hub.pressured and inbox:
                 await self._fair()
             got = self._next_message()
             if isinstance(got, str):
