@@ -61,7 +61,10 @@ try:
     import redis
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
+    from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+    from redis.asyncio.sentinel import SentinelConnectionPool
     from redis.backoff import NoBackoff
+    from redis.sentinel import Sentinel as SyncSentinel
 except ImportError as exc:  # pragma: no cover - depends on the install
     from ._extras import missing
 
@@ -79,6 +82,7 @@ __all__ = [
     "Presence",
     "Publisher",
     "RedisBroker",
+    "RedisSentinel",
     "SyncPublisher",
     "decode_entry",
     "encode_entry",
@@ -105,8 +109,6 @@ _BATCH: Final = 512
 _BLOCK_MS: Final = 1000
 # Forget the sequence number of a publisher not heard from for this long.
 _SEQ_MEMORY: Final = 600.0
-
-RedisClient = Union[str, aioredis.Redis]  # noqa: UP007 - a runtime alias on 3.10
 
 
 def _normalise_prefix(prefix: str) -> str:
@@ -235,40 +237,179 @@ def _merge_presence(
     return Presence(total, rooms, processes)
 
 
-def _client_from(source: RedisClient, connect_timeout: float) -> tuple[aioredis.Redis, bool, str]:
-    """A redis-py asyncio client, whether we own it, and where it points (no password)."""
+@dataclass(frozen=True)
+class RedisSentinel:
+    """Redis behind Sentinel: the master's name and where its sentinels listen.
+
+    Give it instead of a URL to :class:`RedisBroker`, :class:`Publisher` or
+    :class:`SyncPublisher`::
+
+        RedisBroker(RedisSentinel("sockjs", [("10.0.0.1", 26379), ("10.0.0.2", 26379)]))
+
+    Every connection asks the sentinels where the master is (redis-py's
+    ``Sentinel.master_for``), so after a failover the broker reconnects to
+    the promoted replica. ``username`` and ``password`` are the master's,
+    ``sentinel_username`` and ``sentinel_password`` the sentinels' own (if
+    they require one); ``ssl`` applies to the master's connections.
+    """
+
+    master: str
+    sentinels: Sequence[tuple[str, int]]
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
+    ssl: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.master, str) or not self.master:
+            raise ValueError("RedisSentinel needs the master's name")
+        addresses = tuple((str(host), int(port)) for host, port in self.sentinels)
+        if not addresses:
+            raise ValueError("RedisSentinel needs at least one sentinel address")
+        object.__setattr__(self, "sentinels", addresses)
+
+    def __str__(self) -> str:
+        where = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+        return f"master {self.master!r} of sentinels {where}"
+
+    def _sentinel_kwargs(self, timeout: float) -> dict[str, Any]:
+        # A socket timeout too: a sentinel that hangs must not hang the
+        # search for the master (redis-py then asks the next one).
+        kwargs: dict[str, Any] = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+        if self.sentinel_username is not None:
+            kwargs["username"] = self.sentinel_username
+        if self.sentinel_password is not None:
+            kwargs["password"] = self.sentinel_password
+        return kwargs
+
+    def _master_kwargs(self, timeout: float) -> dict[str, Any]:
+        return {
+            "db": self.db,
+            "username": self.username,
+            "password": self.password,
+            "ssl": self.ssl,
+            "socket_connect_timeout": timeout,
+        }
+
+
+RedisClient = Union[str, RedisSentinel, aioredis.Redis, aioredis.RedisCluster]  # noqa: UP007 - a runtime alias on 3.10
+AsyncClient = Union[aioredis.Redis, aioredis.RedisCluster]  # noqa: UP007
+SyncRedisClient = Union[str, RedisSentinel, redis.Redis, redis.RedisCluster]  # noqa: UP007
+
+
+@dataclass
+class _Link:
+    """A redis-py client, how to close what we made of it, and where it points."""
+
+    client: Any  # AsyncClient, or redis.Redis / redis.RedisCluster for SyncPublisher
+    closers: list[Any]  # clients we made, closed in this order
+    where: str
+    cluster: bool
+
+
+def _client_from(source: RedisClient, connect_timeout: float) -> _Link:
+    """The asyncio client for ``source`` (a URL, a Sentinel configuration or a client)."""
+    # The broker retries on its own; one quick retry covers a pooled
+    # connection that went stale while Redis restarted or failed over.
+    retry = Retry(NoBackoff(), 1)
     if isinstance(source, str):
         try:
             client = aioredis.Redis.from_url(
-                source,
-                socket_connect_timeout=connect_timeout,
-                # The broker retries on its own; one quick retry covers a
-                # pooled connection that went stale while Redis restarted.
-                retry=Retry(NoBackoff(), 1),
+                source, socket_connect_timeout=connect_timeout, retry=retry
             )
         except ValueError as exc:
             raise ValueError(f"not a Redis URL: {exc}") from None
-        owned = True
-    elif isinstance(source, aioredis.Redis):
-        client = source
-        owned = False
-    else:
-        raise TypeError(f"need a Redis URL or a redis.asyncio.Redis, not {type(source).__name__}")
-    kwargs = client.connection_pool.connection_kwargs
+        return _Link(client, [client], _address(client.connection_pool.connection_kwargs), False)
+    if isinstance(source, RedisSentinel):
+        manager = AsyncSentinel(
+            source.sentinels, sentinel_kwargs=source._sentinel_kwargs(connect_timeout)
+        )
+        client = manager.master_for(
+            source.master, retry=retry, **source._master_kwargs(connect_timeout)
+        )
+        return _Link(client, [client, *manager.sentinels], str(source), False)
+    if isinstance(source, aioredis.Redis):
+        kwargs = source.connection_pool.connection_kwargs
+        _check_decoding(kwargs)
+        pool = source.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            return _Link(source, [], f"master {pool.service_name!r} of its sentinels", False)
+        return _Link(source, [], _address(kwargs), False)
+    if isinstance(source, aioredis.RedisCluster):
+        _check_decoding(source.get_connection_kwargs())
+        return _Link(source, [], _cluster_address(source.get_nodes()), True)
+    raise TypeError(
+        "need a Redis URL, a RedisSentinel, a redis.asyncio.Redis or a "
+        f"redis.asyncio.RedisCluster, not {type(source).__name__}"
+    )
+
+
+def _sync_client_from(source: SyncRedisClient, connect_timeout: float) -> _Link:
+    """:func:`_client_from` for the synchronous redis-py clients."""
+    if isinstance(source, str):
+        try:
+            client = redis.Redis.from_url(source, socket_connect_timeout=connect_timeout)
+        except ValueError as exc:
+            raise ValueError(f"not a Redis URL: {exc}") from None
+        return _Link(client, [client], _address(client.connection_pool.connection_kwargs), False)
+    if isinstance(source, RedisSentinel):
+        manager = SyncSentinel(
+            source.sentinels, sentinel_kwargs=source._sentinel_kwargs(connect_timeout)
+        )
+        client = manager.master_for(source.master, **source._master_kwargs(connect_timeout))
+        return _Link(client, [client, *manager.sentinels], str(source), False)
+    if isinstance(source, redis.Redis):
+        _check_decoding(source.connection_pool.connection_kwargs)
+        return _Link(source, [], _address(source.connection_pool.connection_kwargs), False)
+    if isinstance(source, redis.RedisCluster):
+        _check_decoding(source.get_connection_kwargs())  # type: ignore[no-untyped-call]
+        nodes = source.get_nodes()  # type: ignore[no-untyped-call]
+        return _Link(source, [], _cluster_address(nodes), True)
+    raise TypeError(
+        "need a Redis URL, a RedisSentinel, a redis.Redis or a redis.RedisCluster, "
+        f"not {type(source).__name__}"
+    )
+
+
+def _check_decoding(kwargs: Mapping[str, Any]) -> None:
     if kwargs.get("decode_responses"):
         raise ValueError("the broker needs a Redis client with decode_responses=False")
+
+
+def _address(kwargs: Mapping[str, Any]) -> str:
+    """Where a client's connections go, without its password."""
     where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-    return client, owned, str(where)
+    return str(where)
+
+
+def _cluster_address(nodes: Iterable[Any]) -> str:
+    names = sorted(f"{n.host}:{n.port}" for n in nodes)
+    shown = ",".join(names[:3]) + (",..." if len(names) > 3 else "")
+    return f"the cluster of {shown}" if names else "a Redis Cluster"
+
+
+async def _mget(client: AsyncClient, keys: list[str]) -> list[Any]:
+    """MGET, one slot at a time on a cluster (no command spans two slots)."""
+    if isinstance(client, aioredis.RedisCluster):
+        return list(await client.mget_nonatomic(keys))
+    return list(await client.mget(keys))
+
+
+async def _close(link: _Link) -> None:
+    for client in link.closers:
+        await client.aclose()
 
 
 async def _read_presence(
-    client: aioredis.Redis, namespace: str, prefix: str, local: Endpoint | None
+    client: AsyncClient, namespace: str, prefix: str, local: Endpoint | None
 ) -> Presence:
     members = await client.smembers(_processes_key(namespace))
     ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
     if local is not None and local.broker is not None:
         ids = [i for i in ids if i != local.broker.process_id]
-    values = await client.mget([_process_key(namespace, i) for i in ids]) if ids else []
+    values = await _mget(client, [_process_key(namespace, i) for i in ids]) if ids else []
     dead = [i for i, v in zip(ids, values, strict=True) if v is None]
     if dead:
         await client.srem(_processes_key(namespace), *dead)
@@ -330,7 +471,9 @@ class RedisBroker:
             raise ValueError("need 0 < heartbeat_interval < process_ttl")
         if retry_interval <= 0 or connect_timeout <= 0:
             raise ValueError("retry_interval and connect_timeout must be positive")
-        self._client, self._owned, self._where = _client_from(redis, connect_timeout)
+        self._link = _client_from(redis, connect_timeout)
+        self._client: AsyncClient = self._link.client
+        self._where = self._link.where
         self.namespace = namespace
         self.stream_maxlen = int(stream_maxlen)
         self.max_outbox_size = int(max_outbox_size)
@@ -357,6 +500,8 @@ class RedisBroker:
         self._outbox_count = 0
         self._wake = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
+        # On a Redis Cluster, one reader per stream: a command reads one slot.
+        self._stream_readers: dict[bytes, asyncio.Task[None]] = {}
         self._writer: asyncio.Task[None] | None = None
         self._down_since: float | None = None
         self._dropped_in_outage = 0
@@ -388,9 +533,9 @@ class RedisBroker:
         """The ids of the processes whose heartbeat is fresh (this one included)."""
         members = await self._client.smembers(_processes_key(self.namespace))
         ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
-        values = await self._client.mget([_process_key(self.namespace, i) for i in ids])
+        values = await _mget(self._client, [_process_key(self.namespace, i) for i in ids])
         alive = {i for i, v in zip(ids, values, strict=True) if v is not None}
-        if self._reader is not None:
+        if self._running:
             alive.add(self.process_id)
         return frozenset(alive)
 
@@ -410,10 +555,11 @@ class RedisBroker:
         key = _stream_key(self.namespace, endpoint.prefix).encode()
         self._by_key[key] = endpoint
         self._endpoints[endpoint.prefix] = endpoint
-        if self._reader is not None:
+        if self._running:
             # The reader finds where the stream ends before its next read,
             # on its own connection: the process keeps one pair.
             self._unread.add(key)
+            self._start_reader(key)
             self._wake.set()  # a heartbeat now, with this endpoint in it
             return
         try:
@@ -425,11 +571,17 @@ class RedisBroker:
                 f"cannot reach Redis at {self._where} for the SockJS broker: "
                 f"{exc or type(exc).__name__}"
             ) from exc
-        if self._reader is None:
+        if not self._running:
             self._down_since = None
             self._running = True
-            self._reader = asyncio.ensure_future(self._read_forever())
+            self._start_reader(key)
             self._writer = asyncio.ensure_future(self._write_forever())
+
+    def _start_reader(self, key: bytes) -> None:
+        if self._link.cluster:
+            self._stream_readers[key] = asyncio.ensure_future(self._read_forever(key))
+        elif self._reader is None:
+            self._reader = asyncio.ensure_future(self._read_forever(None))
 
     async def _newest(self, key: bytes) -> bytes:
         """The id of the last entry of stream ``key`` (``0-0`` if it has none)."""
@@ -445,6 +597,10 @@ class RedisBroker:
         self._by_key.pop(key, None)
         self._last_ids.pop(key, None)
         self._unread.discard(key)
+        reader = self._stream_readers.pop(key, None)
+        if reader is not None:
+            reader.cancel()
+            await asyncio.wait([reader], timeout=1.0)
         if not self._endpoints:
             await self._stop()
 
@@ -533,18 +689,21 @@ class RedisBroker:
             if now - seen > _SEQ_MEMORY:
                 del self._seen[source]
 
-    async def _read_forever(self) -> None:
+    async def _read_forever(self, only: bytes | None) -> None:
+        """Read the streams of every endpoint (or only stream ``only``), for ever."""
         failures = 0
         while self._running:
             try:
                 if failures:
-                    await self._resync()
+                    await self._resync(only)
                 for key in list(self._unread):
+                    if only is not None and key != only:
+                        continue
                     newest = await self._newest(key)
                     if key in self._unread:
                         self._unread.discard(key)
                         self._last_ids[key] = newest
-                streams = dict(self._last_ids)
+                streams = {k: v for k, v in self._last_ids.items() if only is None or k == only}
                 if not streams:
                     await asyncio.sleep(_BLOCK_MS / 1000)
                     continue
@@ -567,7 +726,7 @@ class RedisBroker:
                     entries = entries[0]  # RESP3 shape: {key: [[entries]]}
                 self._handle(stream, entries)
 
-    async def _resync(self) -> None:
+    async def _resync(self, only: bytes | None) -> None:
         """After losing Redis: read on from our last entry, or from the start.
 
         If the last entry we read is gone, the stream was trimmed past it
@@ -575,7 +734,7 @@ class RedisBroker:
         is new to us): either way reading from the start misses nothing.
         """
         for key, last in list(self._last_ids.items()):
-            if last == b"0-0":
+            if last == b"0-0" or (only is not None and key != only):
                 continue
             found = await self._client.xrange(key, min=last, max=last, count=1)
             if not found and key in self._last_ids:
@@ -643,6 +802,8 @@ class RedisBroker:
 
     async def _stop(self) -> None:
         tasks = [t for t in (self._reader, self._writer) if t is not None]
+        tasks += self._stream_readers.values()
+        self._stream_readers.clear()
         self._reader = self._writer = None
         self._running = False
         while tasks:
@@ -656,8 +817,7 @@ class RedisBroker:
             await asyncio.wait_for(self._leave(), 1.0)
         self._outbox.clear()
         self._outbox_chars = 0
-        if self._owned:
-            await self._client.aclose()
+        await _close(self._link)
 
     async def _leave(self) -> None:
         while self._outbox:
@@ -701,7 +861,8 @@ class Publisher:
         max_message_size: int = 1 << 20,
         connect_timeout: float = 5.0,
     ) -> None:
-        self._client, self._owned, self._where = _client_from(redis, connect_timeout)
+        self._link = _client_from(redis, connect_timeout)
+        self._client: AsyncClient = self._link.client
         self.namespace = namespace
         self.stream_maxlen = int(stream_maxlen)
         self.max_message_size = int(max_message_size)
@@ -726,8 +887,7 @@ class Publisher:
 
     async def aclose(self) -> None:
         """Close the Redis client, if this publisher made it."""
-        if self._owned:
-            await self._client.aclose()
+        await _close(self._link)
 
     async def __aenter__(self) -> Publisher:
         return self
@@ -744,31 +904,21 @@ class SyncPublisher:
         with SyncPublisher("redis://localhost:6379/0") as publisher:
             publisher.publish("/chat", "nightly report ready", room="user:alice")
 
-    ``redis`` is a URL or a ``redis.Redis`` (sync) client.
+    ``redis`` is a URL, a :class:`RedisSentinel`, or a (sync) ``redis.Redis``
+    or ``redis.RedisCluster`` client.
     """
 
     def __init__(
         self,
-        redis_: str | redis.Redis,
+        redis_: SyncRedisClient,
         *,
         namespace: str = DEFAULT_NAMESPACE,
         stream_maxlen: int = 10_000,
         max_message_size: int = 1 << 20,
         connect_timeout: float = 5.0,
     ) -> None:
-        if isinstance(redis_, str):
-            try:
-                self._client = redis.Redis.from_url(redis_, socket_connect_timeout=connect_timeout)
-            except ValueError as exc:
-                raise ValueError(f"not a Redis URL: {exc}") from None
-            self._owned = True
-        elif isinstance(redis_, redis.Redis):
-            self._client = redis_
-            self._owned = False
-        else:
-            raise TypeError(f"need a Redis URL or a redis.Redis, not {type(redis_).__name__}")
-        if self._client.connection_pool.connection_kwargs.get("decode_responses"):
-            raise ValueError("the publisher needs a Redis client with decode_responses=False")
+        self._link = _sync_client_from(redis_, connect_timeout)
+        self._client: redis.Redis | redis.RedisCluster = self._link.client
         self.namespace = namespace
         self.stream_maxlen = int(stream_maxlen)
         self.max_message_size = int(max_message_size)
@@ -792,15 +942,18 @@ class SyncPublisher:
         prefix = _normalise_prefix(prefix)
         members: Any = self._client.smembers(_processes_key(self.namespace))
         ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
-        values: Any = (
-            self._client.mget([_process_key(self.namespace, i) for i in ids]) if ids else []
-        )
+        keys = [_process_key(self.namespace, i) for i in ids]
+        values: Any = []
+        if keys and isinstance(self._client, redis.RedisCluster):
+            values = self._client.mget_nonatomic(keys)
+        elif keys:
+            values = self._client.mget(keys)
         return _merge_presence(prefix, zip(ids, values, strict=True), None)
 
     def close(self) -> None:
         """Close the Redis client, if this publisher made it."""
-        if self._owned:
-            self._client.close()
+        for client in self._link.closers:
+            client.close()
 
     def __enter__(self) -> SyncPublisher:
         return self
