@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -42,35 +43,34 @@ class RedisServer:
     outage and a restart of the same server (empty, as nothing is saved).
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, extra: list[str] | None = None, *, sentinel: bool = False
+    ) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.directory = directory
+        self.sentinel = sentinel
         self.config = directory / "redis.conf"
-        self.config.write_text(
-            "\n".join(
-                [
-                    "bind 127.0.0.1",
-                    f"port {self.port}",
-                    "protected-mode yes",
-                    "daemonize no",
-                    'save ""',
-                    "appendonly no",
-                    f"dir {directory}",
-                    "loglevel warning",
-                    f"logfile {directory / 'redis.log'}",
-                    "databases 1",
-                ]
-            )
-            + "\n"
-        )
+        base = [
+            "bind 127.0.0.1",
+            f"port {self.port}",
+            "daemonize no",
+            f"dir {directory}",
+            "loglevel warning",
+            f"logfile {directory / 'redis.log'}",
+        ]
+        if not sentinel:
+            base += ["protected-mode yes", 'save ""', "appendonly no", "databases 1"]
+        self.config.write_text("\n".join(base + (extra or [])) + "\n")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
         assert self.process is None
+        # Debian's redis-sentinel is redis-server under another name; the
+        # flag makes one without the redis-sentinel package.
         self.process = subprocess.Popen(
-            [REDIS_SERVER, str(self.config)],
+            [REDIS_SERVER, str(self.config), *(["--sentinel"] if self.sentinel else [])],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -90,6 +90,11 @@ class RedisServer:
             self.process.wait(10)
             self.process = None
 
+    def pause(self, paused: bool = True) -> None:
+        """SIGSTOP the server (it takes no traffic, replicates nothing), or SIGCONT it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
     def ping(self) -> bool:
         """Whether the server answers PING (raw RESP, no client library)."""
         try:
@@ -98,6 +103,10 @@ class RedisServer:
                 return sock.recv(64).startswith(b"+PONG")
         except OSError:
             return False
+
+    def address(self) -> tuple[str, int]:
+        """Host and port, as Sentinel and Cluster clients take them."""
+        return ("127.0.0.1", self.port)
 
 
 @pytest.fixture
@@ -116,6 +125,113 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 # --- end of Redis -----------------------------------------------------------------
+
+
+# --- Redis Sentinel: a master, a replica and three sentinels ---------------------
+
+SENTINEL_MASTER = "sockjs"
+#: How long the sentinels wait before they call an unanswering master down.
+SENTINEL_DOWN_AFTER_MS = 500
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll ``check`` until it holds (a component's start, not a test's condition)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.05)
+
+
+@dataclass
+class SentinelGroup:
+    """A master, its replica and three sentinels watching them (quorum 2)."""
+
+    master: RedisServer
+    replica: RedisServer
+    sentinels: list[RedisServer]
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [s.address() for s in self.sentinels]
+
+    def master_address(self) -> tuple[str, int] | None:
+        """Where the sentinels say the master is (the first that answers)."""
+        import redis
+
+        for sentinel in self.sentinels:
+            if sentinel.process is None:
+                continue
+            with contextlib.suppress(redis.RedisError), redis.Redis(*sentinel.address()) as r:
+                host, port = r.sentinel_get_master_addr_by_name(SENTINEL_MASTER)
+                return (host.decode() if isinstance(host, bytes) else host, int(port))
+        return None
+
+    def stop(self) -> None:
+        for server in (*self.sentinels, self.replica, self.master):
+            with contextlib.suppress(Exception):
+                server.stop()
+
+
+@pytest.fixture
+def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    """A replicated Redis under three sentinels, all on loopback, stopped after the test."""
+    import redis
+
+    if not os.access(REDIS_SERVER, os.X_OK):
+        pytest.fail(f"{REDIS_SERVER} is missing: install Debian's redis-server (.ci/run does)")
+    dirs = {name: tmp_path / name for name in ("master", "replica", "s0", "s1", "s2")}
+    for directory in dirs.values():
+        directory.mkdir()
+    # Diskless replication without its default delay: the replica is in sync
+    # a moment after it starts.
+    sync = ["repl-diskless-sync yes", "repl-diskless-sync-delay 0"]
+    master = RedisServer(dirs["master"], sync)
+    group = SentinelGroup(master, RedisServer(dirs["replica"], sync), [])
+    try:
+        master.start()
+        group.replica.config.write_text(
+            group.replica.config.read_text() + f"replicaof 127.0.0.1 {master.port}\n"
+        )
+        group.replica.start()
+
+        def replica_in_sync() -> bool:
+            with redis.Redis(*group.replica.address()) as r:
+                return r.info("replication").get("master_link_status") == "up"
+
+        wait_until(replica_in_sync, "the replica's sync")
+        for name in ("s0", "s1", "s2"):
+            sentinel = RedisServer(
+                dirs[name],
+                [
+                    f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master.port} 2",
+                    f"sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}",
+                    f"sentinel failover-timeout {SENTINEL_MASTER} 5000",
+                    f"sentinel parallel-syncs {SENTINEL_MASTER} 1",
+                ],
+                sentinel=True,
+            )
+            group.sentinels.append(sentinel)
+            sentinel.start()
+
+        def sentinels_ready() -> bool:
+            for sentinel in group.sentinels:
+                with redis.Redis(*sentinel.address()) as r:
+                    if len(r.sentinel_slaves(SENTINEL_MASTER)) != 1:
+                        return False
+                    if len(r.sentinel_sentinels(SENTINEL_MASTER)) != 2:
+                        return False
+            return True
+
+        # Each sentinel must know the replica (to promote it) and the other
+        # two (to reach the quorum); they find each other within seconds.
+        wait_until(sentinels_ready, "the sentinels' discovery")
+        yield group
+    finally:
+        group.stop()
+
+
+# --- end of Redis Sentinel -------------------------------------------------------
 
 
 # --- Deployment: server processes behind nginx or haproxy (see proxies.py) ----
