@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -143,13 +144,65 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> N
         time.sleep(0.05)
 
 
+class ReplicationLink:
+    """A TCP relay from the replica to the master, which the test can make lossy.
+
+    After ``drop()`` what the master sends is read and thrown away: the
+    master believes its writes went out, the replica never sees them, as
+    when a link fails with data in flight. (Pausing the replica would not
+    do: the kernel keeps what the master wrote for it.)
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.dropping = threading.Event()
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def drop(self) -> None:
+        """From now on, lose what the master sends."""
+        self.dropping.set()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                replica, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                master = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:  # the master is gone: so is this link
+                replica.close()
+                continue
+            self.sockets += [replica, master]
+            threading.Thread(target=self._pump, args=(master, replica, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(replica, master, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, lossy: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if not (lossy and self.dropping.is_set()):
+                    sink.sendall(data)
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
 @dataclass
 class SentinelGroup:
-    """A master, its replica and three sentinels watching them (quorum 2)."""
+    """A master, its replica (through a relay) and three sentinels (quorum 2)."""
 
     master: RedisServer
     replica: RedisServer
     sentinels: list[RedisServer]
+    link: ReplicationLink | None = None
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -171,6 +224,8 @@ class SentinelGroup:
         for server in (*self.sentinels, self.replica, self.master):
             with contextlib.suppress(Exception):
                 server.stop()
+        if self.link is not None:
+            self.link.close()
 
 
 @pytest.fixture
@@ -190,8 +245,9 @@ def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
     group = SentinelGroup(master, RedisServer(dirs["replica"], sync), [])
     try:
         master.start()
+        group.link = ReplicationLink(master.port)
         group.replica.config.write_text(
-            group.replica.config.read_text() + f"replicaof 127.0.0.1 {master.port}\n"
+            group.replica.config.read_text() + f"replicaof 127.0.0.1 {group.link.port}\n"
         )
         group.replica.start()
 
@@ -206,7 +262,9 @@ def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
                 [
                     f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master.port} 2",
                     f"sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}",
-                    f"sentinel failover-timeout {SENTINEL_MASTER} 5000",
+                    # Long, or a sentinel would point the replica at the
+                    # master itself, around the relay, after this long.
+                    f"sentinel failover-timeout {SENTINEL_MASTER} 60000",
                     f"sentinel parallel-syncs {SENTINEL_MASTER} 1",
                 ],
                 sentinel=True,
