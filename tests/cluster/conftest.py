@@ -292,6 +292,76 @@ def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
 # --- end of Redis Sentinel -------------------------------------------------------
 
 
+# --- Redis Cluster: three masters, no replicas -----------------------------------
+
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+
+
+@dataclass
+class RedisClusterNodes:
+    """Three redis-server processes in cluster mode, the 16384 slots split between them."""
+
+    nodes: list[RedisServer]
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [n.address() for n in self.nodes]
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisClusterNodes]:
+    """A Redis Cluster made for the test with ``redis-cli --cluster create``."""
+    import redis
+
+    nodes: list[RedisServer] = []
+    try:
+        for i in range(3):
+            directory = tmp_path / f"node{i}"
+            directory.mkdir()
+            node = RedisServer(
+                directory,
+                [
+                    "cluster-enabled yes",
+                    f"cluster-config-file {directory / 'nodes.conf'}",
+                    "cluster-node-timeout 2000",
+                    # A free port of its own: the default, port + 10000, may be taken.
+                    f"cluster-port {free_port()}",
+                ],
+            )
+            nodes.append(node)
+            node.start()
+        subprocess.run(
+            [
+                REDIS_CLI, "--cluster", "create",
+                *(f"127.0.0.1:{n.port}" for n in nodes),
+                "--cluster-replicas", "0", "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )  # fmt: skip
+
+        def agreed() -> bool:
+            for node in nodes:
+                with redis.Redis(*node.address()) as r:
+                    info = r.cluster("INFO")
+                    state = info.get("cluster_state") if isinstance(info, dict) else None
+                    if state != "ok" or len(r.cluster("SLOTS")) != 3:
+                        return False
+            return True
+
+        # Every node must know every slot's owner before clients come.
+        wait_until(agreed, "the cluster's agreement")
+        yield RedisClusterNodes(nodes)
+    finally:
+        for node in nodes:
+            with contextlib.suppress(Exception):
+                node.stop()
+
+
+# --- end of Redis Cluster --------------------------------------------------------
+
+
 # --- Deployment: server processes behind nginx or haproxy (see proxies.py) ----
 
 ClusterFactory = Callable[..., Cluster]
