@@ -30,6 +30,12 @@ How it works, and what it guarantees:
   retried write is delivered once, and a gap is logged.
 - One warning is logged when Redis becomes unreachable, and one line when
   it is back; never one per message.
+- Redis behind Sentinel (:class:`RedisSentinel`) is followed through a
+  failover like any outage; writes the old master had not passed to its
+  replica are gone from the stream, which only processes that had not
+  read them yet notice (a logged gap). On a Redis Cluster no command
+  spans two slots: each stream is read on its own, and presence one slot
+  at a time.
 - Presence: every ``heartbeat_interval`` seconds each process writes its
   session counts (in total and per room, per endpoint) to a key that
   expires after ``process_ttl`` seconds. A process that dies stops
@@ -423,11 +429,15 @@ class RedisBroker:
     """Carries broadcasts and presence of this process's endpoints through Redis.
 
     ``redis`` is a URL (``redis://host:6379/0``, ``rediss://``,
-    ``unix:///path``) or a ``redis.asyncio.Redis`` client made with
+    ``unix:///path``), a :class:`RedisSentinel` (Redis behind Sentinel,
+    followed through a failover), or a ``redis.asyncio.Redis`` or
+    ``redis.asyncio.RedisCluster`` client made with
     ``decode_responses=False`` (the broker closes only a client it made).
     One broker serves every endpoint of the process it is given to; it
     starts with the first endpoint and stops with the last. Each process
-    holds two Redis connections for it: one blocked reading, one writing.
+    holds two Redis connections for it: one blocked reading, one writing
+    (on a Redis Cluster, where a command reads one slot, one reading
+    connection per endpoint).
 
     Options:
 

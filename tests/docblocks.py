@@ -62,6 +62,10 @@ def blocks() -> list[Block]:
 def runner(block: Block) -> str:
     """Which runner executes the block."""
     if block.lang == "python":
+        if "RedisSentinel(" in block.code:
+            return "sentinel"  # tests/cluster: a master, a replica, three sentinels
+        if "RedisCluster" in block.code:
+            return "redis-cluster"  # tests/cluster: three masters in cluster mode
         if "RedisBroker" in block.code or "Publisher" in block.code:
             return "redis"  # tests/cluster: needs a real redis-server
         if "web.run_app(" in block.code:
