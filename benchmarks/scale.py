@@ -105,9 +105,12 @@ def serve(broker_url: str | None) -> None:
 class Proc:
     """A subprocess speaking lines: the server prints its port; a generator answers JSON."""
 
-    def __init__(self, args: list[str], module: str = "benchmarks.scale") -> None:
+    def __init__(
+        self, args: list[str], module: str = "benchmarks.scale", cpu: int | None = None
+    ) -> None:
+        pin = [] if cpu is None else ["taskset", "-c", str(cpu)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [*pin, sys.executable, "-m", module, *args],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -143,11 +146,11 @@ class Proc:
             self.proc.wait()
 
 
-def start_server(kind: str, broker: str | None = None) -> tuple[Proc, int]:
+def start_server(kind: str, broker: str | None = None, cpu: int | None = None) -> tuple[Proc, int]:
     if kind == "ours":
-        server = Proc(["--serve", *(["--broker", broker] if broker else [])])
+        server = Proc(["--serve", *(["--broker", broker] if broker else [])], cpu=cpu)
     else:
-        server = Proc(["baseline"], "benchmarks.server")
+        server = Proc(["baseline"], "benchmarks.server", cpu=cpu)
     return server, int(server.line())
 
 
@@ -340,13 +343,14 @@ def run(
     idle: float,
     rounds: int,
     settle: float,
+    gen_cpu: int | None = None,
 ) -> dict[str, Any]:
     """Open the sessions, then measure idle, broadcast and shutdown; the figures."""
     pids = [s.pid for s, _ in servers]
     ports = [p for _, p in servers]
     time.sleep(settle / 2)
     rss0 = sum(rss_of(pid) for pid in pids)
-    gens = [Proc(["--gen", str(port)]) for port in ports]
+    gens = [Proc(["--gen", str(port)], cpu=gen_cpu) for port in ports]
     try:
         cpu0 = sum(cpu_of(pid) for pid in pids)
         t0 = time.time()
@@ -430,9 +434,10 @@ def single(
                 share = {"ws": n}
             else:
                 share = {"ws": n - 2 * (n // 3), "xhr_streaming": n // 3, "xhr": n // 3}
-            server = start_server(kind)
+            # As benchmarks.cluster: the server on CPU 0, its generator on CPU 1.
+            server = start_server(kind, cpu=0)
             try:
-                row = run([server], [share], idle, rounds, settle)
+                row = run([server], [share], idle, rounds, settle, gen_cpu=1)
             finally:
                 server[0].stop()
             row.update(server=kind, mix=sessions, n=n)
