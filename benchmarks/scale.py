@@ -265,6 +265,7 @@ async def generate(port: int) -> None:
     clients: list[Any] = []
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    print("ready", flush=True)  # timing starts once the generator is up
 
     async def open_n(n: int, kind: str) -> None:
         sem = asyncio.Semaphore(100)
@@ -352,6 +353,8 @@ def run(
     rss0 = sum(rss_of(pid) for pid in pids)
     gens = [Proc(["--gen", str(port)], cpu=gen_cpu) for port in ports]
     try:
+        for gen in gens:
+            gen.line()
         cpu0 = sum(cpu_of(pid) for pid in pids)
         t0 = time.time()
         for gen, share in zip(gens, shares, strict=True):
