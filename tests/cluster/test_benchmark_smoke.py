@@ -60,3 +60,16 @@ def test_scale_benchmark_smoke(tmp_path: Path) -> None:
             assert row["closed"] == row["sessions"], row
             if row["server"] != "baseline":
                 assert row["got_1001"] == row["sessions"], row
+
+
+def test_redis_rates_benchmark_smoke() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.redis_rates", "--requests", "500"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("\n| XREAD") == 2 and out.stdout.count("\n| XADD") == 2, out.stdout
