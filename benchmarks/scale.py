@@ -9,14 +9,16 @@ the test suite (tests/cluster/test_benchmark_smoke.py runs a tiny
 and, with ``--json FILE``, the raw figures.
 
 **single**: for each N and each server (ours with default options but
-``max_sessions``, as ``--serve``; the plain aiohttp baseline of
-``benchmarks.server``), one server process and one load generator
+``max_sessions``, as ``--serve``; a plain aiohttp handler,
+``--serve --baseline``, with the same heartbeat frames every 25 s and a
+1001 at shutdown), one server process and one load generator
 process (``--gen``) holding N sessions: websocket only, and for ours also
 a mix (a third each of websocket, xhr_streaming and xhr polling). Figures:
 RSS per session, the rate of new sessions, idle CPU over ``--idle``
 seconds (one heartbeat period by default, so every session gets its
 heartbeat and ping), the sweeper's time per sweep
-(``endpoint.stats().last_sweep_seconds``, the largest seen while idle),
+(``endpoint.stats().last_sweep_seconds``, read every second while idle:
+median and largest; a sweep includes the heartbeats it sends),
 ``--rounds`` broadcasts of one message to all (time from the call to the
 first and the last delivery, deliveries per server CPU-second), and
 shutdown (stdin closed: time until the process exits, and how many
@@ -93,12 +95,69 @@ def serving_app(broker_url: str | None) -> web.Application:
     return app
 
 
-def serve(broker_url: str | None) -> None:
+def baseline_app() -> web.Application:
+    """Plain aiohttp: ``/bcast`` websockets that get an ``h`` every 25 s from one
+    sweeper (as ``benchmarks.server``'s baseline), 1001 at shutdown (as
+    aiohttp's docs advise), and the same control routes."""
+    app = web.Application()
+    sockets: dict[web.WebSocketResponse, float] = {}
+
+    async def listen(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str("o")
+        sockets[ws] = asyncio.get_running_loop().time() + 25.0
+        try:
+            async for _ in ws:
+                pass
+        finally:
+            sockets.pop(ws, None)
+        return ws
+
+    async def heartbeats() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            for ws, due in list(sockets.items()):
+                if due <= now and not ws.closed:
+                    sockets[ws] = now + 25.0
+                    with contextlib.suppress(ConnectionError):
+                        await ws.send_str("h")
+
+    async def sweeper(app: web.Application) -> Any:
+        task = asyncio.ensure_future(heartbeats())
+        yield
+        task.cancel()
+
+    async def going_away(app: web.Application) -> None:
+        for ws in list(sockets):
+            with contextlib.suppress(ConnectionError):
+                await ws.send_str('c[1001,"Going away"]')
+                await ws.close(code=1001)
+
+    async def broadcast(request: web.Request) -> web.Response:
+        for i in range(int(request.query.get("n", "1"))):
+            frame = json.dumps([f"b{i}"])
+            for ws in list(sockets):
+                with contextlib.suppress(ConnectionError):
+                    await ws.send_str("a" + frame)
+        return web.Response(text="ok")
+
+    app.cleanup_ctx.append(sweeper)
+    app.on_shutdown.append(going_away)
+    app.router.add_get("/bcast/{server}/{session}/websocket", listen)
+    app.router.add_post("/ctl/broadcast", broadcast)
+    return app
+
+
+def serve(broker_url: str | None, baseline: bool = False) -> None:
     from benchmarks.server import _raise_fd_limit
     from benchmarks.server import serve as serve_runner
 
     _raise_fd_limit()
-    runner = web.AppRunner(serving_app(broker_url), access_log=None, handle_signals=False)
+    app = baseline_app() if baseline else serving_app(broker_url)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     asyncio.run(serve_runner(runner))
 
 
@@ -150,7 +209,7 @@ def start_server(kind: str, broker: str | None = None, cpu: int | None = None) -
     if kind == "ours":
         server = Proc(["--serve", *(["--broker", broker] if broker else [])], cpu=cpu)
     else:
-        server = Proc(["baseline"], "benchmarks.server", cpu=cpu)
+        server = Proc(["--serve", "--baseline"], cpu=cpu)
     return server, int(server.line())
 
 
@@ -345,6 +404,7 @@ def run(
     rounds: int,
     settle: float,
     gen_cpu: int | None = None,
+    profile: str = "",
 ) -> dict[str, Any]:
     """Open the sessions, then measure idle, broadcast and shutdown; the figures."""
     pids = [s.pid for s, _ in servers]
@@ -369,13 +429,24 @@ def run(
         rss1 = sum(rss_of(pid) for pid in pids)
 
         # Idle: default heartbeats (and the pings that ride them).
+        spy = None
+        if profile:
+            # py-spy (the bench extra) samples the first server while it idles.
+            spy = subprocess.Popen(
+                ["py-spy", "record", "--nonblocking", "-d", str(int(idle)), "-p", str(pids[0]),
+                 "-f", "raw", "-o", f"{profile}-{n}.txt"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
         cpu0, w0 = sum(cpu_of(pid) for pid in pids), time.perf_counter()
         sweeps = []
         while time.perf_counter() - w0 < idle:
-            time.sleep(min(5.0, idle / 4))
+            time.sleep(min(1.0, idle / 4))
             sweeps.append(sweep_seconds(ports))
         idle_wall = time.perf_counter() - w0
         idle_cpu = sum(cpu_of(pid) for pid in pids) - cpu0
+        if spy is not None:
+            spy.wait(60)
         sweeps_seen = [s for s in sweeps if s is not None]
 
         # Broadcasts of one message to everyone, made on the first server.
@@ -413,7 +484,8 @@ def run(
         "open_per_s": n / open_wall,
         "open_cpu_us": 1e6 * open_cpu / n,
         "idle_cpu_pct": 100 * idle_cpu / idle_wall,
-        "sweep_ms": 1e3 * max(sweeps_seen) if sweeps_seen else None,
+        "sweep_ms": 1e3 * statistics.median(sweeps_seen) if sweeps_seen else None,
+        "sweep_max_ms": 1e3 * max(sweeps_seen) if sweeps_seen else None,
         "bcast_first_ms": 1e3 * statistics.median(firsts),
         "bcast_last_ms": 1e3 * statistics.median(lasts),
         "bcast_last_max_ms": 1e3 * max(lasts),
@@ -427,7 +499,7 @@ def run(
 
 
 def single(
-    sizes: list[int], idle: float, rounds: int, mix: bool, settle: float
+    sizes: list[int], idle: float, rounds: int, mix: bool, settle: float, profile: str
 ) -> list[dict[str, Any]]:
     rows = []
     kinds = [("ours", "ws"), ("baseline", "ws")] + ([("ours", "mix")] if mix else [])
@@ -440,7 +512,8 @@ def single(
             # As benchmarks.cluster: the server on CPU 0, its generator on CPU 1.
             server = start_server(kind, cpu=0)
             try:
-                row = run([server], [share], idle, rounds, settle, gen_cpu=1)
+                spy = f"{profile}-{kind}-{sessions}" if profile else ""
+                row = run([server], [share], idle, rounds, settle, gen_cpu=1, profile=spy)
             finally:
                 server[0].stop()
             row.update(server=kind, mix=sessions, n=n)
@@ -450,7 +523,7 @@ def single(
 
 
 def machine(
-    total: int, count: int, idle: float, rounds: int, settle: float
+    total: int, count: int, idle: float, rounds: int, settle: float, profile: str
 ) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as directory:
         redis = Redis(directory)
@@ -459,7 +532,7 @@ def machine(
             for _ in range(count):
                 servers.append(start_server("ours", redis.url))
             shares = [{"ws": total // count + (i < total % count)} for i in range(count)]
-            row = run(servers, shares, idle, rounds, settle)
+            row = run(servers, shares, idle, rounds, settle, profile=profile)
         finally:
             for server, _ in servers:
                 server.stop()
@@ -477,7 +550,8 @@ COLUMNS = [
     ("rss_mb", "RSS MB", "{:.0f}"),
     ("open_per_s", "new sessions/s", "{:,.0f}"),
     ("idle_cpu_pct", "idle CPU %", "{:.2f}"),
-    ("sweep_ms", "sweep ms", "{:.1f}"),
+    ("sweep_ms", "sweep p50 ms", "{:.1f}"),
+    ("sweep_max_ms", "sweep max ms", "{:.1f}"),
     ("bcast_first_ms", "bcast first ms", "{:.0f}"),
     ("bcast_last_ms", "bcast last ms", "{:.0f}"),
     ("deliveries_per_cpu_s", "deliveries/CPU-s", "{:,.0f}"),
@@ -506,21 +580,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mix", action="store_true")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds before RSS is read")
     parser.add_argument("--json", default="")
+    parser.add_argument("--profile", default="", help="py-spy the idle server: file prefix")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--broker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--gen", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.broker)
+        serve(args.broker, args.baseline)
         return 0
     if args.gen:
         asyncio.run(generate(args.gen))
         return 0
     if args.mode == "single":
         sizes = [int(s) for s in args.sizes.split(",")]
-        rows = single(sizes, args.idle, args.rounds, not args.no_mix, args.settle)
+        rows = single(sizes, args.idle, args.rounds, not args.no_mix, args.settle, args.profile)
     elif args.mode == "machine":
-        rows = machine(args.sessions, args.servers, args.idle, args.rounds, args.settle)
+        rows = machine(
+            args.sessions, args.servers, args.idle, args.rounds, args.settle, args.profile
+        )
     else:
         parser.error("say single or machine")
     commit = subprocess.run(
