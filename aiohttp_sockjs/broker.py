@@ -60,7 +60,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Union
 
 try:
@@ -263,9 +263,9 @@ class RedisSentinel:
     sentinels: Sequence[tuple[str, int]]
     db: int = 0
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     sentinel_username: str | None = None
-    sentinel_password: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
     ssl: bool = False
 
     def __post_init__(self) -> None:

@@ -169,3 +169,5 @@ def test_a_sentinel_configuration_is_checked_at_once() -> None:
     config = RedisSentinel("sockjs", [("10.0.0.1", "26379")])  # type: ignore[list-item]
     assert config.sentinels == (("10.0.0.1", 26379),)
     assert "master 'sockjs' of sentinels 10.0.0.1:26379" in repr(RedisBroker(config))
+    secret = RedisSentinel("sockjs", [("h", 1)], password="s3cret", sentinel_password="s3cret")
+    assert "s3cret" not in repr(secret) and "s3cret" not in repr(RedisBroker(secret))
