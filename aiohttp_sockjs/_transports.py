@@ -578,6 +578,11 @@ class Routes:
         try:
             async for msg in ws:
                 if msg.type is not _WS_TEXT:
+                    if msg.type is _WS_PONG:
+                        # The answer to a heartbeat's ping, once per idle
+                        # socket and heartbeat: no coroutine for it.
+                        receiver.pong()
+                        continue
                     if await self._websocket_control(msg, ws, receiver):
                         continue
                     break
@@ -683,11 +688,8 @@ class Routes:
     async def _websocket_control(
         self, msg: WSMessage, ws: web.WebSocketResponse, receiver: WebSocketReceiver
     ) -> bool:
-        """A frame that is not text: whether the read loop goes on."""
+        """A frame that is not text nor a pong: whether the read loop goes on."""
         kind = msg.type
-        if kind is _WS_PONG:
-            receiver.pong()
-            return True
         if kind is _WS_PING:
             await ws.pong(msg.data)
             return True
