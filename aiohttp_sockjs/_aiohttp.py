@@ -426,6 +426,11 @@ def write_ping_now(ws: web.WebSocketResponse) -> bool:
     ``await ws.ping()`` writes. Returns ``False`` with nothing written when
     that call might have suspended; the caller then awaits ``ws.ping()``.
     """
+    return _write_unmasked_now(ws, _PING_FRAME)
+
+
+def _write_unmasked_now(ws: web.WebSocketResponse, frames: bytes) -> bool:
+    """Write whole, uncompressed server frames at once, if the writer would not wait."""
     if not SUPPORTED:
         return False
     writer = ws._writer
@@ -433,10 +438,10 @@ def write_ping_now(ws: web.WebSocketResponse) -> bool:
         return False
     if writer.transport.is_closing() or writer._send_lock.locked():
         return False
-    if writer._output_size + len(_PING_FRAME) > writer._limit:
+    if writer._output_size + len(frames) > writer._limit:
         return False
-    writer.transport.write(_PING_FRAME)
-    writer._output_size += len(_PING_FRAME)
+    writer.transport.write(frames)
+    writer._output_size += len(frames)
     return True
 
 
@@ -452,20 +457,10 @@ def write_heartbeat_and_ping_now(ws: web.WebSocketResponse, threshold: int) -> b
     when either would not have written (the caller then writes them apart),
     or when the heartbeat would be compressed (``threshold`` 0 or 1).
     """
-    if not SUPPORTED:
-        return False
     writer = ws._writer
-    if writer is None or ws.closed or writer.use_mask or writer._closing:
+    if writer is not None and writer.compress and threshold <= 1:
         return False
-    if writer.compress and threshold <= 1:
-        return False
-    if writer.transport.is_closing() or writer._send_lock.locked():
-        return False
-    if writer._output_size + len(_HEARTBEAT_AND_PING) > writer._limit:
-        return False
-    writer.transport.write(_HEARTBEAT_AND_PING)
-    writer._output_size += len(_HEARTBEAT_AND_PING)
-    return True
+    return _write_unmasked_now(ws, _HEARTBEAT_AND_PING)
 
 
 async def start_close(ws: web.WebSocketResponse, code: int, message: bytes, timeout: float) -> None:
