@@ -7,11 +7,11 @@ range): :data:`SUPPORTED` says whether the running aiohttp has the layout
 this module was written against, and ``tests/functional/test_aiohttp_internals.py``
 fails on a supported version where it does not.
 
-Four things are reached for: two in the websocket writer, one in the HTTP
-response writer, and how aiohttp recognises a coroutine handler
-(:func:`coroutine_handler`, so that the endpoint's one session route can
-hand back its transport's coroutine without a wrapper frame per
-connection):
+What is reached for: the websocket writer (server and client side), the
+server websocket's closing state, the HTTP response writer, and how aiohttp
+recognises a coroutine handler (:func:`coroutine_handler`, so that the
+endpoint's one session route can hand back its transport's coroutine
+without a wrapper frame per connection):
 
 - Writing a text frame at once, without a coroutine, when
   ``WebSocketResponse.send_str`` would not have suspended anyway
