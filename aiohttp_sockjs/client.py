@@ -568,7 +568,15 @@ class _Stream(_Http):
             self.response = await _within(self._request(self.method), seconds, what)
             self._new_reader()
             self.delivered = False
-        chunk = await _within(self.response.content.readany(), seconds, what)
+        try:
+            with _network_errors():
+                chunk = await _within(self.response.content.readany(), seconds, what)
+        except RuntimeError as exc:
+            # aiohttp's StreamReader raises this when the connection ended
+            # before the read began (the server went away under load).
+            if str(exc) != "Connection closed.":
+                raise
+            raise ConnectionLost(f"the {self.name} response's connection closed") from exc
         if chunk:
             self._feed(chunk)
             self._take_frames()
