@@ -35,7 +35,11 @@ without a wrapper frame per connection):
 - The websocket close handshake (:func:`start_close`, :func:`await_close`):
   ``WebSocketResponse.close()`` closes TCP without waiting for the client's
   close frame when another task reads the socket.
-- A ping written at once with a heartbeat (:func:`write_ping_now`).
+- A ping written at once with a heartbeat (:func:`write_ping_now`), and
+  its pong noted where aiohttp parses it (:func:`websocket_response`), so
+  that an idle socket's pong does not wake its read loop.
+- Reads of at most 64 KiB on asyncio's own socket transports
+  (:func:`small_reads`), as a connection's later reads are.
 - The client's text frame written at once, masked
   (:func:`write_client_text_now`), as :func:`write_text_now` for the server.
 """
@@ -51,14 +55,19 @@ from typing import Any, Final, TypeVar
 from aiohttp import ClientWebSocketResponse, WSMsgType, hdrs, web
 
 __all__ = [
+    "PONGS_SUPPORTED",
     "STREAM_SUPPORTED",
     "SUPPORTED",
+    "Pongs",
     "await_close",
     "close_answered",
     "coroutine_handler",
     "no_server_takeover",
+    "pongs",
     "send_text",
+    "small_reads",
     "start_close",
+    "websocket_response",
     "write_client_text_now",
     "write_heartbeat_and_ping_now",
     "write_ping_now",
@@ -461,6 +470,144 @@ def write_heartbeat_and_ping_now(ws: web.WebSocketResponse, threshold: int) -> b
     if writer is not None and writer.compress and threshold <= 1:
         return False
     return _write_unmasked_now(ws, _HEARTBEAT_AND_PING)
+
+
+#: What asyncio's selector transports pass to ``recv()`` (``max_size``) is
+#: 256 KiB. glibc serves an allocation that large with ``mmap``, so every
+#: read, a 6-byte pong as well, costs an ``mmap``, ``mremap`` and
+#: ``munmap`` on top of the ``recv`` (CPython issue 85451; 13 us per read
+#: on the benchmark machine). aiohttp's own chunk size stays on the heap.
+_READ_SIZE: Final = 2**16
+
+
+def small_reads(transport: asyncio.BaseTransport | None) -> None:
+    """Have asyncio's socket ``transport`` read at most 64 KiB at a time.
+
+    Nothing for other transports (uvloop's, TLS), which read into buffers
+    of their own.
+    """
+    if transport is not None and getattr(type(transport), "max_size", 0) > _READ_SIZE:
+        transport.max_size = _READ_SIZE  # type: ignore[attr-defined]
+
+
+class Pongs:
+    """Whether the client has answered the last ping (``answered``), one flag per socket.
+
+    Set by whoever sees the pong: the parser, through :func:`websocket_response`,
+    or the socket's read loop where that could not be arranged.
+    """
+
+    __slots__ = ("answered",)
+
+    def __init__(self) -> None:
+        self.answered = True
+
+
+def _pong_parts() -> tuple[type[Any], Callable[..., Any], dict[str, bool]] | None:
+    """aiohttp's websocket message queue with pongs taken out as they are parsed,
+    the parser that feeds it, and the keyword arguments the parser takes.
+
+    ``None`` when aiohttp's layout is not the one this module knows: the
+    pongs then reach the read loop, as any other frame does.
+    """
+    try:
+        from aiohttp._websocket import reader_py
+        from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+        from aiohttp.web_protocol import RequestHandler
+    except ImportError:
+        return None
+    slots = set(getattr(RequestHandler, "__slots__", ()))
+    if not {"_message_tail", "_payload_parser"} <= slots:
+        return None
+    try:
+        # The compiled reader is built from this source and has no signature.
+        reader_params = list(inspect.signature(reader_py.WebSocketReader).parameters)
+    except (TypeError, ValueError):
+        return None
+    if reader_params[:3] != ["queue", "max_msg_size", "compress"]:
+        return None
+    # aiohttp 3.14 decodes text in the parser unless told not to (and
+    # WebSocketResponse then has _decode_text, True unless told otherwise).
+    extra = {"decode_text": True} if "decode_text" in reader_params else {}
+    pong = WSMsgType.PONG
+    feed = WebSocketDataQueue.feed_data
+
+    class PongQueue(WebSocketDataQueue):
+        # aiohttp's parser calls feed_data with each message it completes.
+        # A pong is noted here and not queued: the read loop's task is not
+        # woken for it (a task step per idle socket and heartbeat).
+        __slots__ = ("answered",)
+
+        def feed_data(self, data: Any, size: int) -> None:
+            if data[0] is pong:
+                self.answered = True
+                return
+            feed(self, data, size)
+
+    return PongQueue, WebSocketReader, extra
+
+
+_PONG_PARTS: Final = _pong_parts()
+#: Whether pongs are noted by the parser (:func:`websocket_response`); True
+#: on every aiohttp version pyproject allows.
+PONGS_SUPPORTED: Final = _PONG_PARTS is not None
+#: aiohttp's own size for the queue (``DEFAULT_CHUNK_SIZE``, 2**16 on every
+#: supported version).
+_QUEUE_LIMIT: Final = 2**16
+#: aiohttp 3.14's response holds its parser too.
+_KEEPS_PARSER: Final = hasattr(web.WebSocketResponse, "_parser")
+
+
+class _PingingResponse(web.WebSocketResponse):
+    """A server websocket whose pongs are noted by its parser (:attr:`pongs`)."""
+
+    #: The parser's queue, which has the :class:`Pongs` flag; None until
+    #: prepared, or if the parser kept aiohttp's queue.
+    pongs: Any = None
+
+    def _post_start(self, request: Any, protocol: Any, writer: Any) -> None:
+        handler = request.protocol
+        # Frames that came with the upgrade request are fed to aiohttp's
+        # parser and queue in super()._post_start(); those are then kept.
+        early = handler._message_tail
+        super()._post_start(request, protocol, writer)
+        parts = _PONG_PARTS
+        if early or parts is None:
+            return
+        queue_class, reader_class, extra = parts
+        queue = queue_class(handler, _QUEUE_LIMIT, loop=self._loop)
+        queue.answered = True
+        parser = reader_class(queue, self._max_msg_size, compress=bool(self._compress), **extra)
+        # No data can have reached aiohttp's parser since super() set it:
+        # nothing has run in between.
+        self._reader = queue
+        if _KEEPS_PARSER:
+            self._parser = parser
+        handler._payload_parser = parser
+        self.pongs = queue
+
+
+def websocket_response(pings: bool, **options: Any) -> web.WebSocketResponse:
+    """A server ``WebSocketResponse``; with ``pings``, one whose pongs :func:`pongs` reports.
+
+    ``autoping`` is off with ``pings``: the read loop answers the client's
+    pings itself.
+    """
+    if pings and PONGS_SUPPORTED:
+        return _PingingResponse(autoping=False, **options)
+    if pings:
+        return web.WebSocketResponse(autoping=False, **options)
+    return web.WebSocketResponse(**options)
+
+
+def pongs(ws: web.WebSocketResponse) -> Pongs:
+    """The flag the pongs of ``ws`` set (after ``prepare()``).
+
+    The parser's (see :func:`websocket_response`), or a fresh :class:`Pongs`
+    for the read loop to set when the parser's could not be arranged.
+    """
+    found = getattr(ws, "pongs", None)
+    return found if found is not None else Pongs()
 
 
 async def start_close(ws: web.WebSocketResponse, code: int, message: bytes, timeout: float) -> None:

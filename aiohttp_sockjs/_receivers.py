@@ -238,12 +238,13 @@ class WebSocketConfig:
 class WebSocketReceiver(_FramedReceiver):
     """SockJS over a websocket: every frame is one text message.
 
-    With ``pings`` on, each heartbeat is followed by a ping; the read loop
-    reports pongs (:meth:`pong`), and :meth:`unanswered` tells the session
-    at the next heartbeat whether the client answered.
+    With ``pings`` on, each heartbeat is followed by a ping; aiohttp's
+    parser notes the pongs (see ``_aiohttp.websocket_response``; or the
+    read loop reports them with :meth:`pong`), and :meth:`unanswered` tells
+    the session at the next heartbeat whether the client answered.
     """
 
-    __slots__ = ("_config", "_request", "_unanswered", "_ws")
+    __slots__ = ("_config", "_pongs", "_request", "_ws")
 
     def __init__(
         self, request: web.Request, ws: web.WebSocketResponse, config: WebSocketConfig
@@ -251,7 +252,7 @@ class WebSocketReceiver(_FramedReceiver):
         self._request = request
         self._ws = ws
         self._config = config
-        self._unanswered = False
+        self._pongs = _aiohttp.pongs(ws)
 
     async def _frame(self, frame: str) -> bool:
         if self._ws.closed:
@@ -265,11 +266,12 @@ class WebSocketReceiver(_FramedReceiver):
     async def send_heartbeat(self) -> bool:
         ok = await self._frame(protocol.HEARTBEAT_FRAME)
         if ok and self._config.pings:
+            # Before the write: the pong may come while it is awaited.
+            self._pongs.answered = False
             try:
                 await self._ws.ping()
             except _WRITE_ERRORS:
                 return False
-            self._unanswered = True
         return ok
 
     sends_now = _aiohttp.SUPPORTED
@@ -299,14 +301,14 @@ class WebSocketReceiver(_FramedReceiver):
                 # The write found the peer gone: the awaited twin fails at
                 # once, and the session learns it in this tick.
                 return False
-            self._unanswered = True
+            self._pongs.answered = False
             return True
         if not _aiohttp.write_text_now(ws, _HEARTBEAT, self._config.threshold):
             return False
         if not _aiohttp.write_ping_now(ws):
             # The heartbeat went out; the ping waits for the next one.
             return True
-        self._unanswered = True
+        self._pongs.answered = False
         return True
 
     def send_open_now(self) -> bool:
@@ -314,10 +316,10 @@ class WebSocketReceiver(_FramedReceiver):
 
     def pong(self) -> None:
         """The client answered a ping: it reads what is sent to it."""
-        self._unanswered = False
+        self._pongs.answered = True
 
     def unanswered(self) -> bool:
-        return self._unanswered
+        return not self._pongs.answered
 
     async def _end(self) -> None:
         await _aiohttp.start_close(self._ws, 1000, b"", self._config.close_timeout)
@@ -348,11 +350,11 @@ class RawWebSocketReceiver(WebSocketReceiver):
         if ws.closed:
             return False
         if self._config.pings:
+            self._pongs.answered = False
             try:
                 await ws.ping()
             except _WRITE_ERRORS:
                 return False
-            self._unanswered = True
         return True
 
     async def send_messages(self, messages: list[str]) -> bool:
@@ -389,5 +391,5 @@ class RawWebSocketReceiver(WebSocketReceiver):
                 # peer had left): the awaited twin then fails at once, and
                 # the session learns it in this tick rather than the next.
                 return False
-            self._unanswered = True
+            self._pongs.answered = False
         return True

@@ -482,6 +482,8 @@ class Routes:
         session = self.endpoint.find_session(request.match_info["session_id"])
         if session is None:
             return self._error(request, 404, "Session not found.")
+        # For this keep-alive connection's next requests.
+        _aiohttp.small_reads(request.transport)
         # One sender at a time per session, and none reads its body before
         # the application's inbox has room: waiting requests hold no body.
         # inbound_timeout bounds the whole wait, for the turn included, so
@@ -579,8 +581,8 @@ class Routes:
             async for msg in ws:
                 if msg.type is not _WS_TEXT:
                     if msg.type is _WS_PONG:
-                        # The answer to a heartbeat's ping, once per idle
-                        # socket and heartbeat: no coroutine for it.
+                        # Only where the parser could not note it
+                        # (_aiohttp.websocket_response).
                         receiver.pong()
                         continue
                     if await self._websocket_control(msg, ws, receiver):
@@ -656,15 +658,16 @@ class Routes:
         options = endpoint.options
         compression = options.websocket_compression
         config = self._ws_config
-        # Pings with the heartbeats: the read loop sees the pongs (and
-        # answers the client's pings) itself.
-        ws = web.WebSocketResponse(
+        # Pings with the heartbeats: the parser notes the pongs, and the
+        # read loop answers the client's pings itself.
+        ws = _aiohttp.websocket_response(
+            config.pings,
             max_msg_size=options.max_request_size,
             heartbeat=options.websocket_ping_interval or None,
-            autoping=not config.pings,
             compress=compression,
         )
         await ws.prepare(_aiohttp.no_server_takeover(request) if compression else request)
+        _aiohttp.small_reads(request.transport)
         reason = self._no_room(request)
         if reason is not None:
             # Filled up (or began shutting down) during the handshake.

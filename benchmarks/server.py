@@ -2,7 +2,9 @@
 
 ``python -m benchmarks.server ours|baseline|baseline-coalesce [--uvloop]
 [--heartbeat S]`` binds 127.0.0.1 on a free port and prints the port on
-stdout. Routes used by the load generator:
+stdout. ``BENCH_WS_PING=S`` in the environment sets our server's
+``websocket_ping_interval`` (``0``: no pings, to measure what they cost).
+Routes used by the load generator:
 
 - ``/echo/{server}/{session}/websocket``: SockJS websocket echo
   (``o``, then ``a["m"]`` per ``["m"]``).
@@ -34,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -73,6 +76,8 @@ def ours_app(
     app = web.Application()
     # The load generators open every session from one address.
     options: dict[str, Any] = {"max_sessions_per_client": None}
+    if os.environ.get("BENCH_WS_PING"):
+        options["websocket_ping_interval"] = float(os.environ["BENCH_WS_PING"])
     if compression is not None:
         options["websocket_compression"] = compression
 

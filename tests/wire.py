@@ -521,8 +521,13 @@ class BareWebsocket:
         self._answerer: asyncio.Task[None] | None = None
 
     @classmethod
-    async def connect(cls, port: int, path: str, *, rcvbuf: int | None = None) -> BareWebsocket:
-        """Open ``path`` with a websocket handshake; the 101 headers are read."""
+    async def connect(
+        cls, port: int, path: str, *, rcvbuf: int | None = None, early: bytes = b""
+    ) -> BareWebsocket:
+        """Open ``path`` with a websocket handshake; the 101 headers are read.
+
+        ``early``: frames sent in the same write as the upgrade request.
+        """
         loop = asyncio.get_running_loop()
         sock = socket.socket()
         if rcvbuf is not None:
@@ -534,7 +539,8 @@ class BareWebsocket:
                 sock,
                 f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n".encode(),
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+                + early,
             )
         )
         head = b""
@@ -638,13 +644,17 @@ class BareWebsocket:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         await self.close()
 
-    async def close(self) -> None:
-        """Stop reading and close the socket (idempotent)."""
+    async def stop_reading(self) -> None:
+        """Stop the ping answerer: from now on nothing is read (idempotent)."""
         if self._answerer is not None:
             self._answerer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._answerer
             self._answerer = None
+
+    async def close(self) -> None:
+        """Stop reading and close the socket (idempotent)."""
+        await self.stop_reading()
         self.sock.close()
         with contextlib.suppress(ValueError):
             BareWebsocket.opened.remove(self)

@@ -34,6 +34,7 @@ def test_running_aiohttp_is_a_supported_one_and_has_the_layout() -> None:
     assert _allowed(version("aiohttp")), version("aiohttp")
     assert _aiohttp.SUPPORTED
     assert _aiohttp.STREAM_SUPPORTED
+    assert _aiohttp.PONGS_SUPPORTED
 
 
 async def _serve(aiohttp_client: Any, compress: bool, results: list[bool]) -> TestClient[Any, Any]:
@@ -282,3 +283,64 @@ async def test_client_text_frames_are_written_at_once(aiohttp_client: Any, compr
 async def _wait(predicate: Any) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
+
+
+async def test_pongs_are_noted_by_the_parser_and_not_queued(aiohttp_client: Any) -> None:
+    """A server socket from ``websocket_response(pings=True)``: the client's
+    pong sets its flag, and ``receive()`` hands the read loop the client's
+    next text frame, not the pong; the flag goes down and up per ping."""
+    seen: list[tuple[str, Any, bool]] = []
+    pinged = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = _aiohttp.websocket_response(True)
+        await ws.prepare(request)
+        pongs = _aiohttp.pongs(ws)
+        assert isinstance(ws.pongs, type(pongs))  # the parser's, not a stand-in
+        for _ in range(2):
+            pongs.answered = False
+            assert _aiohttp.write_ping_now(ws)
+            pinged.set()
+            msg = await ws.receive()
+            seen.append((msg.type.name, msg.data, pongs.answered))
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    client = await aiohttp_client(app)
+    async with client.ws_connect("/ws", autoping=False) as ws:
+        for n in range(2):
+            await bounded(pinged.wait())
+            pinged.clear()
+            msg = await bounded(ws.receive())
+            assert msg.type is WSMsgType.PING
+            await ws.pong(msg.data)
+            await ws.send_str(f"after pong {n}")
+        assert (await bounded(ws.receive())).type is WSMsgType.CLOSE
+    assert seen == [("TEXT", "after pong 0", True), ("TEXT", "after pong 1", True)]
+
+
+async def test_small_reads_keep_large_messages_whole(aiohttp_client: Any) -> None:
+    """After ``small_reads``, asyncio's transport reads 64 KiB at a time (not
+    256 KiB, which glibc serves with mmap per read), and a 1 MiB message
+    still arrives whole."""
+    sizes: list[int] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=4 << 20)
+        await ws.prepare(request)
+        _aiohttp.small_reads(request.transport)
+        sizes.append(getattr(request.transport, "max_size", -1))
+        msg = await ws.receive()
+        await ws.send_str(str(len(msg.data)))
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    client = await aiohttp_client(app)
+    async with client.ws_connect("/ws") as ws:
+        await ws.send_str("x" * (1 << 20))
+        assert (await bounded(ws.receive())).data == str(1 << 20)
+    assert sizes == [1 << 16]

@@ -255,6 +255,39 @@ async def test_clients_that_answer_pings_stay(live: Serve) -> None:
             await bounded(task)
 
 
+@PATHS
+async def test_client_whose_frame_came_with_its_upgrade_answers_pings(
+    live: Serve, path: str
+) -> None:
+    """A client that sends its first message in the same write as its upgrade
+    request: that message is delivered, and its pongs (read by the socket's
+    read loop here, not by the parser) keep it open over 20 ticks, while a
+    client of the same kind that stops answering is released by the second."""
+    app = Recorder()
+    server, clock = await serve(live, app)
+    sockjs = path == SOCKJS_WS
+    early = ws_frame(OP_TEXT, b'["early"]' if sockjs else b"early")
+    clients = []
+    for _ in range(2):
+        count = len(app.sessions)
+        client = await BareWebsocket.connect(server.port, path.format(new_id()), early=early)
+        client.answer_pings()
+        await eventually(lambda count=count: len(app.sessions) > count)
+        clients.append((client, app.sessions[count]))
+        await eventually(lambda client=client: _echoes(client.texts, sockjs)().count("early") == 1)
+    (stays, kept), (leaves, dropped) = clients
+    for n in range(TICKS):
+        tick(server, clock)
+        await eventually(lambda n=n: stays.pings > n and not testing.writing(kept))
+        if n == 0:
+            await eventually(lambda: leaves.pings == 1)
+            await leaves.stop_reading()
+        if n >= 2:  # its last pong answered the first ping
+            await eventually(lambda: dropped.closed)
+    assert held(server, kept) and not kept.closed
+    assert not held(server, dropped)
+
+
 def _sender(send: Callable[[str], Any], sockjs: bool) -> Callable[[str], Any]:
     """Send one message, in a SockJS frame or bare."""
 
