@@ -38,6 +38,9 @@ without a wrapper frame per connection):
 - A ping written at once with a heartbeat (:func:`write_ping_now`), and
   its pong noted where aiohttp parses it (:func:`websocket_response`), so
   that an idle socket's pong does not wake its read loop.
+- How many requests a connection has begun (:func:`request_number`), so
+  that a session can tell whether the end of its answer is still what
+  waits unsent there.
 - Reads of at most 64 KiB on asyncio's own socket transports
   (:func:`small_reads`), as a connection's later reads are.
 - The client's text frame written at once, masked
@@ -64,6 +67,7 @@ __all__ = [
     "coroutine_handler",
     "no_server_takeover",
     "pongs",
+    "request_number",
     "send_text",
     "small_reads",
     "start_close",
@@ -470,6 +474,16 @@ def write_heartbeat_and_ping_now(ws: web.WebSocketResponse, threshold: int) -> b
     if writer is not None and writer.compress and threshold <= 1:
         return False
     return _write_unmasked_now(ws, _HEARTBEAT_AND_PING)
+
+
+def request_number(request: web.BaseRequest) -> int:
+    """How many requests ``request``'s connection has begun, this one included.
+
+    aiohttp counts each request as it is parsed. ``-1`` where the count
+    cannot be read (nothing is then taken to be known about the connection).
+    """
+    count = getattr(request.protocol, "_request_count", -1)
+    return count if isinstance(count, int) else -1
 
 
 #: What asyncio's selector transports pass to ``recv()`` (``max_size``) is

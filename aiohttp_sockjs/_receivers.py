@@ -10,6 +10,8 @@ liveness ping after each heartbeat and the close handshake.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import sys
 from collections.abc import Callable
 from typing import Final
 
@@ -57,6 +59,42 @@ def abort_connection(request: web.BaseRequest) -> None:
         transport.abort()
 
 
+#: Linux's ioctl for the bytes a TCP socket holds that it has not yet sent
+#: (``SIOCOUTQNSD``, linux/sockios.h): its client's window is full.
+_SIOCOUTQNSD: Final = 0x894B
+
+
+def _unsent(request: web.BaseRequest) -> bool:
+    """Whether bytes written to ``request``'s connection still wait to be sent.
+
+    The transport's own buffer, and on Linux the kernel's unsent queue
+    (bytes in flight to a client that reads do not count).
+    """
+    transport = request.transport
+    if transport is None:
+        return False
+    if transport.get_write_buffer_size():
+        return True
+    if sys.platform != "linux":
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        queued = fcntl.ioctl(sock.fileno(), _SIOCOUTQNSD, bytes(4))
+    except (OSError, ValueError):
+        return False
+    return int.from_bytes(queued, sys.byteorder, signed=True) > 0
+
+
+def _cut_if_stuck(request: web.BaseRequest, number: int) -> None:
+    """Cut ``request``'s connection if it has had no request since (its
+    ``number``) and bytes written to it are still unsent: they are the end of
+    this request's answer, which its client stopped reading."""
+    if number >= 0 and _aiohttp.request_number(request) == number and _unsent(request):
+        abort_connection(request)
+
+
 # --- receivers ------------------------------------------------------------
 
 
@@ -101,12 +139,16 @@ class _FramedReceiver(Receiver):
 class PollingReceiver(_FramedReceiver):
     """xhr and jsonp: answers one frame, then the request is over."""
 
-    __slots__ = ("_encode", "_request", "result")
+    __slots__ = ("_encode", "_number", "_request", "result")
 
     def __init__(self, request: web.Request, encode: Callable[[str], bytes]) -> None:
         self._request = request
+        self._number = _aiohttp.request_number(request)
         self._encode = encode
         self.result: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def cut_if_stuck(self) -> None:
+        _cut_if_stuck(self._request, self._number)
 
     async def _frame(self, frame: str) -> bool:
         if not self.result.done():
@@ -142,7 +184,16 @@ class PollingReceiver(_FramedReceiver):
 class StreamingReceiver(_FramedReceiver):
     """xhr_streaming, eventsource, htmlfile: frames until the size limit."""
 
-    __slots__ = ("_encode", "_failed", "_limit", "_request", "_response", "_sent", "done")
+    __slots__ = (
+        "_encode",
+        "_failed",
+        "_limit",
+        "_number",
+        "_request",
+        "_response",
+        "_sent",
+        "done",
+    )
 
     def __init__(
         self,
@@ -157,7 +208,11 @@ class StreamingReceiver(_FramedReceiver):
         self._limit = limit
         self._sent = 0
         self._failed = False
+        self._number = _aiohttp.request_number(request)
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def cut_if_stuck(self) -> None:
+        _cut_if_stuck(self._request, self._number)
 
     async def _frame(self, frame: str) -> bool:
         if self.done.done():

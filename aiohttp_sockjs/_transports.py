@@ -576,6 +576,10 @@ class Routes:
         limit = options.max_message_size
         # Per-client rate (issue 21): None unless client_rate_limit is set.
         clients = self.endpoint.clients if options.client_rate_limit else None
+        # With permessage-deflate, the rate limits count each frame as it
+        # was inflated, whitespace and all, not its messages' characters:
+        # inflating is what the client makes the server spend.
+        inflating = bool(ws.compress) and (clients is not None or options.rate_limit is not None)
         gone = False
         try:
             async for msg in ws:
@@ -600,11 +604,15 @@ class Routes:
                     if refused is not None:
                         await ws.close(code=1009, message=refused)
                         break
-                if messages:
-                    if clients is not None and not clients.admit(session, len(messages), size):
+                charged = len(msg.data) if inflating else None
+                if messages or charged:
+                    spent = size if charged is None else charged
+                    if clients is not None and not clients.admit(session, len(messages), spent):
                         await self._over_client_rate(session)  # not delivered
                         continue
-                    processed = actor.deliver(session, messages, size)
+                    if not messages and options.rate_limit is None:
+                        continue  # charged to the client's rate only
+                    processed = actor.deliver(session, messages, size, charged=charged)
                     if processed is not None:
                         await processed
                     if actor.inbound_paused(session):

@@ -43,6 +43,7 @@ from .handler import HandlerHost
 from .machine import (
     Abort,
     Action,
+    CutIfStuck,
     Deliver,
     Finished,
     NotifyClosed,
@@ -78,7 +79,7 @@ class Actor(HandlerHost):
         self._enter(Detach(receiver, interrupted))
 
     def _deliver(
-        self, messages: list[str], size: int, wait: bool = False
+        self, messages: list[str], size: int, wait: bool = False, charged: int | None = None
     ) -> asyncio.Future[None] | None:
         """Hand client messages to the session.
 
@@ -99,13 +100,13 @@ class Actor(HandlerHost):
                 self._take_in(messages, size)
                 self._parked = True
             else:
-                self._enter(Incoming(messages, size), now=True)
+                self._enter(Incoming(messages, size, None, charged), now=True)
             return None
         self._pending_incoming += size
         processed = None
         if wait or self._pending_incoming > self._hub.limits.max_inbox_size:
             processed = asyncio.get_running_loop().create_future()
-        self._enter(Incoming(messages, size, processed))
+        self._enter(Incoming(messages, size, processed, charged))
         return processed
 
     async def _room(self) -> None:
@@ -312,10 +313,12 @@ class Actor(HandlerHost):
                             unanswered=receiver.unanswered(),
                         )
                     )
-            case Incoming(messages, size, processed):
+            case Incoming(messages, size, processed, charged):
                 if self._pending_incoming:
                     self._pending_incoming = max(0, self._pending_incoming - size)
-                actions.extend(machine.incoming(messages, size, self._inbox_size, now))
+                actions.extend(
+                    machine.incoming(messages, size, self._inbox_size, now, charged=charged)
+                )
                 if processed is not None:
                     processed.set_result(None)
             case Attach(receiver):
@@ -461,6 +464,8 @@ class Actor(HandlerHost):
                 receiver.release()
             case Abort(receiver):
                 receiver.abort()
+            case CutIfStuck(receiver):
+                receiver.cut_if_stuck()
             case Finished():
                 self._finished = True
                 self._slack = -1

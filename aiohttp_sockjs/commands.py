@@ -77,11 +77,17 @@ class Batch:
 
 @dataclass(slots=True)
 class Incoming:
-    """The client sent messages (``size`` characters in all)."""
+    """The client sent messages (``size`` characters in all).
+
+    ``charged``: what the rate limits count in place of ``size``, when the
+    client made the server handle more than the messages (an inflated
+    websocket frame); ``None`` for ``size``.
+    """
 
     messages: list[str]
     size: int
     processed: asyncio.Future[None] | None = None
+    charged: int | None = None
 
 
 @dataclass(slots=True)

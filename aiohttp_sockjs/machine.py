@@ -39,6 +39,7 @@ from .protocol import (
 __all__ = [
     "Abort",
     "Action",
+    "CutIfStuck",
     "Deliver",
     "Finished",
     "Limits",
@@ -164,6 +165,19 @@ class Abort(Generic[R]):
 
 
 @dataclass(frozen=True, slots=True)
+class CutIfStuck(Generic[R]):
+    """Cut ``receiver``'s connection unless its client took all that was written to it.
+
+    The machine keeps the last connection it let go of until it lets go of
+    another or finishes, and then asks for this: a client that stopped
+    reading leaves the end of a stream or a poll's answer unsent, and its
+    connection (with aiohttp's request handler) would outlive the session.
+    """
+
+    receiver: R
+
+
+@dataclass(frozen=True, slots=True)
 class Deliver:
     """Hand ``messages`` from the client to the application."""
 
@@ -200,6 +214,7 @@ Action = (
     | SendClose[R]
     | Release[R]
     | Abort[R]
+    | CutIfStuck[R]
     | Deliver
     | PauseInbound
     | ResumeInbound
@@ -224,6 +239,7 @@ class SessionMachine(Generic[R]):
         "_close",
         "_inbound_paused",
         "_inflight",
+        "_last",
         "_limits",
         "_messages_tokens",
         "_outbox",
@@ -247,6 +263,8 @@ class SessionMachine(Generic[R]):
         #: session on every sweep. Drivers read it; only the machine writes it.
         self.deadline = now + limits.disconnect_delay
         self._receiver: R | None = None
+        # The receiver let go of last (see CutIfStuck).
+        self._last: R | None = None
         # Whether a write to the receiver is in flight (reported by written()).
         self._writing = False
         # Undelivered encoded messages; _queued counts their characters and
@@ -368,6 +386,8 @@ class SessionMachine(Generic[R]):
             actions: list[Action[R]] = [SendClose(receiver, *self._close)]
             if self._websocket:
                 actions += self._finish()
+            else:
+                actions += self._let_go(receiver)
             return actions
         return []
 
@@ -392,6 +412,8 @@ class SessionMachine(Generic[R]):
         self._writing = False
         self._inflight = 0
         actions: list[Action[R]] = [Release(receiver)]
+        if not self._websocket:
+            actions += self._let_go(receiver)
         if self._state is _CLOSED:
             return actions
         self.deadline = now + self._limits.disconnect_delay
@@ -535,22 +557,35 @@ class SessionMachine(Generic[R]):
         actions.append(SendClose(receiver, *CLOSE_QUEUE_OVERFLOW))
         if self._websocket:
             actions += self._finish()
+        else:
+            actions += self._let_go(receiver)
         return actions
 
     def incoming(
-        self, messages: list[str], size: int, inbox_size: int, now: float
+        self,
+        messages: list[str],
+        size: int,
+        inbox_size: int,
+        now: float,
+        *,
+        charged: int | None = None,
     ) -> list[Action[R]]:
         """The client sent ``messages`` (``size`` characters in all).
 
         ``inbox_size`` is how many characters the application has not taken
         yet. The messages are always delivered (the driver reads no more
         while inbound is paused); past ``max_inbox_size`` inbound pauses.
+        ``charged``, when given, is what the rate limit's bytes count
+        instead of ``size``: all the client made the server inflate.
         """
         if self._close is not None or self._state is _CLOSED:
             return []
         rate = self._limits.rate_limit
-        if rate is not None and not self._admit(rate, len(messages), size, now):
+        spent = size if charged is None else charged
+        if rate is not None and not self._admit(rate, len(messages), spent, now):
             return self.close(*CLOSE_RATE_LIMIT, now)
+        if not messages:
+            return []  # only charged (a frame of whitespace)
         actions: list[Action[R]] = [Deliver(messages)]
         if inbox_size + size >= self._limits.max_inbox_size and not self._inbound_paused:
             self._inbound_paused = True
@@ -597,6 +632,8 @@ class SessionMachine(Generic[R]):
             actions.append(SendClose(receiver, code, reason))
             if self._websocket:
                 actions += self._finish()
+            else:
+                actions += self._let_go(receiver)
         # With a write in flight, written() sends the close frame after it.
         return actions
 
@@ -647,12 +684,14 @@ class SessionMachine(Generic[R]):
 
     def shutdown(self, now: float) -> list[Action[R]]:
         """The server is going away: close with 1001 and finish."""
+        held = self._receiver
         actions = self.close(*CLOSE_GOING_AWAY, now)
         receiver = self._receiver
         if receiver is not None:
             # Still writing: no waiting for it now. _finish() releases it.
             actions.append(Abort(receiver))
-        return actions + self._finish()
+        # The close frame just sent is left to go out (shutdown has a timeout).
+        return actions + self._finish(spare=held)
 
     def fail(self) -> list[Action[R]]:
         """A bug in the driver or a receiver: close with 1011 and finish."""
@@ -685,7 +724,12 @@ class SessionMachine(Generic[R]):
             return [NotifyClosed(code, reason), _RESUME]
         return [NotifyClosed(code, reason)]
 
-    def _finish(self) -> list[Action[R]]:
+    def _let_go(self, receiver: R) -> list[Action[R]]:
+        """Keep ``receiver`` as the last connection let go of (not a websocket's)."""
+        previous, self._last = self._last, receiver
+        return [] if previous is None else [CutIfStuck(previous)]
+
+    def _finish(self, spare: R | None = None) -> list[Action[R]]:
         if self._state is _CLOSED:
             return []
         actions: list[Action[R]] = []
@@ -694,8 +738,14 @@ class SessionMachine(Generic[R]):
         self._state = _CLOSED
         receiver = self._receiver
         if receiver is not None:
+            # Cut already where it must be (shutdown, fail).
             self._receiver = None
             actions.append(Release(receiver))
+        last = self._last
+        if last is not None:
+            self._last = None
+            if last is not spare:
+                actions.append(CutIfStuck(last))
         self._outbox = None
         self._queued = 0
         self._inflight = 0

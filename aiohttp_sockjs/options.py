@@ -294,7 +294,10 @@ class Options:
         default=None,
         metadata=_doc(
             "A :class:`~aiohttp_sockjs.RateLimit` of client messages and bytes per"
-            " second per session, with a burst; ``None`` for no limit.",
+            " second per session, with a burst; ``None`` for no limit. The bytes are"
+            " the messages' characters; a frame compressed with"
+            " ``websocket_compression`` counts all it inflates to (JSON whitespace"
+            " included), even with no message in it.",
             client='close frame 1008 "Rate limit exceeded"',
         ),
     )

@@ -84,6 +84,14 @@ class Receiver(abc.ABC):
     def release(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """The session has let go of this connection: end it if it still waits."""
 
+    def cut_if_stuck(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Cut the connection unless its client took all that was written to it.
+
+        Called on a connection the session let go of earlier, when it lets
+        go of another or finishes. It touches the connection only, never
+        the session.
+        """
+
     def unanswered(self) -> bool:
         """Whether the liveness probe sent with the last heartbeat is still unanswered.
 

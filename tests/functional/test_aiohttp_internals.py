@@ -344,3 +344,25 @@ async def test_small_reads_keep_large_messages_whole(aiohttp_client: Any) -> Non
         await ws.send_str("x" * (1 << 20))
         assert (await bounded(ws.receive())).data == str(1 << 20)
     assert sizes == [1 << 16]
+
+
+async def test_request_number_counts_the_requests_of_a_connection(aiohttp_client: Any) -> None:
+    """Three requests on one kept-alive connection are its 1st, 2nd and 3rd;
+    a request on a new connection is its first."""
+    numbers: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        numbers.append(_aiohttp.request_number(request))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    client = await aiohttp_client(app)
+    for _ in range(3):
+        async with client.get("/") as response:
+            assert await response.text() == "ok"
+    async with client.get("/", headers={"Connection": "close"}) as response:
+        await response.read()
+    async with client.get("/") as response:
+        await response.read()
+    assert numbers == [1, 2, 3, 4, 1]

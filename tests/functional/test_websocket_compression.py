@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from aiohttp_sockjs import RateLimit
 from tests.conftest import ClientFactory, endpoint_of
 from tests.deflate_client import DeflateClient
 from tests.wire import SERVER_ESCAPE_SET, new_id, session_url
@@ -227,3 +228,48 @@ def test_threshold_must_not_be_negative() -> None:
 
     with pytest.raises(ValueError, match="websocket_compression_threshold"):
         Options(websocket_compression=True, websocket_compression_threshold=-1)
+
+
+# --- inflated bytes count against the rate limits (issue 21) --------------------
+
+#: One message of one character, padded with JSON whitespace to 100,000
+#: bytes once inflated; about 130 bytes on the wire.
+PADDED = b"[" + b" " * 100_000 + b'"x"]'
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("which", ["rate_limit", "client_rate_limit"])
+async def test_inflated_bytes_count_against_the_rate_limits(
+    serve: ClientFactory, which: str
+) -> None:
+    """A compressed frame counts what it inflates to, whitespace included: a
+    frame of 130 bytes on the wire that inflates to 100,000 closes a session
+    allowed 10,000 bytes a second with 1008, though its one message has one
+    character; frames of the same messages without the padding go through."""
+    limit = RateLimit(bytes_per_second=10_000, burst=1)
+    client = await serve(clock=_Clock(), websocket_compression=True, **{which: limit})
+    ws = await open_session(client)
+    for _ in range(3):
+        ws.send_text(b'["x"]')
+        assert await ws.recv_text() == 'a["x"]'
+    ws.send_text(PADDED)
+    reason = "Rate limit exceeded" if which == "rate_limit" else "Client rate limit exceeded"
+    assert await ws.recv_text() == f'c[1008,"{reason}"]'
+    await ws.close()
+
+
+async def test_inflated_whitespace_alone_is_charged(serve: ClientFactory) -> None:
+    """A frame that inflates to whitespace and no message is charged too."""
+    limit = RateLimit(bytes_per_second=10_000, burst=1)
+    client = await serve(clock=_Clock(), websocket_compression=True, rate_limit=limit)
+    ws = await open_session(client)
+    ws.send_text(b"[" + b" " * 100_000 + b"]")
+    assert await ws.recv_text() == 'c[1008,"Rate limit exceeded"]'
+    await ws.close()

@@ -33,6 +33,7 @@ from hypothesis.stateful import (
 from aiohttp_sockjs.machine import (
     Abort,
     Action,
+    CutIfStuck,
     Deliver,
     Finished,
     Limits,
@@ -168,6 +169,10 @@ class SessionModel(RuleBasedStateMachine):
         self.accepted: list[Rx] = []  # taken by the machine at some point
         self.ended: set[Rx] = set()  # got SendClose or Release
         self.aborted: set[Rx] = set()
+        self.released: list[Rx] = []  # in the order the machine let go of them
+        self.cut: list[Rx] = []  # asked CutIfStuck
+        self.spared: set[Rx] = set()  # sent the close frame by shutdown
+        self._held: Rx | None = None  # the machine's receiver after the last event
         self.gone: set[Rx] = set()  # their client went away
         self.in_flight: dict[Rx, list[str] | None] = {}  # write awaiting written()
         self.opened = False
@@ -221,6 +226,9 @@ class SessionModel(RuleBasedStateMachine):
         """Check ``actions`` one by one against the model and record them."""
         machine = self.machine
         finished_before = self.finished
+        # The receiver the machine held when the event came (ended by a
+        # close frame, it counts as let go of).
+        machine_receiver = self._held
         self.calls += 1
         for action in actions:
             if isinstance(action, WRITES):
@@ -255,9 +263,19 @@ class SessionModel(RuleBasedStateMachine):
                     else:
                         assert (code, reason) == machine.close_info
                     self.ended.add(receiver)
+                    if receiver is machine_receiver:
+                        self.released.append(receiver)
                 case Release(receiver):
                     assert receiver in self.accepted, f"{action} of a receiver never taken"
                     self.ended.add(receiver)
+                    self.released.append(receiver)
+                case CutIfStuck(receiver):
+                    assert not self.websocket, "a websocket ends with its close handshake"
+                    assert receiver in self.released[:-1] or (
+                        self.finished or any(isinstance(a, Finished) for a in actions)
+                    ), f"{action} of a receiver still held or not the one let go before"
+                    assert receiver not in self.cut, f"{action} twice"
+                    self.cut.append(receiver)
                 case Abort(receiver):
                     assert receiver in self.accepted and receiver not in self.ended
                     self.aborted.add(receiver)
@@ -278,6 +296,7 @@ class SessionModel(RuleBasedStateMachine):
                     self.queue.clear()
                 case _:  # pragma: no cover
                     raise AssertionError(f"unknown action {action!r}")
+        self._held = machine.receiver
         if attached is not None:
             taken = machine.receiver is attached
             answered = any(isinstance(a, SendClose) and a.receiver is attached for a in actions)
@@ -659,6 +678,10 @@ class SessionModel(RuleBasedStateMachine):
             self._flush()
             return
         if how == "shutdown":
+            # The connection shutdown sends the close frame to is left to
+            # send it: shutdown has a timeout of its own.
+            if receiver is not None:
+                self.spared.add(receiver)
             self._apply(self.machine.shutdown(self.now))
             expected = CLOSE_GOING_AWAY
         else:
@@ -698,6 +721,17 @@ class SessionModel(RuleBasedStateMachine):
         for r in self.accepted:
             if r is not receiver:
                 assert r in self.ended, f"{r} was let go without SendClose or Release"
+
+    @invariant()
+    def let_go_connections_are_checked(self) -> None:
+        """Each connection let go of (but the last, while the session lasts) is
+        asked CutIfStuck, or was aborted: none outlives the session unnoticed."""
+        if self.websocket:
+            assert not self.cut
+            return
+        checked = set(self.cut) | self.aborted | self.spared
+        waiting = self.released if self.finished else self.released[:-1]
+        assert all(r in checked for r in waiting), (self.released, self.cut)
 
     @invariant()
     def outbound_in_order(self) -> None:

@@ -16,6 +16,7 @@ import pytest
 from aiohttp_sockjs.machine import (
     Abort,
     Action,
+    CutIfStuck,
     Deliver,
     Finished,
     Limits,
@@ -122,8 +123,9 @@ def overflow() -> Ev:
     return Ev("overflow")
 
 
-def incoming(messages: list[str], inbox: int = 0, t: float = 0.0) -> Ev:
-    return Ev("incoming", (messages, sum(map(len, messages)), inbox, t))
+def incoming(messages: list[str], inbox: int = 0, t: float = 0.0, charged: int | None = None) -> Ev:
+    kwargs = {} if charged is None else {"charged": charged}
+    return Ev("incoming", (messages, sum(map(len, messages)), inbox, t), kwargs)
 
 
 def consumed(inbox: int) -> Ev:
@@ -183,7 +185,13 @@ OPEN_CASES = [
         id="first receiver gets o",
     ),
     pytest.param(
-        [*POLLED, (attach(B), []), (flush(), []), (detach(B), [Release(B)]), (attach(C), [])],
+        [
+            *POLLED,
+            (attach(B), []),
+            (flush(), []),
+            (detach(B), [Release(B), CutIfStuck(A)]),
+            (attach(C), []),
+        ],
         OPEN,
         C,
         id="o only once: later receivers get nothing until there is something to say",
@@ -262,7 +270,7 @@ SEND_CASES = [
             (flush(), []),
             (attach(B), []),
             (flush(), [SendMessages(B, ["x", "y"])]),
-            (written(B, ok=False), [Release(B)]),
+            (written(B, ok=False), [Release(B), CutIfStuck(A)]),
         ],
         0,
         id="queued with no receiver: one frame at the next flush",
@@ -413,7 +421,7 @@ CLOSE_CASES = [
             (attach(B, t=1.0), [sendclose(B, CLOSE_GO_AWAY)]),
             (attach(C, t=4.0), [sendclose(C, CLOSE_GO_AWAY)]),
             (tick(8.9), []),
-            (tick(9.0), [Finished()]),
+            (tick(9.0), [CutIfStuck(A), Finished()]),
             (attach(D, t=10.0), [sendclose(D, CLOSE_GO_AWAY)]),
         ],
         CLOSED,
@@ -438,7 +446,7 @@ CLOSE_CASES = [
             (send("x"), []),
             (close(), [notify(CLOSE_GO_AWAY)]),
             (attach(B), [SendMessages(B, ["x"])]),
-            (written(B, ok=False), [Release(B)]),
+            (written(B, ok=False), [Release(B), CutIfStuck(A)]),
             (attach(C), [sendclose(C, CLOSE_GO_AWAY)]),
         ],
         CLOSING,
@@ -506,7 +514,7 @@ CLOSE_CASES = [
             (detach(A, t=1.0, interrupted=True), [Release(A), notify(CLOSE_INTERRUPTED)]),
             (attach(B, t=2.0), [sendclose(B, CLOSE_INTERRUPTED)]),
             (tick(6.9), []),
-            (tick(7.0), [Finished()]),
+            (tick(7.0), [CutIfStuck(A), Finished()]),
         ],
         CLOSED,
         CLOSE_INTERRUPTED,
@@ -525,7 +533,7 @@ CLOSE_CASES = [
         id="1002 when a write fails",
     ),
     pytest.param(
-        [*POLLED, (detach(A), []), (attach(B), []), (detach(B), [Release(B)])],
+        [*POLLED, (detach(A), []), (attach(B), []), (detach(B), [Release(B), CutIfStuck(A)])],
         OPEN,
         None,
         id="a receiver that ends normally does not close the session",
@@ -537,7 +545,11 @@ CLOSE_CASES = [
         id="1011 on fail(): the receiver is cut and let go",
     ),
     pytest.param(
-        [*POLLED, (fail(), [notify(CLOSE_INTERNAL_ERROR), Finished()]), (fail(), [])],
+        [
+            *POLLED,
+            (fail(), [notify(CLOSE_INTERNAL_ERROR), CutIfStuck(A), Finished()]),
+            (fail(), []),
+        ],
         CLOSED,
         CLOSE_INTERNAL_ERROR,
         id="1011 on fail() with no receiver; a second fail() does nothing",
@@ -546,7 +558,7 @@ CLOSE_CASES = [
         [
             *OPENED,
             (close(), [notify(CLOSE_GO_AWAY), sendclose(A, CLOSE_GO_AWAY)]),
-            (fail(), [Finished()]),
+            (fail(), [CutIfStuck(A), Finished()]),
         ],
         CLOSED,
         CLOSE_GO_AWAY,
@@ -576,7 +588,7 @@ CLOSE_CASES = [
         id="1001 on shutdown() during a write: the write is cut and the receiver let go",
     ),
     pytest.param(
-        [*POLLED, (shutdown(), [notify(CLOSE_GOING_AWAY), Finished()])],
+        [*POLLED, (shutdown(), [notify(CLOSE_GOING_AWAY), CutIfStuck(A), Finished()])],
         CLOSED,
         CLOSE_GOING_AWAY,
         id="1001 on shutdown() with no receiver",
@@ -637,9 +649,9 @@ DEADLINE_CASES = [
         [
             *POLLED,
             (attach(B, t=3.0), []),
-            (detach(B, t=4.0), [Release(B)]),
+            (detach(B, t=4.0), [Release(B), CutIfStuck(A)]),
             (tick(8.9), []),
-            (tick(9.0), [notify(CLOSE_INTERRUPTED), Finished()]),
+            (tick(9.0), [notify(CLOSE_INTERRUPTED), CutIfStuck(B), Finished()]),
         ],
         CLOSED,
         9.0,
@@ -650,7 +662,7 @@ DEADLINE_CASES = [
             *OPENED,
             (close(3000, "Go away!", t=2.0), [notify(CLOSE_GO_AWAY), sendclose(A, CLOSE_GO_AWAY)]),
             (tick(6.9), []),
-            (tick(7.0), [Finished()]),
+            (tick(7.0), [CutIfStuck(A), Finished()]),
         ],
         CLOSED,
         7.0,
@@ -912,6 +924,20 @@ INBOUND_CASES = [
         ],
         False,
         id="with both rates, either one exceeded closes",
+    ),
+    pytest.param(
+        Limits(rate_limit=RateLimit(bytes_per_second=10, burst=1)),
+        [
+            *OPENED,
+            (incoming(["ab"], charged=6), [Deliver(["ab"])]),
+            (incoming([], charged=3), []),
+            (
+                incoming(["c"], charged=2),
+                [notify(CLOSE_RATE_LIMIT), sendclose(A, CLOSE_RATE_LIMIT)],
+            ),
+        ],
+        False,
+        id="charged (an inflated frame) counts instead of the characters; no message, no Deliver",
     ),
 ]
 
