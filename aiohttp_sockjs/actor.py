@@ -195,20 +195,24 @@ class Actor(HandlerHost):
                 await self._answer_late()
 
     async def _answer_late(self) -> None:
-        """Answer the connections that arrived while the session was ending.
+        """Apply what arrived while the session was ending.
 
-        They get its close frame rather than waiting forever.
+        The machine answers each connection that came with the close frame
+        (its ``attach()`` on a finished session); client messages are dropped.
         """
-        close = self._close_info or protocol.CLOSE_INTERRUPTED
         mailbox = self._mailbox
+        machine = self._machine
         while mailbox:
             command = mailbox.pop(0)
             if type(command) is Attach:
-                try:
-                    await command.receiver.send_close(*close)
-                except BaseException:
-                    command.receiver.release()
-                    raise
+                receiver = command.receiver
+                for action in machine.attach(receiver, self._hub.clock()):
+                    assert type(action) is SendClose, action
+                    try:
+                        await receiver.send_close(action.code, action.reason)
+                    except BaseException:
+                        receiver.release()
+                        raise
             elif type(command) is Incoming and command.processed is not None:
                 command.processed.set_result(None)
 
@@ -346,9 +350,7 @@ class Actor(HandlerHost):
         half the bound): what the machine holds plus what waits for it grows
         only there, so the actor only ever lowers it.
         """
-        if self._pressured and 2 * (self._machine.backlog + self._pending_sends) <= (
-            self._hub.limits.max_queue_size
-        ):
+        if self._pressured and self._machine.slack(self._pending_sends) >= 0:
             self._pressured = False
             self._hub.pressure(False)
 

@@ -534,6 +534,17 @@ class SessionMachine(Generic[R]):
             return -1
         return max(0, limits.max_queue_size - size - held)
 
+    def slack(self, posted: int) -> int:
+        """How many characters the session may take before it holds over half its send bound.
+
+        ``posted``: characters waiting in the driver's mailbox, beside what
+        the machine holds. Negative: the session is over half its bound, and
+        its endpoint counts it as pressured (broadcasts and a handler's
+        sends then wait for relief); it is relieved at zero or more.
+        Changes nothing.
+        """
+        return self._limits.max_queue_size // 2 - (self._queued + self._inflight + posted)
+
     def overflow(self) -> list[Action[R]]:
         """The outbound bound was crossed (by :meth:`send` or seen by the driver's channel).
 

@@ -260,7 +260,6 @@ class Mailbox:
         """
         if self._overflow_posted or self._finished:
             return None
-        limits = self._hub.limits
         # The machine's rule (admit_posted), applied to what waits here.
         verdict = self._machine.admit_posted(self._pending_sends, size)
         if verdict is not None:
@@ -293,11 +292,10 @@ class Mailbox:
                     dropped = len(waiting.pop(0))
                     send.size -= dropped
                     self._pending_sends -= dropped
-        held = self._machine.backlog + self._pending_sends
-        held += size
-        if not self._pressured and 2 * held > limits.max_queue_size:
+        slack = self._machine.slack(self._pending_sends + size)
+        if slack < 0 and not self._pressured:
             # Raised here, at once, so that a handler's next message waits
             # (see _fair); only the actor lowers it, once the queue drains.
             self._pressured = True
             self._hub.pressure(True)
-        return limits.max_queue_size // 2 - held
+        return slack

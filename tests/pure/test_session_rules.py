@@ -1034,3 +1034,21 @@ def test_websocket_session(steps: list[Step], close_info: tuple[int, str]) -> No
     assert machine.state is CLOSED
     assert machine.close_info == close_info
     assert machine.receiver is None
+
+
+def test_slack_is_what_fits_below_half_the_send_bound() -> None:
+    """``slack(posted)``: half of ``max_queue_size`` (10) less what the machine
+    holds (queued and in flight) and what waits in the driver's mailbox;
+    negative once the session holds over half its bound (it is pressured)."""
+    machine = run([*OPENED, (written(A), [])])
+    assert machine.slack(0) == 5
+    assert machine.slack(5) == 0
+    assert machine.slack(6) == -1
+    machine.send("abc")  # queued: 3 characters held
+    assert machine.slack(0) == 2
+    assert machine.slack(3) == -1
+    batch = machine.flush()
+    assert batch == [SendMessages(A, ["abc"])]
+    assert machine.slack(0) == 2  # in flight counts as held
+    machine.written(A, True, 0.0)
+    assert machine.slack(0) == 5
