@@ -125,7 +125,8 @@ class Actor(HandlerHost):
         it.
         """
         if self._parked:
-            self._enter(TICK, now=True)
+            if not self._tick_plainly():
+                self._enter(TICK, now=True)
             return
         busy = self._busy
         if busy is not None and self._machine.write_overdue(self._hub.clock()):
@@ -135,6 +136,39 @@ class Actor(HandlerHost):
             busy.abort()
         if TICK not in self._mailbox:
             self._enter(TICK)
+
+    def _tick_plainly(self) -> bool:
+        """The door's plain case for the sweeper's tick: a heartbeat written at once.
+
+        The actor is free (its caller saw the token parked). When the machine
+        says all the tick's step would do is send a heartbeat
+        (``ticks_plainly``), the connection is live, its last probe answered,
+        and it takes the heartbeat without waiting, the heartbeat is written
+        here, token in hand, and the machine told (``beat``): what the step
+        would have done, with no command, action list or ``written()``.
+        Returns whether it did; if not, nothing was done and the tick goes
+        through the door.
+        """
+        machine = self._machine
+        now = self._hub.clock()
+        receiver = machine.ticks_plainly(now)
+        if (
+            receiver is None
+            or not receiver.sends_now
+            or receiver.single_frame
+            or receiver.unanswered()
+            or receiver.interrupted()
+        ):
+            return False
+        self._parked = False
+        try:
+            written = receiver.send_heartbeat_now()
+            if written:
+                self._traffic.heartbeats += 1  # as _write counts it
+                machine.beat(now)
+        finally:
+            self._parked = True
+        return written
 
     def _shutdown(self) -> None:
         self._enter(SHUTDOWN)

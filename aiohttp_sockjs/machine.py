@@ -682,6 +682,35 @@ class SessionMachine(Generic[R]):
         self._writing = True
         return [SendHeartbeat(receiver)]
 
+    def ticks_plainly(self, now: float) -> R | None:
+        """The receiver a due tick would only send a heartbeat to, if that is all.
+
+        A query for the driver's plain tick: when the session is open and
+        not closing, its receiver attached and idle, nothing queued, and the
+        deadline due, :meth:`tick` (with the receiver live and its probe
+        answered) would answer exactly ``[SendHeartbeat(receiver)]``, and
+        ``written(receiver, True)`` then nothing. The driver may then write
+        the heartbeat at once itself and report :meth:`beat` instead.
+        Changes nothing.
+        """
+        if (
+            now >= self.deadline
+            and self._state is _OPEN
+            and self._close is None
+            and not self._writing
+            and not self._outbox
+        ):
+            return self._receiver
+        return None
+
+    def beat(self, now: float) -> None:
+        """A heartbeat went out at once (see :meth:`ticks_plainly`): the next is a period away.
+
+        What :meth:`tick` and then ``written(receiver, True)`` would have
+        left the machine as.
+        """
+        self.deadline = now + self._limits.heartbeat_delay
+
     def write_overdue(self, now: float) -> bool:
         """Whether the write in flight has outlived a whole heartbeat period past the deadline.
 

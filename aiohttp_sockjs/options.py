@@ -336,9 +336,9 @@ class Options:
             " and drops a socket that has not answered it by the next heartbeat, so a"
             " client that stopped reading is released within two heartbeat periods (while"
             " the handler leaves the session's inbox full the socket is not read, and only"
-            " a lost connection counts); it needs no timer per socket, but reading each pong"
-            " costs about 40 us of server CPU per idle socket and heartbeat (3x an idle"
-            " heartbeat without it, benchmarks/README.md). A number of seconds"
+            " a lost connection counts); it needs no timer per socket, and the ping and its"
+            " pong cost a few microseconds of server CPU per idle socket and heartbeat"
+            " (benchmarks/README.md). A number of seconds"
             " uses aiohttp's own ping timer on each socket instead; ``0`` sends no pings.",
             unit="seconds",
             client="a ping frame after each heartbeat frame, answered by the browser;"

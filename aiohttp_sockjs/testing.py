@@ -162,6 +162,7 @@ MACHINE_EVENTS = frozenset(
         "consumed",
         "close",
         "tick",
+        "beat",
         "shutdown",
         "fail",
     }

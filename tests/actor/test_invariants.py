@@ -29,7 +29,7 @@ def owns(session: Actor) -> bool:
 
 
 #: The actor's step and its parts: the only callers of a machine event.
-STEP = {"_step", "_apply", "_write_now", "_write", "_fail"}
+STEP = {"_step", "_apply", "_write_now", "_write", "_fail", "_tick_plainly"}
 
 
 class Calls:
@@ -60,17 +60,43 @@ async def drive(clock: Clock, session: Session, endpoint: Any, receiver: Recorde
     await endpoint.shutdown()
 
 
-async def test_only_the_tokens_owner_calls_the_machine(clock: Clock) -> None:
-    """Invariant 1: every machine event comes from the actor's step, token in hand."""
+class AtOnce(Recorder):
+    """A recorder that takes every frame without waiting (the ``*_now`` writes)."""
+
+    sends_now = True
+
+    def send_open_now(self) -> bool:
+        return self._take("o")
+
+    def send_heartbeat_now(self) -> bool:
+        return self._take("h")
+
+    def send_messages_now(self, messages: list[str]) -> bool:
+        return self._take(("a", list(messages)))
+
+
+@pytest.mark.parametrize("kind", [Recorder, AtOnce], ids=["awaited", "at_once"])
+async def test_only_the_tokens_owner_calls_the_machine(clock: Clock, kind: type[Recorder]) -> None:
+    """Invariant 1: every machine event comes from the actor's step, token in hand.
+
+    With a receiver that takes frames at once, the sweeper's tick is the
+    door's plain case (``_tick_plainly``: ``beat`` instead of ``tick``),
+    and the application's sends the step's plain send.
+    """
     endpoint = make(clock)
-    receiver = Recorder()
+    receiver = kind()
     calls = Calls()
     session = await open_session(endpoint, receiver)
     testing.watch_machine(session, calls)
     await drive(clock, session, endpoint, receiver)
     events = {event for event, _, _ in calls.calls}
     # The workload reached the machine through every kind of command.
-    assert {"attach", "detach", "tick", "close", "send_and_flush"} <= events, events
+    if kind is AtOnce:
+        # Sends go out plainly (sends_plainly, a query) and ticks as beats.
+        assert {"attach", "detach", "beat", "close"} <= events, events
+    else:
+        assert {"attach", "detach", "tick", "close", "send_and_flush"} <= events, events
+    assert "h" in receiver.frames
     strays = [call for call in calls.calls if call[1] not in STEP or not call[2]]
     assert strays == []
 

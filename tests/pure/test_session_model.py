@@ -629,16 +629,32 @@ class SessionModel(RuleBasedStateMachine):
         """Time passes (the fake clock only moves forward)."""
         self.now += seconds
 
-    @rule(pending=st.booleans(), to_deadline=st.booleans())
+    @rule(pending=st.booleans(), to_deadline=st.booleans(), direct=st.booleans())
     @flushing
-    def tick(self, pending: bool, to_deadline: bool) -> None:
-        """The sweeper ticks the session, maybe exactly at its deadline."""
+    def tick(self, pending: bool, to_deadline: bool, direct: bool) -> None:
+        """The sweeper ticks the session, maybe exactly at its deadline.
+
+        The driver first asks ``ticks_plainly``: the receiver when the tick
+        would only send it a heartbeat; ``direct``, the driver then writes
+        it and reports ``beat``, which must leave the machine as the tick
+        and its ``written()`` would.
+        """
         if to_deadline:
             self.now = max(self.now, self.machine.deadline)
         due = self.now >= self.machine.deadline and not self.finished
         receiver = self.machine.receiver
         writing = receiver in self.in_flight
         was_closed = self.close_info is not None
+        plain = self.machine.ticks_plainly(self.now)
+        idle = receiver is not None and not writing and not self.queue
+        assert plain is (receiver if due and idle and not was_closed else None)
+        if plain is not None and direct and not pending and plain not in self.gone:
+            self.writes.append(SendHeartbeat(plain))
+            self.calls += 1
+            self.machine.beat(self.now)
+            assert self.machine.deadline == self.now + HEARTBEAT
+            assert self.machine.receiver is plain and not self.machine.writing
+            return
         actions = self._apply(self.machine.tick(self.now, attach_pending=pending))
         if not due:
             assert actions == [], "a tick before the deadline did something"
