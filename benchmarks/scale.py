@@ -63,11 +63,14 @@ DEADLINE = 600.0  # the longest any one step may take
 
 
 def serving_app(broker_url: str | None) -> web.Application:
-    """``/bcast`` with default options (room for 20,000 sessions), and control routes."""
+    """``/bcast`` with default options (room for 20,000 sessions), and control routes.
+
+    But the share of one client: the generators open every session from one address.
+    """
     import aiohttp_sockjs
 
     app = web.Application()
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"max_sessions_per_client": None}
     if broker_url:
         from aiohttp_sockjs.broker import RedisBroker
 
