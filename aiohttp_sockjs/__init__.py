@@ -38,7 +38,8 @@ from .exceptions import (
     SessionMisuse,
     SockJSError,
 )
-from .machine import RateLimit, SessionState
+from .limits import RateLimit
+from .machine import SessionState
 from .options import TRANSPORTS, EndpointOptions, Options, options_docstring
 from .rooms import Presence, Rooms
 from .session import Session

@@ -22,6 +22,21 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import protocol
+from .actions import (
+    Abort,
+    Action,
+    CutIfStuck,
+    Deliver,
+    Finished,
+    NotifyClosed,
+    PauseInbound,
+    Release,
+    ResumeInbound,
+    SendClose,
+    SendHeartbeat,
+    SendMessages,
+    SendOpen,
+)
 from .commands import (
     SHUTDOWN,
     TICK,
@@ -40,21 +55,6 @@ from .commands import (
     Write,
 )
 from .handler import HandlerHost
-from .machine import (
-    Abort,
-    Action,
-    CutIfStuck,
-    Deliver,
-    Finished,
-    NotifyClosed,
-    PauseInbound,
-    Release,
-    ResumeInbound,
-    SendClose,
-    SendHeartbeat,
-    SendMessages,
-    SendOpen,
-)
 from .receiver import Receiver
 
 log = logging.getLogger("aiohttp_sockjs")

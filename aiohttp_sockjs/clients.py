@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 
 from aiohttp import hdrs, web
 
-from .machine import RateLimit
+from .limits import RateLimit
 from .options import ClientKey
 
 __all__ = [

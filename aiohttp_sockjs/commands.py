@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Final
 
-from .machine import SendClose, SendHeartbeat, SendMessages, SendOpen
+from .actions import SendClose, SendHeartbeat, SendMessages, SendOpen
 from .receiver import Receiver
 
 __all__ = [

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
-from .machine import Limits
+from .limits import Limits
 from .rooms import Presence, Rooms
 from .stats import REFUSAL_REASONS
 

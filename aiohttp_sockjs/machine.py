@@ -11,21 +11,40 @@ matters) and returns :data:`Action` values for its driver to perform. It
 knows no asyncio, no aiohttp and no transport: a receiver is an opaque
 token to it.
 
-The driver is the session's actor (:mod:`aiohttp_sockjs.session`). After a
-write action (:class:`SendOpen`, :class:`SendHeartbeat`,
-:class:`SendMessages`) it reports the outcome with :meth:`SessionMachine.written`;
-until then the machine counts that batch as in flight and writes nothing
-else to that receiver.
+The driver is the session's actor (:mod:`aiohttp_sockjs.actor`). After a
+write action (:class:`~aiohttp_sockjs.actions.SendOpen`,
+:class:`~aiohttp_sockjs.actions.SendHeartbeat`,
+:class:`~aiohttp_sockjs.actions.SendMessages`) it reports the outcome with
+:meth:`SessionMachine.written`; until then the machine counts that batch
+as in flight and writes nothing else to that receiver. The actions live in
+:mod:`aiohttp_sockjs.actions`; their names are exported here too.
 """
 
 from __future__ import annotations
 
 import enum
-import math
 from collections import deque
-from dataclasses import dataclass
-from typing import Final, Generic, Literal, TypeVar
+from typing import Final, Generic, TypeVar
 
+from .actions import (
+    FINISHED,
+    PAUSE,
+    RESUME,
+    Abort,
+    Action,
+    CutIfStuck,
+    Deliver,
+    Finished,
+    NotifyClosed,
+    PauseInbound,
+    Release,
+    ResumeInbound,
+    SendClose,
+    SendHeartbeat,
+    SendMessages,
+    SendOpen,
+)
+from .limits import Limits, RateLimit, admits, bucket
 from .protocol import (
     CLOSE_ANOTHER_CONNECTION,
     CLOSE_GOING_AWAY,
@@ -78,153 +97,6 @@ _NEW: Final = SessionState.NEW
 _OPEN: Final = SessionState.OPEN
 _CLOSING: Final = SessionState.CLOSING
 _CLOSED: Final = SessionState.CLOSED
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """An inbound rate limit per session: a token bucket for messages and bytes.
-
-    ``messages_per_second`` and ``bytes_per_second`` (either may be
-    ``None``) are the sustained rates; ``burst`` is how many seconds' worth
-    of each a client may send at once. A session that goes over is closed
-    with 1008 "Rate limit exceeded".
-    """
-
-    messages_per_second: float | None = None
-    bytes_per_second: float | None = None
-    burst: float = 2.0
-
-    def __post_init__(self) -> None:
-        for rate in (self.messages_per_second, self.bytes_per_second):
-            if rate is not None and not rate > 0:
-                raise ValueError("rates must be positive (or None)")
-        if not self.burst >= 1 / 1000:
-            raise ValueError("burst must be positive")
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The numbers the machine decides by; made from the endpoint's options."""
-
-    heartbeat_delay: float = 25.0
-    disconnect_delay: float = 5.0
-    #: Characters of encoded, undelivered outbound messages.
-    max_queue_size: int = 4 << 20
-    queue_overflow: Literal["close", "drop_oldest"] = "close"
-    #: Characters of inbound messages the application has not taken yet.
-    max_inbox_size: int = 1 << 20
-    rate_limit: RateLimit | None = None
-
-
-# --- actions ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SendOpen(Generic[R]):
-    """Write the ``o`` frame to ``receiver``; report with :meth:`SessionMachine.written`."""
-
-    receiver: R
-
-
-@dataclass(frozen=True, slots=True)
-class SendHeartbeat(Generic[R]):
-    """Write the ``h`` frame to ``receiver``; report with :meth:`SessionMachine.written`."""
-
-    receiver: R
-
-
-@dataclass(frozen=True, slots=True)
-class SendMessages(Generic[R]):
-    """Write one ``a`` frame of encoded ``messages``; report with :meth:`SessionMachine.written`."""
-
-    receiver: R
-    messages: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class SendClose(Generic[R]):
-    """Write the close frame to ``receiver`` and end that connection (no report)."""
-
-    receiver: R
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Release(Generic[R]):
-    """The machine let go of ``receiver``: end its request if it still waits."""
-
-    receiver: R
-
-
-@dataclass(frozen=True, slots=True)
-class Abort(Generic[R]):
-    """Cut ``receiver``'s connection now: its write in flight must fail."""
-
-    receiver: R
-
-
-@dataclass(frozen=True, slots=True)
-class CutIfStuck(Generic[R]):
-    """Cut ``receiver``'s connection unless its client took all that was written to it.
-
-    The machine keeps the last connection it let go of until it lets go of
-    another or finishes, and then asks for this: a client that stopped
-    reading leaves the end of a stream or a poll's answer unsent, and its
-    connection (with aiohttp's request handler) would outlive the session.
-    """
-
-    receiver: R
-
-
-@dataclass(frozen=True, slots=True)
-class Deliver:
-    """Hand ``messages`` from the client to the application."""
-
-    messages: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class PauseInbound:
-    """Stop taking client messages: the application's inbox is full."""
-
-
-@dataclass(frozen=True, slots=True)
-class ResumeInbound:
-    """Take client messages again."""
-
-
-@dataclass(frozen=True, slots=True)
-class NotifyClosed:
-    """The session just closed with ``code`` and ``reason``: tell the application."""
-
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """The session is over for good: it leaves its endpoint."""
-
-
-Action = (
-    SendOpen[R]
-    | SendHeartbeat[R]
-    | SendMessages[R]
-    | SendClose[R]
-    | Release[R]
-    | Abort[R]
-    | CutIfStuck[R]
-    | Deliver
-    | PauseInbound
-    | ResumeInbound
-    | NotifyClosed
-    | Finished
-)
-
-_PAUSE: Final = PauseInbound()
-_RESUME: Final = ResumeInbound()
-_FINISHED: Final = Finished()
 
 
 class SessionMachine(Generic[R]):
@@ -280,8 +152,8 @@ class SessionMachine(Generic[R]):
         # Read only under a rate limit; without one, keeping the clock's
         # float here would cost every session 24 bytes.
         self._rate_time = now if rate else 0.0
-        self._messages_tokens = _bucket(rate.messages_per_second, rate.burst) if rate else 0.0
-        self._bytes_tokens = _bucket(rate.bytes_per_second, rate.burst) if rate else 0.0
+        self._messages_tokens = bucket(rate.messages_per_second, rate.burst) if rate else 0.0
+        self._bytes_tokens = bucket(rate.bytes_per_second, rate.burst) if rate else 0.0
 
     # --- what the driver may read -----------------------------------------
 
@@ -600,7 +472,7 @@ class SessionMachine(Generic[R]):
         actions: list[Action[R]] = [Deliver(messages)]
         if inbox_size + size >= self._limits.max_inbox_size and not self._inbound_paused:
             self._inbound_paused = True
-            actions.append(_PAUSE)
+            actions.append(PAUSE)
         return actions
 
     def delivers_plainly(self, size: int, inbox_size: int) -> bool:
@@ -624,7 +496,7 @@ class SessionMachine(Generic[R]):
             inbox_size < self._limits.max_inbox_size or self._close is not None
         ):
             self._inbound_paused = False
-            return [_RESUME]
+            return [RESUME]
         return []
 
     def close(self, code: int, reason: str, now: float) -> list[Action[R]]:
@@ -761,7 +633,7 @@ class SessionMachine(Generic[R]):
             self._state = _CLOSING
         if self._inbound_paused:
             self._inbound_paused = False
-            return [NotifyClosed(code, reason), _RESUME]
+            return [NotifyClosed(code, reason), RESUME]
         return [NotifyClosed(code, reason)]
 
     def _let_go(self, receiver: R) -> list[Action[R]]:
@@ -790,7 +662,7 @@ class SessionMachine(Generic[R]):
         self._queued = 0
         self._inflight = 0
         self._writing = False
-        actions.append(_FINISHED)
+        actions.append(FINISHED)
         return actions
 
     def _admit(self, rate: RateLimit, count: int, size: int, now: float) -> bool:
@@ -798,28 +670,15 @@ class SessionMachine(Generic[R]):
         self._rate_time = now
         ok = True
         if rate.messages_per_second is not None:
-            cap = _bucket(rate.messages_per_second, rate.burst)
+            cap = bucket(rate.messages_per_second, rate.burst)
             tokens = min(cap, self._messages_tokens + elapsed * rate.messages_per_second)
             tokens -= count
             self._messages_tokens = tokens
             ok = tokens >= 0
         if rate.bytes_per_second is not None:
-            cap = _bucket(rate.bytes_per_second, rate.burst)
+            cap = bucket(rate.bytes_per_second, rate.burst)
             tokens = min(cap, self._bytes_tokens + elapsed * rate.bytes_per_second)
             tokens -= size
             self._bytes_tokens = tokens
             ok = ok and tokens >= 0
         return ok
-
-
-def admits(held: int, size: int, limit: int) -> bool:
-    """The send bound: whether ``size`` more characters fit beside ``held``.
-
-    An empty queue takes any one message, so a message larger than the
-    bound still goes out to a client that keeps up.
-    """
-    return not held or held + size <= limit
-
-
-def _bucket(rate: float | None, burst: float) -> float:
-    return math.inf if rate is None else rate * burst

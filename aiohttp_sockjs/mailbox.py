@@ -15,8 +15,9 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from .actions import Action
 from .commands import OVERFLOW, Attach, Batch, Command, Incoming, Send, as_send
-from .machine import Action, SessionMachine
+from .machine import SessionMachine
 from .receiver import Receiver
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypedDict
 
 from . import protocol
 from .hub import Broker
-from .machine import Limits, RateLimit
+from .limits import Limits, RateLimit
 
 if TYPE_CHECKING:
     import aiohttp_cors
