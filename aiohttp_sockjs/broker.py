@@ -52,30 +52,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
-import secrets
-import socket
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Union
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 try:
     import redis
-    import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.asyncio.sentinel import Sentinel as AsyncSentinel
-    from redis.asyncio.sentinel import SentinelConnectionPool
-    from redis.backoff import NoBackoff
-    from redis.sentinel import Sentinel as SyncSentinel
 except ImportError as exc:  # pragma: no cover - depends on the install
     from ._extras import missing
 
     raise missing("aiohttp_sockjs.broker", "redis-py", "redis") from exc
 
+from ._broker_wire import (
+    MESSAGE,
+    BadEntry,
+    Entry,
+    decode_entry,
+    encode_entry,
+    heartbeat_value,
+    merge_presence,
+    new_process_id,
+    normalise_prefix,
+    process_key,
+    processes_key,
+    stream_key,
+)
+from ._redis_links import (
+    AsyncClient,
+    RedisClient,
+    RedisSentinel,
+    SyncRedisClient,
+    client_from,
+    close_link,
+    mget,
+    read_presence,
+    sync_client_from,
+)
 from .exceptions import BrokerError
 from .rooms import Presence, RoomSpec, room_names
 
@@ -98,13 +112,6 @@ log = logging.getLogger("aiohttp_sockjs.broker")
 
 DEFAULT_NAMESPACE: Final = "sockjs"
 
-# Stream entry fields: publisher id, its sequence number, rooms (absent for
-# everyone), the message. Values are bytes: the message is UTF-8 with lone
-# surrogates passed through, so every SockJS message survives the trip.
-_ORIGIN: Final = b"o"
-_SEQ: Final = b"s"
-_ROOMS: Final = b"r"
-_MESSAGE: Final = b"m"
 # Each outbox entry costs its message plus this, so many tiny broadcasts
 # are bounded too.
 _ENTRY_OVERHEAD: Final = 64
@@ -115,311 +122,6 @@ _BATCH: Final = 512
 _BLOCK_MS: Final = 1000
 # Forget the sequence number of a publisher not heard from for this long.
 _SEQ_MEMORY: Final = 600.0
-
-
-def _normalise_prefix(prefix: str) -> str:
-    stripped = prefix.strip("/")
-    return "/" + stripped if stripped else ""
-
-
-def _stream_key(namespace: str, prefix: str) -> str:
-    return f"{namespace}:stream:{prefix}"
-
-
-def _process_key(namespace: str, process_id: str) -> str:
-    return f"{namespace}:process:{process_id}"
-
-
-def _processes_key(namespace: str) -> str:
-    return f"{namespace}:processes"
-
-
-def _new_process_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-# --- the wire format (pure) ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One broadcast as read back from a stream."""
-
-    origin: str
-    seq: int
-    rooms: tuple[str, ...] | None
-    message: str
-
-
-class BadEntry(ValueError):
-    """A stream entry that is not a broadcast this package wrote (or is too large)."""
-
-
-def encode_entry(
-    origin: str, seq: int, rooms: tuple[str, ...] | None, message: str
-) -> dict[bytes, bytes]:
-    """The stream fields of one broadcast."""
-    fields = {
-        _ORIGIN: origin.encode(),
-        _SEQ: str(seq).encode(),
-        _MESSAGE: message.encode("utf-8", "surrogatepass"),
-    }
-    if rooms is not None:
-        fields[_ROOMS] = json.dumps(list(rooms)).encode()
-    return fields
-
-
-def decode_entry(fields: Mapping[Any, Any], max_message_size: int) -> Entry:
-    """Read the fields of a stream entry; :class:`BadEntry` if they are not a broadcast."""
-    if not isinstance(fields, Mapping):
-        raise BadEntry("not a field map")
-    origin = fields.get(_ORIGIN)
-    seq = fields.get(_SEQ)
-    message = fields.get(_MESSAGE)
-    if not isinstance(origin, bytes) or not isinstance(seq, bytes):
-        raise BadEntry("no origin or sequence field")
-    if not isinstance(message, bytes):
-        raise BadEntry("no message field")
-    if len(message) > max_message_size:
-        raise BadEntry(f"message of {len(message)} bytes, over {max_message_size}")
-    try:
-        origin_text = origin.decode()
-        seq_number = int(seq)
-        text = message.decode("utf-8", "surrogatepass")
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError
-        raise BadEntry(f"undecodable field: {exc}") from None
-    rooms: tuple[str, ...] | None = None
-    raw_rooms = fields.get(_ROOMS)
-    if raw_rooms is not None:
-        if not isinstance(raw_rooms, bytes) or len(raw_rooms) > max_message_size:
-            raise BadEntry("rooms field too large")
-        try:
-            names = json.loads(raw_rooms)
-        except ValueError:
-            raise BadEntry("rooms field is not JSON") from None
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise BadEntry("rooms field is not a list of names")
-        rooms = tuple(names)
-    return Entry(origin_text, seq_number, rooms, text)
-
-
-def _heartbeat_value(endpoints: Iterable[Endpoint]) -> bytes:
-    return json.dumps(
-        {e.prefix: {"n": len(e), "r": e.rooms.counts()} for e in endpoints},
-        separators=(",", ":"),
-    ).encode()
-
-
-def _merge_presence(
-    prefix: str, snapshots: Iterable[tuple[str, bytes | str | None]], local: Endpoint | None
-) -> Presence:
-    """Add up the process snapshots of ``prefix`` (and ``local``'s live counts)."""
-    total = 0
-    rooms: dict[str, int] = {}
-    processes: dict[str, int] = {}
-
-    def add(process: str, n: int, room_counts: Mapping[str, int]) -> None:
-        nonlocal total
-        total += n
-        processes[process] = n
-        for room, count in room_counts.items():
-            rooms[room] = rooms.get(room, 0) + count
-
-    for process, value in snapshots:
-        if value is None:
-            continue
-        try:
-            info = json.loads(value).get(prefix)
-            if info is None:
-                continue
-            n = int(info["n"])
-            room_counts = {str(k): int(v) for k, v in info["r"].items()}
-        except (ValueError, TypeError, KeyError, AttributeError):
-            log.warning("SockJS broker: dropped the unreadable presence of process %s", process)
-            continue
-        add(process, n, room_counts)
-    if local is not None and local.broker is not None:
-        add(local.broker.process_id, len(local), local.rooms.counts())
-    return Presence(total, rooms, processes)
-
-
-@dataclass(frozen=True)
-class RedisSentinel:
-    """Redis behind Sentinel: the master's name and where its sentinels listen.
-
-    Give it instead of a URL to :class:`RedisBroker`, :class:`Publisher` or
-    :class:`SyncPublisher`::
-
-        RedisBroker(RedisSentinel("sockjs", [("10.0.0.1", 26379), ("10.0.0.2", 26379)]))
-
-    Every connection asks the sentinels where the master is (redis-py's
-    ``Sentinel.master_for``), so after a failover the broker reconnects to
-    the promoted replica. ``username`` and ``password`` are the master's,
-    ``sentinel_username`` and ``sentinel_password`` the sentinels' own (if
-    they require one); ``ssl`` applies to the master's connections.
-    """
-
-    master: str
-    sentinels: Sequence[tuple[str, int]]
-    db: int = 0
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    sentinel_username: str | None = None
-    sentinel_password: str | None = field(default=None, repr=False)
-    ssl: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.master, str) or not self.master:
-            raise ValueError("RedisSentinel needs the master's name")
-        addresses = tuple((str(host), int(port)) for host, port in self.sentinels)
-        if not addresses:
-            raise ValueError("RedisSentinel needs at least one sentinel address")
-        object.__setattr__(self, "sentinels", addresses)
-
-    def __str__(self) -> str:
-        where = ",".join(f"{host}:{port}" for host, port in self.sentinels)
-        return f"master {self.master!r} of sentinels {where}"
-
-    def _sentinel_kwargs(self, timeout: float) -> dict[str, Any]:
-        # A socket timeout too: a sentinel that hangs must not hang the
-        # search for the master (redis-py then asks the next one).
-        kwargs: dict[str, Any] = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
-        if self.sentinel_username is not None:
-            kwargs["username"] = self.sentinel_username
-        if self.sentinel_password is not None:
-            kwargs["password"] = self.sentinel_password
-        return kwargs
-
-    def _master_kwargs(self, timeout: float) -> dict[str, Any]:
-        return {
-            "db": self.db,
-            "username": self.username,
-            "password": self.password,
-            "ssl": self.ssl,
-            "socket_connect_timeout": timeout,
-        }
-
-
-RedisClient = Union[str, RedisSentinel, aioredis.Redis, aioredis.RedisCluster]  # noqa: UP007 - a runtime alias on 3.10
-AsyncClient = Union[aioredis.Redis, aioredis.RedisCluster]  # noqa: UP007
-SyncRedisClient = Union[str, RedisSentinel, redis.Redis, redis.RedisCluster]  # noqa: UP007
-
-
-@dataclass
-class _Link:
-    """A redis-py client, how to close what we made of it, and where it points."""
-
-    client: Any  # AsyncClient, or redis.Redis / redis.RedisCluster for SyncPublisher
-    closers: list[Any]  # clients we made, closed in this order
-    where: str
-    cluster: bool
-
-
-def _client_from(source: RedisClient, connect_timeout: float) -> _Link:
-    """The asyncio client for ``source`` (a URL, a Sentinel configuration or a client)."""
-    # The broker retries on its own; one quick retry covers a pooled
-    # connection that went stale while Redis restarted or failed over.
-    retry = Retry(NoBackoff(), 1)
-    if isinstance(source, str):
-        try:
-            client = aioredis.Redis.from_url(
-                source, socket_connect_timeout=connect_timeout, retry=retry
-            )
-        except ValueError as exc:
-            raise ValueError(f"not a Redis URL: {exc}") from None
-        return _Link(client, [client], _address(client.connection_pool.connection_kwargs), False)
-    if isinstance(source, RedisSentinel):
-        manager = AsyncSentinel(
-            source.sentinels, sentinel_kwargs=source._sentinel_kwargs(connect_timeout)
-        )
-        client = manager.master_for(
-            source.master, retry=retry, **source._master_kwargs(connect_timeout)
-        )
-        return _Link(client, [client, *manager.sentinels], str(source), False)
-    if isinstance(source, aioredis.Redis):
-        kwargs = source.connection_pool.connection_kwargs
-        _check_decoding(kwargs)
-        pool = source.connection_pool
-        if isinstance(pool, SentinelConnectionPool):
-            return _Link(source, [], f"master {pool.service_name!r} of its sentinels", False)
-        return _Link(source, [], _address(kwargs), False)
-    if isinstance(source, aioredis.RedisCluster):
-        _check_decoding(source.get_connection_kwargs())
-        return _Link(source, [], _cluster_address(source.get_nodes()), True)
-    raise TypeError(
-        "need a Redis URL, a RedisSentinel, a redis.asyncio.Redis or a "
-        f"redis.asyncio.RedisCluster, not {type(source).__name__}"
-    )
-
-
-def _sync_client_from(source: SyncRedisClient, connect_timeout: float) -> _Link:
-    """:func:`_client_from` for the synchronous redis-py clients."""
-    if isinstance(source, str):
-        try:
-            client = redis.Redis.from_url(source, socket_connect_timeout=connect_timeout)
-        except ValueError as exc:
-            raise ValueError(f"not a Redis URL: {exc}") from None
-        return _Link(client, [client], _address(client.connection_pool.connection_kwargs), False)
-    if isinstance(source, RedisSentinel):
-        manager = SyncSentinel(
-            source.sentinels, sentinel_kwargs=source._sentinel_kwargs(connect_timeout)
-        )
-        client = manager.master_for(source.master, **source._master_kwargs(connect_timeout))
-        return _Link(client, [client, *manager.sentinels], str(source), False)
-    if isinstance(source, redis.Redis):
-        _check_decoding(source.connection_pool.connection_kwargs)
-        return _Link(source, [], _address(source.connection_pool.connection_kwargs), False)
-    if isinstance(source, redis.RedisCluster):
-        _check_decoding(source.get_connection_kwargs())  # type: ignore[no-untyped-call]
-        nodes = source.get_nodes()  # type: ignore[no-untyped-call]
-        return _Link(source, [], _cluster_address(nodes), True)
-    raise TypeError(
-        "need a Redis URL, a RedisSentinel, a redis.Redis or a redis.RedisCluster, "
-        f"not {type(source).__name__}"
-    )
-
-
-def _check_decoding(kwargs: Mapping[str, Any]) -> None:
-    if kwargs.get("decode_responses"):
-        raise ValueError("the broker needs a Redis client with decode_responses=False")
-
-
-def _address(kwargs: Mapping[str, Any]) -> str:
-    """Where a client's connections go, without its password."""
-    where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-    return str(where)
-
-
-def _cluster_address(nodes: Iterable[Any]) -> str:
-    names = sorted(f"{n.host}:{n.port}" for n in nodes)
-    shown = ",".join(names[:3]) + (",..." if len(names) > 3 else "")
-    return f"the cluster of {shown}" if names else "a Redis Cluster"
-
-
-async def _mget(client: AsyncClient, keys: list[str]) -> list[Any]:
-    """MGET, one slot at a time on a cluster (no command spans two slots)."""
-    if isinstance(client, aioredis.RedisCluster):
-        return list(await client.mget_nonatomic(keys))
-    return list(await client.mget(keys))
-
-
-async def _close(link: _Link) -> None:
-    for client in link.closers:
-        await client.aclose()
-
-
-async def _read_presence(
-    client: AsyncClient, namespace: str, prefix: str, local: Endpoint | None
-) -> Presence:
-    members = await client.smembers(_processes_key(namespace))
-    ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
-    if local is not None and local.broker is not None:
-        ids = [i for i in ids if i != local.broker.process_id]
-    values = await _mget(client, [_process_key(namespace, i) for i in ids]) if ids else []
-    dead = [i for i, v in zip(ids, values, strict=True) if v is None]
-    if dead:
-        await client.srem(_processes_key(namespace), *dead)
-    return _merge_presence(prefix, zip(ids, values, strict=True), local)
 
 
 # --- the broker ---------------------------------------------------------------
@@ -481,7 +183,7 @@ class RedisBroker:
             raise ValueError("need 0 < heartbeat_interval < process_ttl")
         if retry_interval <= 0 or connect_timeout <= 0:
             raise ValueError("retry_interval and connect_timeout must be positive")
-        self._link = _client_from(redis, connect_timeout)
+        self._link = client_from(redis, connect_timeout)
         self._client: AsyncClient = self._link.client
         self._where = self._link.where
         self.namespace = namespace
@@ -493,7 +195,7 @@ class RedisBroker:
         self.retry_interval = float(retry_interval)
         self.connect_timeout = float(connect_timeout)
         #: This process's name in presence and on the entries it writes.
-        self.process_id = process_id or _new_process_id()
+        self.process_id = process_id or new_process_id()
         #: Broadcasts dropped from the outbox, since the broker was made.
         self.dropped = 0
         self._endpoints: dict[str, Endpoint] = {}  # attached, by prefix
@@ -534,16 +236,16 @@ class RedisBroker:
         This process's figures are live; the others' are their last
         heartbeat. Raises ``redis.RedisError`` if Redis cannot be reached.
         """
-        prefix = _normalise_prefix(prefix)
-        return await _read_presence(
+        prefix = normalise_prefix(prefix)
+        return await read_presence(
             self._client, self.namespace, prefix, self._endpoints.get(prefix)
         )
 
     async def processes(self) -> frozenset[str]:
         """The ids of the processes whose heartbeat is fresh (this one included)."""
-        members = await self._client.smembers(_processes_key(self.namespace))
+        members = await self._client.smembers(processes_key(self.namespace))
         ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
-        values = await _mget(self._client, [_process_key(self.namespace, i) for i in ids])
+        values = await mget(self._client, [process_key(self.namespace, i) for i in ids])
         alive = {i for i, v in zip(ids, values, strict=True) if v is not None}
         if self._running:
             alive.add(self.process_id)
@@ -562,7 +264,7 @@ class RedisBroker:
         self.register_endpoint(endpoint)
         if self._endpoints.get(endpoint.prefix) is endpoint:
             return
-        key = _stream_key(self.namespace, endpoint.prefix).encode()
+        key = stream_key(self.namespace, endpoint.prefix).encode()
         self._by_key[key] = endpoint
         self._endpoints[endpoint.prefix] = endpoint
         if self._running:
@@ -603,7 +305,7 @@ class RedisBroker:
         if self._endpoints.get(endpoint.prefix) is not endpoint:
             return
         del self._endpoints[endpoint.prefix]
-        key = _stream_key(self.namespace, endpoint.prefix).encode()
+        key = stream_key(self.namespace, endpoint.prefix).encode()
         self._by_key.pop(key, None)
         self._last_ids.pop(key, None)
         self._unread.discard(key)
@@ -622,13 +324,13 @@ class RedisBroker:
         Every message is checked before any is queued: a batch goes out whole
         or not at all.
         """
-        key = _stream_key(self.namespace, endpoint.prefix)
+        key = stream_key(self.namespace, endpoint.prefix)
         seq = self._seqs.get(key, 0)
         entries = []
         for message in messages:
             seq += 1
             fields = encode_entry(self.process_id, seq, rooms, message)
-            size = len(fields[_MESSAGE])
+            size = len(fields[MESSAGE])
             if size > self.max_message_size:
                 raise ValueError(
                     f"message of {size} bytes is over the broker's max_message_size "
@@ -688,11 +390,11 @@ class RedisBroker:
         ttl_ms = int(self.process_ttl * 1000)
         pipe = self._client.pipeline(transaction=False)
         pipe.set(
-            _process_key(self.namespace, self.process_id),
-            _heartbeat_value(self._endpoints.values()),
+            process_key(self.namespace, self.process_id),
+            heartbeat_value(self._endpoints.values()),
             px=ttl_ms,
         )
-        pipe.sadd(_processes_key(self.namespace), self.process_id)
+        pipe.sadd(processes_key(self.namespace), self.process_id)
         await asyncio.wait_for(pipe.execute(), self.connect_timeout + 5)
         now = time.monotonic()
         for source, (_, seen) in list(self._seen.items()):
@@ -827,14 +529,14 @@ class RedisBroker:
             await asyncio.wait_for(self._leave(), 1.0)
         self._outbox.clear()
         self._outbox_chars = 0
-        await _close(self._link)
+        await close_link(self._link)
 
     async def _leave(self) -> None:
         while self._outbox:
             await self._write_batch()
         pipe = self._client.pipeline(transaction=False)
-        pipe.delete(_process_key(self.namespace, self.process_id))
-        pipe.srem(_processes_key(self.namespace), self.process_id)
+        pipe.delete(process_key(self.namespace, self.process_id))
+        pipe.srem(processes_key(self.namespace), self.process_id)
         await pipe.execute()
 
 
@@ -871,13 +573,13 @@ class Publisher:
         max_message_size: int = 1 << 20,
         connect_timeout: float = 5.0,
     ) -> None:
-        self._link = _client_from(redis, connect_timeout)
+        self._link = client_from(redis, connect_timeout)
         self._client: AsyncClient = self._link.client
         self.namespace = namespace
         self.stream_maxlen = int(stream_maxlen)
         self.max_message_size = int(max_message_size)
         #: The publisher id written on each entry.
-        self.process_id = "publisher:" + _new_process_id()
+        self.process_id = "publisher:" + new_process_id()
         self._seqs: dict[str, int] = {}
 
     async def publish(self, prefix: str, message: str, *, room: RoomSpec | None = None) -> str:
@@ -893,11 +595,11 @@ class Publisher:
 
     async def presence(self, prefix: str) -> Presence:
         """Open sessions of the endpoint at ``prefix``, across the cluster."""
-        return await _read_presence(self._client, self.namespace, _normalise_prefix(prefix), None)
+        return await read_presence(self._client, self.namespace, normalise_prefix(prefix), None)
 
     async def aclose(self) -> None:
         """Close the Redis client, if this publisher made it."""
-        await _close(self._link)
+        await close_link(self._link)
 
     async def __aenter__(self) -> Publisher:
         return self
@@ -927,13 +629,13 @@ class SyncPublisher:
         max_message_size: int = 1 << 20,
         connect_timeout: float = 5.0,
     ) -> None:
-        self._link = _sync_client_from(redis_, connect_timeout)
+        self._link = sync_client_from(redis_, connect_timeout)
         self._client: redis.Redis | redis.RedisCluster = self._link.client
         self.namespace = namespace
         self.stream_maxlen = int(stream_maxlen)
         self.max_message_size = int(max_message_size)
         #: The publisher id written on each entry.
-        self.process_id = "publisher:" + _new_process_id()
+        self.process_id = "publisher:" + new_process_id()
         self._seqs: dict[str, int] = {}
 
     def publish(self, prefix: str, message: str, *, room: RoomSpec | None = None) -> str:
@@ -949,16 +651,16 @@ class SyncPublisher:
 
     def presence(self, prefix: str) -> Presence:
         """Open sessions of the endpoint at ``prefix``, across the cluster."""
-        prefix = _normalise_prefix(prefix)
-        members: Any = self._client.smembers(_processes_key(self.namespace))
+        prefix = normalise_prefix(prefix)
+        members: Any = self._client.smembers(processes_key(self.namespace))
         ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
-        keys = [_process_key(self.namespace, i) for i in ids]
+        keys = [process_key(self.namespace, i) for i in ids]
         values: Any = []
         if keys and isinstance(self._client, redis.RedisCluster):
             values = self._client.mget_nonatomic(keys)
         elif keys:
             values = self._client.mget(keys)
-        return _merge_presence(prefix, zip(ids, values, strict=True), None)
+        return merge_presence(prefix, zip(ids, values, strict=True), None)
 
     def close(self) -> None:
         """Close the Redis client, if this publisher made it."""
@@ -977,13 +679,13 @@ def _prepare(
 ) -> tuple[str, dict[bytes, bytes]]:
     if not isinstance(message, str):
         raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
-    key = _stream_key(publisher.namespace, _normalise_prefix(prefix))
+    key = stream_key(publisher.namespace, normalise_prefix(prefix))
     rooms = None if room is None else room_names(room)
     seq = publisher._seqs.get(key, 0) + 1
     fields = encode_entry(publisher.process_id, seq, rooms, message)
-    if len(fields[_MESSAGE]) > publisher.max_message_size:
+    if len(fields[MESSAGE]) > publisher.max_message_size:
         raise ValueError(
-            f"message of {len(fields[_MESSAGE])} bytes is over max_message_size "
+            f"message of {len(fields[MESSAGE])} bytes is over max_message_size "
             f"({publisher.max_message_size})"
         )
     publisher._seqs[key] = seq
