@@ -105,7 +105,7 @@ class WebSocketRoutes(RouteBase):
             gone = True
             raise
         finally:
-            actor.detach(session, receiver, gone or ws.close_code not in (None, 1000, 1001))
+            actor.detach(session, receiver, gone, ws.close_code)
         if not gone and not _aiohttp.close_answered(ws):
             # The server closed first, while this loop was not reading: the
             # client's close frame is still to come (see _aiohttp.start_close).

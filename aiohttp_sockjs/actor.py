@@ -75,8 +75,10 @@ class Actor(HandlerHost):
         """
         self._enter(Attach(receiver), now=True)
 
-    def _detach(self, receiver: Receiver, interrupted: bool) -> None:
-        self._enter(Detach(receiver, interrupted))
+    def _detach(
+        self, receiver: Receiver, interrupted: bool, client_code: int | None = None
+    ) -> None:
+        self._enter(Detach(receiver, interrupted, client_code))
 
     def _deliver(
         self, messages: list[str], size: int, wait: bool = False, charged: int | None = None
@@ -363,8 +365,10 @@ class Actor(HandlerHost):
                 current = machine.receiver
                 gone = current is not None and current.interrupted()
                 actions.extend(machine.attach(receiver, now, current_gone=gone))
-            case Detach(receiver, interrupted):
-                actions.extend(machine.detach(receiver, now, interrupted=interrupted))
+            case Detach(receiver, interrupted, client_code):
+                actions.extend(
+                    machine.detach(receiver, now, interrupted=interrupted, client_code=client_code)
+                )
             case Close(code, reason):
                 actions.extend(machine.close(code, reason, now))
             case Consumed():

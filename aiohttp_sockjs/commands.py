@@ -45,10 +45,15 @@ class Attach:
 
 @dataclass(slots=True)
 class Detach:
-    """A connection ended; ``interrupted`` if its client went away."""
+    """A connection ended; ``interrupted`` if its client went away.
+
+    ``client_code``: the code of the client's websocket close frame, if one
+    came (the machine decides what it means).
+    """
 
     receiver: Receiver
     interrupted: bool
+    client_code: int | None = None
 
 
 @dataclass(slots=True)

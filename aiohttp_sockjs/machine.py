@@ -99,6 +99,10 @@ _CLOSING: Final = SessionState.CLOSING
 _CLOSED: Final = SessionState.CLOSED
 
 
+#: The codes of a client's websocket close frame that end its session normally.
+_CLIENT_CLOSED_NORMALLY: Final = frozenset({1000, 1001})
+
+
 class SessionMachine(Generic[R]):
     """The state and rules of one session; see the module docstring.
 
@@ -276,8 +280,17 @@ class SessionMachine(Generic[R]):
             return []
         return [self._take_batch(receiver)]
 
-    def detach(self, receiver: R, now: float, *, interrupted: bool) -> list[Action[R]]:
-        """``receiver`` ended; ``interrupted`` if its client went away."""
+    def detach(
+        self, receiver: R, now: float, *, interrupted: bool, client_code: int | None = None
+    ) -> list[Action[R]]:
+        """``receiver`` ended; ``interrupted`` if its client went away.
+
+        ``client_code``: the code of the client's websocket close frame, if
+        one came. Any code but 1000 (normal closure) and 1001 (going away)
+        means the client did not end the session normally: interrupted too.
+        """
+        if client_code is not None and client_code not in _CLIENT_CLOSED_NORMALLY:
+            interrupted = True
         if receiver is not self._receiver:
             return []
         self._receiver = None

@@ -103,8 +103,11 @@ def flush() -> Ev:
     return Ev("flush")
 
 
-def detach(r: Rx, t: float = 0.0, interrupted: bool = False) -> Ev:
-    return Ev("detach", (r, t), {"interrupted": interrupted})
+def detach(r: Rx, t: float = 0.0, interrupted: bool = False, code: int | None = None) -> Ev:
+    kwargs: dict[str, Any] = {"interrupted": interrupted}
+    if code is not None:
+        kwargs["client_code"] = code
+    return Ev("detach", (r, t), kwargs)
 
 
 def send(message: str) -> Ev:
@@ -968,6 +971,16 @@ WEBSOCKET_CASES = [
         ],
         CLOSE_INTERRUPTED,
         id="1002 when the socket is cut",
+    ),
+    pytest.param(
+        [*OPENED, (detach(A, code=1001), [Release(A), notify(CLOSE_NORMAL), Finished()])],
+        CLOSE_NORMAL,
+        id="1000 when the client closes with 1000 or 1001",
+    ),
+    pytest.param(
+        [*OPENED, (detach(A, code=4000), [Release(A), notify(CLOSE_INTERRUPTED), Finished()])],
+        CLOSE_INTERRUPTED,
+        id="1002 when the client closes with another code",
     ),
     pytest.param(
         [
