@@ -245,6 +245,9 @@ def _add_session_resource(
         # connection, and the copy the match made would cost a websocket or
         # stream session 64 bytes.
         match_info["transport"] = names[name]
+        # Every later read of this connection (a websocket's frames, a
+        # keep-alive connection's next requests) takes 64 KiB at most.
+        _aiohttp.small_reads(request.transport)
         result: Awaitable[web.StreamResponse] = handler(request)
         return result
 

@@ -42,7 +42,8 @@ without a wrapper frame per connection):
   that a session can tell whether the end of its answer is still what
   waits unsent there.
 - Reads of at most 64 KiB on asyncio's own socket transports
-  (:func:`small_reads`), as a connection's later reads are.
+  (:func:`small_reads`), set by the session route on every request's
+  connection.
 - The client's text frame written at once, masked
   (:func:`write_client_text_now`), as :func:`write_text_now` for the server.
 """

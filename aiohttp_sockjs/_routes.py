@@ -19,6 +19,7 @@ from aiohttp import hdrs, web
 
 from . import actor, protocol
 from ._receivers import WebSocketConfig
+from .clients import CLOSE_CLIENT_RATE_LIMIT
 from .receiver import Receiver
 from .session import Session
 
@@ -187,3 +188,14 @@ class RouteBase:
         actor.attach(session, receiver)
         if created:
             self.endpoint.start_session(session)
+
+    async def over_client_rate(self, session: Session) -> None:
+        """Close ``session``: its client went over ``client_rate_limit`` (issue 21)."""
+        if session.closed:
+            return
+        self.endpoint.count_refusal("client_rate_limit")
+        log.info(
+            "SockJS session %s: its client is over client_rate_limit; closing it",
+            protocol.loggable(actor.session_id(session) or session.transport),
+        )
+        await session.close(*CLOSE_CLIENT_RATE_LIMIT)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import hdrs, web
 
-from . import _aiohttp, actor, protocol
+from . import actor, protocol
 from ._receivers import PollingReceiver, StreamingReceiver
 from ._routes import (
     CACHE_YEAR,
@@ -323,8 +323,6 @@ class Routes(WebSocketRoutes):
         session = self.endpoint.find_session(request.match_info["session_id"])
         if session is None:
             return self.error(request, 404, "Session not found.")
-        # For this keep-alive connection's next requests.
-        _aiohttp.small_reads(request.transport)
         # One sender at a time per session, and none reads its body before
         # the application's inbox has room: waiting requests hold no body.
         # inbound_timeout bounds the whole wait, for the turn included, so
@@ -352,7 +350,7 @@ class Routes(WebSocketRoutes):
             if isinstance(messages, list) and messages:
                 size = sum(map(len, messages))
                 if clients is not None and not clients.admit(session, len(messages), size):
-                    await self._over_client_rate(session)  # issue 21: not delivered
+                    await self.over_client_rate(session)  # issue 21: not delivered
                     return messages
                 processed = actor.deliver(session, messages, size, wait=True)
                 if processed is not None:

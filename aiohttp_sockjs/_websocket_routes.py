@@ -17,7 +17,6 @@ from aiohttp import WebSocketError, WSCloseCode, WSMessage, WSMsgType, hdrs, web
 from . import _aiohttp, actor, protocol
 from ._receivers import RawWebSocketReceiver, WebSocketReceiver
 from ._routes import RouteBase
-from .clients import CLOSE_CLIENT_RATE_LIMIT
 from .protocol import PayloadError
 from .session import Session
 
@@ -83,7 +82,7 @@ class WebSocketRoutes(RouteBase):
                 if messages or charged:
                     spent = size if charged is None else charged
                     if clients is not None and not clients.admit(session, len(messages), spent):
-                        await self._over_client_rate(session)  # not delivered
+                        await self.over_client_rate(session)  # not delivered
                         continue
                     if not messages and options.rate_limit is None:
                         continue  # charged to the client's rate only
@@ -112,17 +111,6 @@ class WebSocketRoutes(RouteBase):
             await _aiohttp.await_close(ws)
         return ws
 
-    async def _over_client_rate(self, session: Session) -> None:
-        """Close ``session``: its client went over ``client_rate_limit`` (issue 21)."""
-        if session.closed:
-            return
-        self.endpoint.count_refusal("client_rate_limit")
-        log.info(
-            "SockJS session %s: its client is over client_rate_limit; closing it",
-            protocol.loggable(actor.session_id(session) or session.transport),
-        )
-        await session.close(*CLOSE_CLIENT_RATE_LIMIT)
-
     async def _open_websocket(
         self, request: web.Request, raw: bool
     ) -> tuple[Session, WebSocketReceiver, web.WebSocketResponse] | web.StreamResponse:
@@ -150,7 +138,6 @@ class WebSocketRoutes(RouteBase):
             compress=compression,
         )
         await ws.prepare(_aiohttp.no_server_takeover(request) if compression else request)
-        _aiohttp.small_reads(request.transport)
         reason = self.no_room(request)
         if reason is not None:
             # Filled up (or began shutting down) during the handshake.

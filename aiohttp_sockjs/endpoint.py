@@ -258,7 +258,7 @@ class Endpoint:
 
     # --- the seam for the transports ----------------------------------------
     #
-    # What the request handlers of aiohttp_sockjs._transports call: find,
+    # What the request handlers (_routes, _transports, _websocket_routes) call: find,
     # create and start sessions, and count refusals. Not for applications.
 
     def find_session(self, session_id: str) -> Session | None:

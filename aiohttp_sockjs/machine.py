@@ -16,8 +16,8 @@ write action (:class:`~aiohttp_sockjs.actions.SendOpen`,
 :class:`~aiohttp_sockjs.actions.SendHeartbeat`,
 :class:`~aiohttp_sockjs.actions.SendMessages`) it reports the outcome with
 :meth:`SessionMachine.written`; until then the machine counts that batch
-as in flight and writes nothing else to that receiver. The actions live in
-:mod:`aiohttp_sockjs.actions`; their names are exported here too.
+as in flight and writes nothing else to that receiver. The actions are in
+:mod:`aiohttp_sockjs.actions`, the limits in :mod:`aiohttp_sockjs.limits`.
 """
 
 from __future__ import annotations
@@ -34,11 +34,8 @@ from .actions import (
     Action,
     CutIfStuck,
     Deliver,
-    Finished,
     NotifyClosed,
-    PauseInbound,
     Release,
-    ResumeInbound,
     SendClose,
     SendHeartbeat,
     SendMessages,
@@ -55,26 +52,7 @@ from .protocol import (
     CLOSE_RATE_LIMIT,
 )
 
-__all__ = [
-    "Abort",
-    "Action",
-    "CutIfStuck",
-    "Deliver",
-    "Finished",
-    "Limits",
-    "NotifyClosed",
-    "PauseInbound",
-    "RateLimit",
-    "Release",
-    "ResumeInbound",
-    "SendClose",
-    "SendHeartbeat",
-    "SendMessages",
-    "SendOpen",
-    "SessionMachine",
-    "SessionState",
-    "admits",
-]
+__all__ = ["SessionMachine", "SessionState"]
 
 R = TypeVar("R")
 
@@ -263,7 +241,7 @@ class SessionMachine(Generic[R]):
             if self._websocket:
                 actions += self._finish()
             else:
-                actions += self._let_go(receiver)
+                self._let_go(receiver, actions)
             return actions
         return []
 
@@ -298,7 +276,7 @@ class SessionMachine(Generic[R]):
         self._inflight = 0
         actions: list[Action[R]] = [Release(receiver)]
         if not self._websocket:
-            actions += self._let_go(receiver)
+            self._let_go(receiver, actions)
         if self._state is _CLOSED:
             return actions
         self.deadline = now + self._limits.disconnect_delay
@@ -454,7 +432,7 @@ class SessionMachine(Generic[R]):
         if self._websocket:
             actions += self._finish()
         else:
-            actions += self._let_go(receiver)
+            self._let_go(receiver, actions)
         return actions
 
     def incoming(
@@ -529,7 +507,7 @@ class SessionMachine(Generic[R]):
             if self._websocket:
                 actions += self._finish()
             else:
-                actions += self._let_go(receiver)
+                self._let_go(receiver, actions)
         # With a write in flight, written() sends the close frame after it.
         return actions
 
@@ -649,10 +627,11 @@ class SessionMachine(Generic[R]):
             return [NotifyClosed(code, reason), RESUME]
         return [NotifyClosed(code, reason)]
 
-    def _let_go(self, receiver: R) -> list[Action[R]]:
+    def _let_go(self, receiver: R, actions: list[Action[R]]) -> None:
         """Keep ``receiver`` as the last connection let go of (not a websocket's)."""
         previous, self._last = self._last, receiver
-        return [] if previous is None else [CutIfStuck(previous)]
+        if previous is not None:
+            actions.append(CutIfStuck(previous))
 
     def _finish(self, spare: R | None = None) -> list[Action[R]]:
         if self._state is _CLOSED:

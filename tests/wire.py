@@ -658,3 +658,33 @@ class BareWebsocket:
         self.sock.close()
         with contextlib.suppress(ValueError):
             BareWebsocket.opened.remove(self)
+
+
+async def stalled_request(
+    port: int, method: str, path: str, until: bytes, made: list[socket.socket]
+) -> socket.socket:
+    """A request on a socket with a small receive buffer that reads up to
+    ``until`` (nothing if empty) and then never again; the socket joins
+    ``made``, for the test to close."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    made.append(sock)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await bounded(loop.sock_connect(sock, ("127.0.0.1", port)))
+    await bounded(loop.sock_sendall(sock, raw_http(method, path)))
+    got = b""
+    while until not in got:
+        chunk = await bounded(loop.sock_recv(sock, 1))
+        assert chunk, got
+        got += chunk
+    return sock
+
+
+def request_handler_tasks() -> list[asyncio.Task[Any]]:
+    """aiohttp's per-connection tasks that are still running."""
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if not t.done() and "RequestHandler" in getattr(t.get_coro(), "__qualname__", "")
+    ]

@@ -18,9 +18,11 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, make_mocked_request
 
+import aiohttp_sockjs
 from aiohttp_sockjs import _aiohttp
+from tests.conftest import ClientFactory
 from tests.deflate_client import DeflateClient
-from tests.wire import bounded
+from tests.wire import bounded, eventually, new_id, session_url
 
 TEXTS = ["a", "é" * 200, "x" * 30_000, "y" * 70_000]
 
@@ -366,3 +368,27 @@ async def test_request_number_counts_the_requests_of_a_connection(aiohttp_client
     async with client.get("/") as response:
         await response.read()
     assert numbers == [1, 2, 3, 4, 1]
+
+
+@pytest.mark.parametrize("transport", ["websocket", "xhr"])
+async def test_every_session_request_reads_64_kib_at_most(
+    serve: ClientFactory, transport: str
+) -> None:
+    """The endpoint's session route applies ``small_reads`` to every
+    request's connection: a websocket's and a polling session's alike."""
+    sizes: list[int] = []
+
+    async def handler(session: aiohttp_sockjs.Session) -> None:
+        sizes.append(getattr(session.request.transport, "max_size", -1))
+        await session.close()
+
+    client = await serve(handler)
+    url = session_url("/e", new_id(), transport)
+    if transport == "websocket":
+        async with client.ws_connect(url) as ws:
+            assert (await bounded(ws.receive())).data == "o"
+    else:
+        async with client.post(url) as response:
+            assert await response.text() == "o\n"
+    await eventually(lambda: bool(sizes))
+    assert sizes == [1 << 16]

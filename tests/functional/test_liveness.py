@@ -39,7 +39,7 @@ from tests.wire import (
     bounded,
     eventually,
     new_id,
-    raw_http,
+    stalled_request,
     ws_frame,
 )
 
@@ -398,24 +398,6 @@ STREAMS = [
 ]
 
 
-async def stalled_stream(port: int, method: str, path: str, until: bytes) -> socket.socket:
-    """A streaming request on a socket with a small receive buffer that reads
-    until ``until`` (the open frame) and then never again."""
-    loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    _SOCKETS.append(sock)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await bounded(loop.sock_connect(sock, ("127.0.0.1", port)))
-    await bounded(loop.sock_sendall(sock, raw_http(method, path)))
-    got = b""
-    while until not in got:
-        chunk = await bounded(loop.sock_recv(sock, 1))
-        assert chunk, got
-        got += chunk
-    return sock
-
-
 @pytest.mark.parametrize(("method", "transport", "open_frame"), STREAMS)
 async def test_stalled_stream_is_cut_and_expires(
     live: Serve, method: str, transport: str, open_frame: bytes
@@ -436,7 +418,9 @@ async def test_stalled_stream_is_cut_and_expires(
         await session.wait_closed()
 
     server, clock = await serve(live, flood, response_limit=64 << 20, max_queue_size=64 << 20)
-    await stalled_stream(server.port, method, f"/e/000/{new_id()}/{transport}", open_frame)
+    await stalled_request(
+        server.port, method, f"/e/000/{new_id()}/{transport}", open_frame, _SOCKETS
+    )
     await bounded(stalled.wait())
     [session] = testing.held_sessions(server.endpoint)
     assert testing.writing(session)

@@ -19,7 +19,13 @@ import pytest
 import aiohttp_sockjs
 from aiohttp_sockjs import testing
 from tests.functional.conftest import Live, Serve
-from tests.wire import WAIT, bounded, eventually, new_id, raw_http
+from tests.wire import (
+    WAIT,
+    eventually,
+    new_id,
+    request_handler_tasks,
+    stalled_request,
+)
 
 #: How many clients each test opens.
 CLIENTS = 20
@@ -44,38 +50,11 @@ class Clock:
         return self.now
 
 
-async def stalled_request(port: int, method: str, path: str, until: bytes) -> socket.socket:
-    """A request on a socket with a small receive buffer that reads up to
-    ``until`` (nothing if empty) and then never again."""
-    loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    _SOCKETS.append(sock)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await bounded(loop.sock_connect(sock, ("127.0.0.1", port)))
-    await bounded(loop.sock_sendall(sock, raw_http(method, path)))
-    got = b""
-    while until not in got:
-        chunk = await bounded(loop.sock_recv(sock, 1))
-        assert chunk, got
-        got += chunk
-    return sock
-
-
 def server_connections(server: Live) -> int:
     """Connections the aiohttp server still holds (one per accepted socket)."""
     web_server = server.runner.server
     assert web_server is not None
     return len(web_server.connections)
-
-
-def handler_tasks() -> list[asyncio.Task[object]]:
-    """aiohttp's per-connection tasks that are still running."""
-    return [
-        t
-        for t in asyncio.all_tasks()
-        if not t.done() and "RequestHandler" in getattr(t.get_coro(), "__qualname__", "")
-    ]
 
 
 async def reap_all(server: Live, clock: Clock) -> None:
@@ -94,11 +73,13 @@ async def reap_all(server: Live, clock: Clock) -> None:
 
 async def assert_nothing_left(server: Live) -> None:
     try:
-        await eventually(lambda: server_connections(server) == 0 and not handler_tasks(), 1.0)
+        await eventually(
+            lambda: server_connections(server) == 0 and not request_handler_tasks(), 1.0
+        )
     except AssertionError:
         raise AssertionError(
             f"1 s after the reap the server still holds {server_connections(server)} "
-            f"connections and {len(handler_tasks())} request-handler tasks"
+            f"connections and {len(request_handler_tasks())} request-handler tasks"
             f" ({len(server.started) - len(server.handled)} handlers running)"
         ) from None
 
@@ -135,7 +116,9 @@ async def test_stalled_streams_leave_nothing_after_reap(live: Serve, limit: int)
         max_queue_size=64 << 20,
     )
     for _ in range(CLIENTS):
-        await stalled_request(server.port, "POST", f"/e/000/{new_id()}/xhr_streaming", b"o\n")
+        await stalled_request(
+            server.port, "POST", f"/e/000/{new_id()}/xhr_streaming", b"o\n", _SOCKETS
+        )
     await eventually(lambda: len(flooded) == CLIENTS, WAIT)
     await reap_all(server, clock)
     assert all(s.closed for s in sessions)
@@ -154,12 +137,12 @@ async def test_stalled_polls_leave_nothing_after_reap(live: Serve) -> None:
     ids = [new_id() for _ in range(CLIENTS)]
     for sid in ids:
         # The opening poll's client reads its answer and leaves.
-        sock = await stalled_request(server.port, "POST", f"/e/000/{sid}/xhr", b"o\n")
+        sock = await stalled_request(server.port, "POST", f"/e/000/{sid}/xhr", b"o\n", _SOCKETS)
         sock.close()
     await eventually(lambda: len(flooded) == CLIENTS, WAIT)
     await eventually(lambda: all(testing.backlog(s) >= 64 * 16384 for s in sessions), WAIT)
     for sid in ids:
-        await stalled_request(server.port, "POST", f"/e/000/{sid}/xhr", b"")
+        await stalled_request(server.port, "POST", f"/e/000/{sid}/xhr", b"", _SOCKETS)
     await server.wait_started(2 * CLIENTS)
     await reap_all(server, clock)
     assert all(s.closed for s in sessions)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiohttp_sockjs.machine import Limits, SessionMachine, admits
+from aiohttp_sockjs.limits import Limits, admits
+from aiohttp_sockjs.machine import SessionMachine
 
 
 class Rx:

@@ -30,25 +30,23 @@ from hypothesis.stateful import (
     rule,
 )
 
-from aiohttp_sockjs.machine import (
+from aiohttp_sockjs.actions import (
     Abort,
     Action,
     CutIfStuck,
     Deliver,
     Finished,
-    Limits,
     NotifyClosed,
     PauseInbound,
-    RateLimit,
     Release,
     ResumeInbound,
     SendClose,
     SendHeartbeat,
     SendMessages,
     SendOpen,
-    SessionMachine,
-    SessionState,
 )
+from aiohttp_sockjs.limits import Limits, RateLimit
+from aiohttp_sockjs.machine import SessionMachine, SessionState
 from aiohttp_sockjs.protocol import (
     CLOSE_ANOTHER_CONNECTION,
     CLOSE_GOING_AWAY,

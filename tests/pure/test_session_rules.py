@@ -13,25 +13,23 @@ from typing import Any
 
 import pytest
 
-from aiohttp_sockjs.machine import (
+from aiohttp_sockjs.actions import (
     Abort,
     Action,
     CutIfStuck,
     Deliver,
     Finished,
-    Limits,
     NotifyClosed,
     PauseInbound,
-    RateLimit,
     Release,
     ResumeInbound,
     SendClose,
     SendHeartbeat,
     SendMessages,
     SendOpen,
-    SessionMachine,
-    SessionState,
 )
+from aiohttp_sockjs.limits import Limits, RateLimit
+from aiohttp_sockjs.machine import SessionMachine, SessionState
 from aiohttp_sockjs.protocol import (
     CLOSE_ANOTHER_CONNECTION,
     CLOSE_GO_AWAY,

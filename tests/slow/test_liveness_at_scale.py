@@ -14,7 +14,7 @@ from aiohttp import web
 
 import aiohttp_sockjs
 from aiohttp_sockjs import testing
-from tests.wire import WAIT, BareWebsocket, bounded, eventually, new_id, raw_http
+from tests.wire import WAIT, BareWebsocket, eventually, new_id, stalled_request
 
 WEBSOCKETS = 300
 STREAMS = 100
@@ -40,22 +40,6 @@ async def sockets() -> AsyncIterator[list[socket.socket]]:
         sock.close()
     for client in list(BareWebsocket.opened):
         await client.close()
-
-
-async def stalled_stream(port: int, made: list[socket.socket]) -> None:
-    """An xhr_streaming request that reads up to the open frame, then never again."""
-    loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    made.append(sock)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await bounded(loop.sock_connect(sock, ("127.0.0.1", port)))
-    await bounded(loop.sock_sendall(sock, raw_http("POST", f"/e/000/{new_id()}/xhr_streaming")))
-    got = b""
-    while b"o\n" not in got:
-        chunk = await bounded(loop.sock_recv(sock, 1))
-        assert chunk, got
-        got += chunk
 
 
 async def test_clients_that_stop_reading_are_all_released(sockets: list[socket.socket]) -> None:
@@ -103,7 +87,14 @@ async def test_clients_that_stop_reading_are_all_released(sockets: list[socket.s
             for client in clients:
                 assert await client.text() == "o"
         for _ in range(STREAMS // 25):
-            await asyncio.gather(*(stalled_stream(port, sockets) for _ in range(25)))
+            await asyncio.gather(
+                *(
+                    stalled_request(
+                        port, "POST", f"/e/000/{new_id()}/xhr_streaming", b"o\n", sockets
+                    )
+                    for _ in range(25)
+                )
+            )
         await eventually(lambda: len(stalled) == STREAMS, 10 * WAIT)
         assert len(endpoint) == WEBSOCKETS + STREAMS
 

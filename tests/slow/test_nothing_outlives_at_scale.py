@@ -18,7 +18,14 @@ from aiohttp import web
 
 import aiohttp_sockjs
 from aiohttp_sockjs import testing
-from tests.wire import WAIT, bounded, eventually, new_id, raw_http
+from tests.wire import (
+    WAIT,
+    bounded,
+    eventually,
+    new_id,
+    raw_http,
+    request_handler_tasks,
+)
 
 CLIENTS = 100
 
@@ -61,15 +68,6 @@ async def slow_reader(port: int, opened: asyncio.Event) -> None:
         opened.set()
         while await loop.sock_recv(sock, 1):
             await asyncio.sleep(1.0)
-
-
-def handler_tasks() -> list[asyncio.Task[object]]:
-    """aiohttp's per-connection tasks that are still running."""
-    return [
-        t
-        for t in asyncio.all_tasks()
-        if not t.done() and "RequestHandler" in getattr(t.get_coro(), "__qualname__", "")
-    ]
 
 
 async def test_slow_readers_leave_nothing_after_the_reap(
@@ -124,11 +122,11 @@ async def test_slow_readers_leave_nothing_after_the_reap(
                 await asyncio.sleep(0)
         await eventually(lambda: len(endpoint) == 0, WAIT)
         try:
-            await eventually(lambda: not server.connections and not handler_tasks(), 1.0)
+            await eventually(lambda: not server.connections and not request_handler_tasks(), 1.0)
         except AssertionError:
             raise AssertionError(
                 f"1 s after the reap the server still holds {len(server.connections)}"
-                f" connections and {len(handler_tasks())} request-handler tasks"
+                f" connections and {len(request_handler_tasks())} request-handler tasks"
             ) from None
     finally:
         await runner.cleanup()
