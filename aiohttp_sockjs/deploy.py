@@ -71,6 +71,19 @@ def _check_listen(listen: str) -> str:
     return listen
 
 
+def _banner(proxy: str) -> str:
+    """The comment that opens either configuration."""
+    return f"""\
+# aiohttp-sockjs: several server processes behind {proxy}, each SockJS
+# session routed to one process by the session id in its URL.
+"""
+
+
+def _seconds(timeout: float) -> str:
+    """A timeout as the proxies write it, in whole seconds."""
+    return f"{int(timeout)}s"
+
+
 def nginx_config(
     servers: Sequence[str],
     *,
@@ -95,14 +108,16 @@ def nginx_config(
     whole ``nginx.conf`` that runs in the foreground from a prefix directory
     as any user: ``nginx -p DIR -c DIR/nginx.conf``.
     """
-    upstreams = "\n".join(
-        f"    server {server} max_fails=1 fail_timeout=5s;" for server in _check_servers(servers)
-    )
-    seconds = f"{int(timeout)}s"
-    http = f"""\
-# aiohttp-sockjs: several server processes behind nginx, each SockJS
-# session routed to one process by the session id in its URL.
+    upstream = _nginx_upstream(_check_servers(servers))
+    seconds = _seconds(timeout)
+    server = _nginx_server(_check_listen(listen), seconds, max_body)
+    http = "\n".join([_banner("nginx"), _nginx_maps(), upstream, server])
+    return _nginx_standalone(http) if standalone else http
 
+
+def _nginx_maps() -> str:
+    """The variables the upstream hashes on and the proxy passes on."""
+    return f"""\
 # The session id of /<prefix>/<server>/<session>/<transport>. It is empty
 # for /info, the iframe page and raw websockets: any process serves them.
 map $uri $sockjs_session {{
@@ -115,17 +130,26 @@ map $http_upgrade $sockjs_connection {{
     default upgrade;
     "" "";
 }}
+"""
 
+
+def _nginx_upstream(servers: list[str]) -> str:
+    lines = "\n".join(f"    server {server} max_fails=1 fail_timeout=5s;" for server in servers)
+    return f"""\
 upstream sockjs {{
     # Consistent hashing: a process that goes away moves only its own
     # sessions. An empty key (no session) is balanced round-robin.
     hash $sockjs_session consistent;
-{upstreams}
+{lines}
     keepalive 32;
 }}
+"""
 
+
+def _nginx_server(listen: str, seconds: str, max_body: str) -> str:
+    return f"""\
 server {{
-    listen {_check_listen(listen)};
+    listen {listen};
 
     location / {{
         proxy_pass http://sockjs;
@@ -147,8 +171,10 @@ server {{
     }}
 }}
 """
-    if not standalone:
-        return http
+
+
+def _nginx_standalone(http: str) -> str:
+    """A whole ``nginx.conf`` around the ``http`` block's contents."""
     body = "\n".join(f"    {line}" if line else "" for line in http.splitlines())
     return f"""\
 # Runs in the foreground from its prefix directory:
@@ -192,24 +218,28 @@ def haproxy_config(
     listen = _check_listen(listen)
     if listen.isdigit():
         listen = ":" + listen
-    checked = _check_servers(servers)
-    seconds = f"{int(timeout)}s"
+    server_lines = _haproxy_servers(_check_servers(servers))
+    defaults = _haproxy_defaults(_seconds(timeout))
+    return "\n".join(
+        [
+            _banner("haproxy") + _haproxy_global(),
+            defaults,
+            _haproxy_frontend(listen),
+            _haproxy_backends(server_lines),
+        ]
+    )
 
-    def server_lines() -> str:
-        lines = []
-        for number, server in enumerate(checked, 1):
-            address = server.removeprefix(_UNIX)
-            lines.append(f"    server p{number} {address} check inter 1s fall 1 rise 2")
-        return "\n".join(lines)
 
-    pattern = SESSION_PATH
-    return f"""\
-# aiohttp-sockjs: several server processes behind haproxy, each SockJS
-# session routed to one process by the session id in its URL.
+def _haproxy_global() -> str:
+    return """\
 global
     # Each connection takes two file descriptors (client and server).
     maxconn 4096
+"""
 
+
+def _haproxy_defaults(seconds: str) -> str:
+    return f"""\
 defaults
     mode http
     timeout connect 5s
@@ -228,25 +258,43 @@ defaults
     # The client's address for the servers (client_key=TrustedProxies):
     # appended to any X-Forwarded-For the client sent.
     option forwardfor
+"""
 
+
+def _haproxy_frontend(listen: str) -> str:
+    return f"""\
 frontend sockjs
     bind {listen}
     # /<prefix>/<server>/<session>/<transport>: by session id. The rest
     # (/info, the iframe page, raw websockets) can go anywhere.
-    acl sockjs_session path -m reg {pattern}
+    acl sockjs_session path -m reg {SESSION_PATH}
     use_backend sockjs_sessions if sockjs_session
     default_backend sockjs_any
+"""
 
+
+def _haproxy_servers(servers: list[str]) -> str:
+    """The ``server`` lines of a backend, one for each server process."""
+    lines = []
+    for number, server in enumerate(servers, 1):
+        address = server.removeprefix(_UNIX)
+        lines.append(f"    server p{number} {address} check inter 1s fall 1 rise 2")
+    return "\n".join(lines)
+
+
+def _haproxy_backends(server_lines: str) -> str:
+    """The session backend, by consistent hash, and the one for the rest."""
+    return f"""\
 backend sockjs_sessions
     # Consistent hashing on the session id: a process that goes away
     # moves only its own sessions.
     balance hash path,field(-2,/)
     hash-type consistent
-{server_lines()}
+{server_lines}
 
 backend sockjs_any
     balance roundrobin
-{server_lines()}
+{server_lines}
 """
 
 
