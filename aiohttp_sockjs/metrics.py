@@ -40,7 +40,8 @@ unless marked, with more labels in brackets:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -55,6 +56,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     raise missing("aiohttp_sockjs.metrics", "prometheus-client", "prometheus") from exc
 
 from . import ENDPOINTS
+from .stats import EndpointStats
 
 __all__ = ["SockJSCollector", "register_collector", "setup_metrics"]
 
@@ -72,85 +74,138 @@ class SockJSCollector:
 
     def collect(self) -> Iterator[Metric]:
         """The metrics of every endpoint, read now (called by the registry)."""
-        sessions = GaugeMetricFamily(
-            "sockjs_sessions",
-            "SockJS sessions the endpoint holds (closing ones until they expire).",
-            labels=["endpoint", "transport", "state"],
-        )
-        opened = CounterMetricFamily(
-            "sockjs_sessions_opened", "SockJS sessions opened.", labels=["endpoint", "transport"]
-        )
-        closed = CounterMetricFamily(
-            "sockjs_sessions_closed",
-            "SockJS sessions closed, by close code.",
-            labels=["endpoint", "code"],
-        )
-        one = ["endpoint"]
-        messages_in = CounterMetricFamily(
-            "sockjs_messages_received", "Messages the application received.", labels=one
-        )
-        messages_out = CounterMetricFamily(
-            "sockjs_messages_sent", "Messages handed to a connection for the client.", labels=one
-        )
-        chars_in = CounterMetricFamily(
-            "sockjs_received_characters",
-            "Characters of the messages the application received.",
-            labels=one,
-        )
-        chars_out = CounterMetricFamily(
-            "sockjs_sent_characters",
-            "Characters of the messages sent, as encoded into frames.",
-            labels=one,
-        )
-        overflows = CounterMetricFamily(
-            "sockjs_queue_overflows", "Sends past max_queue_size.", labels=one
-        )
-        refused = CounterMetricFamily(
+        endpoints = list(self._app.get(ENDPOINTS, {}).values())
+        snapshots = [endpoint.stats() for endpoint in endpoints]
+        yield from _session_metrics(snapshots)
+        yield from _traffic_metrics(snapshots)
+        yield _counter_by(
+            snapshots,
             "sockjs_refused",
             "Requests or sessions refused, by reason.",
-            labels=["endpoint", "reason"],
+            "reason",
+            lambda stats: stats.refused,
         )
-        heartbeats = CounterMetricFamily(
-            "sockjs_heartbeats_sent", "Heartbeat frames sent.", labels=one
-        )
-        sweeps = CounterMetricFamily("sockjs_sweeps", "Sweeps of the session manager.", labels=one)
-        sweep_seconds = GaugeMetricFamily(
-            "sockjs_sweep_duration_seconds", "How long the last sweep took.", labels=one
-        )
-        for endpoint in list(self._app.get(ENDPOINTS, {}).values()):
-            stats = endpoint.stats()
-            name = stats.prefix or "/"
-            for (transport, state), count in stats.sessions.items():
-                sessions.add_metric([name, transport, state.value], count)
-            for transport, count in stats.opened.items():
-                opened.add_metric([name, transport], count)
-            for code, count in stats.closed.items():
-                closed.add_metric([name, str(code)], count)
-            messages_in.add_metric([name], stats.messages_in)
-            messages_out.add_metric([name], stats.messages_out)
-            chars_in.add_metric([name], stats.chars_in)
-            chars_out.add_metric([name], stats.chars_out)
-            overflows.add_metric([name], stats.queue_overflows)
-            for reason, count in stats.refused.items():
-                refused.add_metric([name, reason], count)
-            heartbeats.add_metric([name], stats.heartbeats)
-            sweeps.add_metric([name], stats.sweeps)
-            if stats.last_sweep_seconds is not None:
-                sweep_seconds.add_metric([name], stats.last_sweep_seconds)
-        yield from (
-            sessions,
-            opened,
-            closed,
-            messages_in,
-            messages_out,
-            chars_in,
-            chars_out,
-            overflows,
-            refused,
-            heartbeats,
-            sweeps,
-            sweep_seconds,
-        )
+        yield from _timer_metrics(snapshots)
+
+
+def _label(stats: EndpointStats) -> str:
+    """The ``endpoint`` label: the prefix, ``/`` for the root."""
+    return stats.prefix or "/"
+
+
+def _counter(
+    snapshots: Sequence[EndpointStats],
+    name: str,
+    documentation: str,
+    value: Callable[[EndpointStats], int],
+) -> CounterMetricFamily:
+    """A counter with one sample per endpoint."""
+    family = CounterMetricFamily(name, documentation, labels=["endpoint"])
+    for stats in snapshots:
+        family.add_metric([_label(stats)], value(stats))
+    return family
+
+
+def _counter_by(
+    snapshots: Sequence[EndpointStats],
+    name: str,
+    documentation: str,
+    label: str,
+    counts: Callable[[EndpointStats], Mapping[Any, int]],
+) -> CounterMetricFamily:
+    """A counter with one sample per endpoint and key of its ``counts``."""
+    family = CounterMetricFamily(name, documentation, labels=["endpoint", label])
+    for stats in snapshots:
+        for key, count in counts(stats).items():
+            family.add_metric([_label(stats), str(key)], count)
+    return family
+
+
+def _session_metrics(snapshots: Sequence[EndpointStats]) -> list[Metric]:
+    """Sessions held now, sessions opened and sessions closed."""
+    held = GaugeMetricFamily(
+        "sockjs_sessions",
+        "SockJS sessions the endpoint holds (closing ones until they expire).",
+        labels=["endpoint", "transport", "state"],
+    )
+    for stats in snapshots:
+        for (transport, state), count in stats.sessions.items():
+            held.add_metric([_label(stats), transport, state.value], count)
+    return [
+        held,
+        _counter_by(
+            snapshots,
+            "sockjs_sessions_opened",
+            "SockJS sessions opened.",
+            "transport",
+            lambda stats: stats.opened,
+        ),
+        _counter_by(
+            snapshots,
+            "sockjs_sessions_closed",
+            "SockJS sessions closed, by close code.",
+            "code",
+            lambda stats: stats.closed,
+        ),
+    ]
+
+
+def _traffic_metrics(snapshots: Sequence[EndpointStats]) -> list[Metric]:
+    """Messages and their characters, from and to clients; sends past the queue's bound."""
+    return [
+        _counter(
+            snapshots,
+            "sockjs_messages_received",
+            "Messages the application received.",
+            lambda stats: stats.messages_in,
+        ),
+        _counter(
+            snapshots,
+            "sockjs_messages_sent",
+            "Messages handed to a connection for the client.",
+            lambda stats: stats.messages_out,
+        ),
+        _counter(
+            snapshots,
+            "sockjs_received_characters",
+            "Characters of the messages the application received.",
+            lambda stats: stats.chars_in,
+        ),
+        _counter(
+            snapshots,
+            "sockjs_sent_characters",
+            "Characters of the messages sent, as encoded into frames.",
+            lambda stats: stats.chars_out,
+        ),
+        _counter(
+            snapshots,
+            "sockjs_queue_overflows",
+            "Sends past max_queue_size.",
+            lambda stats: stats.queue_overflows,
+        ),
+    ]
+
+
+def _timer_metrics(snapshots: Sequence[EndpointStats]) -> list[Metric]:
+    """What the endpoint's timers did: heartbeats sent, and the manager's sweeps."""
+    sweep_seconds = GaugeMetricFamily(
+        "sockjs_sweep_duration_seconds", "How long the last sweep took.", labels=["endpoint"]
+    )
+    for stats in snapshots:
+        if stats.last_sweep_seconds is not None:
+            sweep_seconds.add_metric([_label(stats)], stats.last_sweep_seconds)
+    return [
+        _counter(
+            snapshots,
+            "sockjs_heartbeats_sent",
+            "Heartbeat frames sent.",
+            lambda stats: stats.heartbeats,
+        ),
+        _counter(
+            snapshots, "sockjs_sweeps", "Sweeps of the session manager.", lambda stats: stats.sweeps
+        ),
+        sweep_seconds,
+    ]
 
 
 def register_collector(
