@@ -83,6 +83,8 @@ ENDPOINTS: Final = web.AppKey("aiohttp_sockjs_endpoints", dict[str, Endpoint])
 
 # Ids outside the protocol's rules (or over the length cap) match no route: 404.
 _SEGMENT: Final = protocol.ID_PATTERN
+# The server and session ids that open a session's URLs.
+_SESSION: Final = f"/{{server_id:{_SEGMENT}}}/{{session_id:{_SEGMENT}}}"
 
 
 def setup(
@@ -133,71 +135,87 @@ def get_endpoint(app: web.Application, prefix: str) -> Endpoint:
 
 def _add_routes(app: web.Application, endpoint: Endpoint) -> None:
     routes = Routes(endpoint)
-    base = endpoint.prefix
     enabled = endpoint.options.transports
     cors = endpoint.options.cors_config
-    router = app.router
-    added: list[web.AbstractRoute] = []
-    resources: dict[web.Resource, None] = {}
-
-    def add(method: str, path: str, handler: Any, *, with_cors: bool = False) -> None:
-        route = router.add_route(method, base + path, handler)
-        assert isinstance(route.resource, web.Resource)
-        resources[route.resource] = None
-        if with_cors:
-            added.append(route)
-
-    session = f"/{{server_id:{_SEGMENT}}}/{{session_id:{_SEGMENT}}}"
+    added = _AddedRoutes(app.router, endpoint.prefix)
     if cors is None:
         # One resource for every session URL, the transport dispatched
         # inside: aiohttp then tries one pattern for them, not one each.
         # Added first: aiohttp tries the resources under the prefix in the
         # order they were added, and nearly every request is a session's.
-        _add_session_resource(router, base + session, routes, enabled)
-    add("GET", "", routes.greeting)
-    add("GET", "/", routes.greeting)
-    # The methods of one URL are added one after the other: aiohttp puts
-    # them on one resource then, and its "*" route below answers the rest.
-    add("GET", "/info", routes.info, with_cors=True)
-    if cors is None:
-        add("OPTIONS", "/info", routes.info_options)
-    add("GET", r"/iframe{version:(-[0-9a-z._\-]*)?}.html", routes.iframe)
+        _add_session_resource(app.router, endpoint.prefix + _SESSION, routes, enabled)
+    _add_page_routes(added, routes, preflight=cors is None)
     if cors is None:
         if "raw_websocket" in enabled:
-            add("GET", "/websocket", routes.raw_websocket)
-        for resource in resources:
-            resource.add_route(hdrs.METH_ANY, _method_not_allowed)
-        return
-    if "websocket" in enabled:
-        add("GET", session + "/websocket", routes.websocket)
-    if "raw_websocket" in enabled:
-        add("GET", "/websocket", routes.raw_websocket)
-    xhr_routes: list[tuple[str, Any]] = []
-    if "xhr" in enabled:
-        xhr_routes.append(("/xhr", routes.xhr))
-    if "xhr_streaming" in enabled:
-        xhr_routes.append(("/xhr_streaming", routes.xhr_streaming))
-    # eventsource and htmlfile send through xhr_send as well.
-    if enabled & {"xhr", "xhr_streaming", "eventsource", "htmlfile"}:
-        xhr_routes.append(("/xhr_send", routes.xhr_send))
-    for path, handler in xhr_routes:
-        add("POST", session + path, handler, with_cors=True)
-        if cors is None:
-            add("OPTIONS", session + path, routes.xhr_options)
-    if "eventsource" in enabled:
-        add("GET", session + "/eventsource", routes.eventsource, with_cors=True)
-    if "htmlfile" in enabled:
-        add("GET", session + "/htmlfile", routes.htmlfile)
-    if "jsonp" in enabled:
-        add("GET", session + "/jsonp", routes.jsonp)
-        add("POST", session + "/jsonp_send", routes.jsonp_send)
-    if cors is not None:
-        for route in added:
+            added.add("GET", "/websocket", routes.raw_websocket)
+    else:
+        _add_transport_routes(added, routes, enabled)
+        for route in added.cors_routes:
             cors.add(route)
     # Any other method: 405. Added last, so that aiohttp-cors has already
     # put its preflight routes on the resources (it refuses a "*" route).
-    for resource in resources:
-        resource.add_route(hdrs.METH_ANY, _method_not_allowed)
+    added.refuse_other_methods()
+
+
+class _AddedRoutes:
+    """The routes added under an endpoint's prefix, and their resources."""
+
+    def __init__(self, router: web.UrlDispatcher, base: str) -> None:
+        self.router = router
+        self.base = base
+        self.resources: dict[web.Resource, None] = {}
+        #: The routes aiohttp-cors is to answer preflight requests for.
+        self.cors_routes: list[web.AbstractRoute] = []
+
+    def add(self, method: str, path: str, handler: Any, *, with_cors: bool = False) -> None:
+        """Add ``handler`` for ``method`` at ``path`` under the prefix."""
+        route = self.router.add_route(method, self.base + path, handler)
+        assert isinstance(route.resource, web.Resource)
+        self.resources[route.resource] = None
+        if with_cors:
+            self.cors_routes.append(route)
+
+    def refuse_other_methods(self) -> None:
+        """Answer every other method at these routes' URLs with 405."""
+        for resource in self.resources:
+            resource.add_route(hdrs.METH_ANY, _method_not_allowed)
+
+
+def _add_page_routes(added: _AddedRoutes, routes: Routes, *, preflight: bool) -> None:
+    """The greeting, ``/info`` and the iframe page.
+
+    ``preflight``: ``OPTIONS /info`` is answered here (else aiohttp-cors answers it).
+    """
+    added.add("GET", "", routes.greeting)
+    added.add("GET", "/", routes.greeting)
+    # The methods of one URL are added one after the other: aiohttp puts
+    # them on one resource then, and the "*" route added last answers the rest.
+    added.add("GET", "/info", routes.info, with_cors=True)
+    if preflight:
+        added.add("OPTIONS", "/info", routes.info_options)
+    added.add("GET", r"/iframe{version:(-[0-9a-z._\-]*)?}.html", routes.iframe)
+
+
+def _add_transport_routes(added: _AddedRoutes, routes: Routes, enabled: frozenset[str]) -> None:
+    """A route for each enabled transport's URL, for an endpoint whose CORS aiohttp-cors does."""
+    if "websocket" in enabled:
+        added.add("GET", _SESSION + "/websocket", routes.websocket)
+    if "raw_websocket" in enabled:
+        added.add("GET", "/websocket", routes.raw_websocket)
+    if "xhr" in enabled:
+        added.add("POST", _SESSION + "/xhr", routes.xhr, with_cors=True)
+    if "xhr_streaming" in enabled:
+        added.add("POST", _SESSION + "/xhr_streaming", routes.xhr_streaming, with_cors=True)
+    # eventsource and htmlfile send through xhr_send as well.
+    if enabled & {"xhr", "xhr_streaming", "eventsource", "htmlfile"}:
+        added.add("POST", _SESSION + "/xhr_send", routes.xhr_send, with_cors=True)
+    if "eventsource" in enabled:
+        added.add("GET", _SESSION + "/eventsource", routes.eventsource, with_cors=True)
+    if "htmlfile" in enabled:
+        added.add("GET", _SESSION + "/htmlfile", routes.htmlfile)
+    if "jsonp" in enabled:
+        added.add("GET", _SESSION + "/jsonp", routes.jsonp)
+        added.add("POST", _SESSION + "/jsonp_send", routes.jsonp_send)
 
 
 def _session_handlers(routes: Routes, enabled: frozenset[str]) -> dict[str, dict[str, Any]]:
