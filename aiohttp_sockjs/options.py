@@ -407,9 +407,12 @@ class Options:
         unknown = disabled - TRANSPORTS
         if unknown:
             raise ValueError(f"unknown transports: {sorted(unknown)}")
-        self._check_session_limits()
-        self._check_websocket_options()
-        self._check_objects()
+        self._check_numbers()
+        for name in ("rate_limit", "client_rate_limit"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), RateLimit):
+                raise TypeError(f"{name} must be an aiohttp_sockjs.RateLimit (or None)")
+        if self.client_key is not None and not callable(self.client_key):
+            raise TypeError("client_key must be a function of the request (or None)")
         origins = None if self.allowed_origins is None else OriginPolicy(self.allowed_origins)
         set_ = object.__setattr__
         set_(self, "disabled_transports", disabled)
@@ -419,10 +422,18 @@ class Options:
         # origin-checked are on; set, they are off unless asked for.
         set_(self, "allow_iframe", bool(self.allow_iframe) or origins is None)
         set_(self, "allow_jsonp", bool(self.allow_jsonp) or origins is None)
-        set_(self, "limits", self._limits())
+        limits = Limits(
+            heartbeat_delay=float(self.heartbeat_delay),
+            disconnect_delay=float(self.disconnect_delay),
+            max_queue_size=int(self.max_queue_size),
+            queue_overflow=self.queue_overflow,
+            max_inbox_size=int(self.max_inbox_size),
+            rate_limit=self.rate_limit,
+        )
+        set_(self, "limits", limits)
 
-    def _check_session_limits(self) -> None:
-        """The delays, sizes and counts that bound a session are positive."""
+    def _check_numbers(self) -> None:
+        """The delays, sizes, counts and timeouts are in range (and ``queue_overflow`` known)."""
         if not (self.heartbeat_delay > 0 and self.disconnect_delay > 0):
             raise ValueError("heartbeat_delay and disconnect_delay must be positive")
         if self.queue_overflow not in ("close", "drop_oldest"):
@@ -448,8 +459,6 @@ class Options:
                 raise ValueError(f"{name} must be positive (or None)")
         if not self.inbound_timeout > 0:
             raise ValueError("inbound_timeout must be positive")
-
-    def _check_websocket_options(self) -> None:
         ping = self.websocket_ping_interval
         if ping is not None and not ping >= 0:
             raise ValueError("websocket_ping_interval must not be negative (0 turns pings off)")
@@ -458,33 +467,14 @@ class Options:
         if not int(self.websocket_compression_threshold) >= 0:
             raise ValueError("websocket_compression_threshold must not be negative")
 
-    def _check_objects(self) -> None:
-        """The options that take an object (a rate limit, a function) have one."""
-        for name in ("rate_limit", "client_rate_limit"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), RateLimit):
-                raise TypeError(f"{name} must be an aiohttp_sockjs.RateLimit (or None)")
-        if self.client_key is not None and not callable(self.client_key):
-            raise TypeError("client_key must be a function of the request (or None)")
-
     def _served(self, disabled: frozenset[str]) -> frozenset[str]:
-        """The transports to serve, given the ones disabled."""
-        # The raw websocket follows ``websocket`` unless asked for explicitly.
+        """The transports to serve; the raw websocket follows ``websocket`` unless asked for."""
         if self.raw_websocket and "raw_websocket" in disabled:
             raise ValueError("raw_websocket=True, but raw_websocket is in disabled_transports")
         transports = TRANSPORTS - disabled
         if not (self.raw_websocket or (self.raw_websocket is None and "websocket" in transports)):
             transports -= {"raw_websocket"}
         return transports
-
-    def _limits(self) -> Limits:
-        return Limits(
-            heartbeat_delay=float(self.heartbeat_delay),
-            disconnect_delay=float(self.disconnect_delay),
-            max_queue_size=int(self.max_queue_size),
-            queue_overflow=self.queue_overflow,
-            max_inbox_size=int(self.max_inbox_size),
-            rate_limit=self.rate_limit,
-        )
 
 
 class OptionDoc(NamedTuple):
