@@ -68,11 +68,11 @@ def ours_app(
     heartbeat: float, compression: bool | None = None, reuse: bool = True, metrics: bool = False
 ) -> web.Application:
     import aiohttp_sockjs
-    from aiohttp_sockjs import _aiohttp
+    from aiohttp_sockjs._aiohttp import writes
 
     if not reuse:
         # Benchmark only: the shared compressor remembers no frame.
-        _aiohttp._Deflater.KEEP = 0
+        writes._Deflater.KEEP = 0
     app = web.Application()
     # The load generators open every session from one address.
     options: dict[str, Any] = {"max_sessions_per_client": None}

@@ -4,10 +4,11 @@
 
 A name counts when it starts with one underscore, is reached on anything but
 ``self``/``cls``, and is not defined in the module that reaches for it (as a
-function, class, method, attribute or slot there). ``testing.py`` and
-``_aiohttp.py`` are the two places allowed to reach past a boundary (the
-test seam, and aiohttp's internals), and are left out. Also prints the
-import cycles, ``TYPE_CHECKING`` imports included.
+function, class, method, attribute or slot there). ``testing.py`` and the
+``_aiohttp`` package are the two places allowed to reach past a boundary
+(the test seam, and aiohttp's internals), and are left out. Also prints
+the import cycles, ``TYPE_CHECKING`` imports included; a subpackage is one
+module there, importing what its files import.
 
 Two totals: across class hierarchies (a subclass reading the state that its
 base class, in another module, declares counts as its own: the session's
@@ -22,7 +23,12 @@ import pathlib
 import sys
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "aiohttp_sockjs"
-ALLOWED = {"testing.py", "_aiohttp.py"}
+ALLOWED = {"testing", "_aiohttp"}
+
+
+def module_of(path: pathlib.Path) -> str:
+    """The package's module that the file at ``path`` is, or is part of (a subpackage)."""
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
 
 
 def defined(tree: ast.Module) -> set[str]:
@@ -94,11 +100,15 @@ def reaches(path: pathlib.Path, strict: bool = False) -> set[str]:
 
 
 def imports(path: pathlib.Path) -> set[str]:
-    """The package's modules that the module at ``path`` imports (TYPE_CHECKING too)."""
+    """The package's modules that the file at ``path`` imports (TYPE_CHECKING too).
+
+    In a subpackage, ``..`` is the package (``.`` is the subpackage itself).
+    """
     tree = ast.parse(path.read_text())
+    depth = len(path.relative_to(PACKAGE).parts)
     out = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level == depth:
             if node.module:
                 out.add(node.module.split(".")[0])
             else:
@@ -128,18 +138,21 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def main() -> int:
     """Print the table and the totals."""
+    files = sorted(PACKAGE.rglob("*.py"))
     total = 0
-    for path in sorted(PACKAGE.glob("*.py")):
-        if path.name in ALLOWED:
+    for path in files:
+        if module_of(path) in ALLOWED:
             continue
         names = reaches(path)
         if names:
             print(f"{path.name}: {len(names)}: {', '.join(sorted(names))}")
         total += len(names)
     strict = sum(
-        len(reaches(path, strict=True)) for path in PACKAGE.glob("*.py") if path.name not in ALLOWED
+        len(reaches(path, strict=True)) for path in files if module_of(path) not in ALLOWED
     )
-    graph = {p.stem: imports(p) for p in PACKAGE.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in files:
+        graph.setdefault(module_of(path), set()).update(imports(path))
     found = cycles(graph)
     print(f"cross-module private names: {total}")
     print(f"  counted strictly (a base class's state in another module too): {strict}")

@@ -1,6 +1,6 @@
-"""The one module that reaches past aiohttp's public API works on this aiohttp.
+"""The one package that reaches past aiohttp's public API works on this aiohttp.
 
-pyproject.toml pins aiohttp to the versions aiohttp_sockjs/_aiohttp.py was
+pyproject.toml pins aiohttp to the versions aiohttp_sockjs/_aiohttp/ was
 written against; on any of them a missing fast path or a compression
 choice it cannot make is a failure here, not a silent fallback.
 """
@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 
 import aiohttp_sockjs
 from aiohttp_sockjs import _aiohttp
+from aiohttp_sockjs._aiohttp import writes
 from tests.conftest import ClientFactory
 from tests.deflate_client import DeflateClient
 from tests.wire import bounded, eventually, new_id, session_url
@@ -112,13 +113,13 @@ async def test_compressed_sockets_follow_the_threshold(aiohttp_client: Any) -> N
 
 async def test_the_same_frame_is_compressed_once() -> None:
     data = json.dumps([str(i) for i in range(500)]).encode()
-    first = _aiohttp._DEFLATER.compress_now(data, 15)
-    assert _aiohttp._DEFLATER.compress_now(bytes(bytearray(data)), 15) is first
-    assert _aiohttp._DEFLATER.compress_now(data, 10) is not first
+    first = writes._DEFLATER.compress_now(data, 15)
+    assert writes._DEFLATER.compress_now(bytes(bytearray(data)), 15) is first
+    assert writes._DEFLATER.compress_now(data, 10) is not first
     large = data * 100
     assert len(large) > _aiohttp.SYNC_COMPRESS_LIMIT
-    once = await _aiohttp._DEFLATER.compress(large, 15)
-    assert await _aiohttp._DEFLATER.compress(bytes(bytearray(large)), 15) is once
+    once = await writes._DEFLATER.compress(large, 15)
+    assert await writes._DEFLATER.compress(bytes(bytearray(large)), 15) is once
     inflate = zlib.decompressobj(-15)
     assert inflate.decompress(once + b"\x00\x00\xff\xff") == large
 

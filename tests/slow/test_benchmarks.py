@@ -11,7 +11,7 @@ import os
 
 from aiohttp import web
 
-from aiohttp_sockjs import _aiohttp
+from aiohttp_sockjs._aiohttp import writes
 from benchmarks import loadgen, server
 from benchmarks.__main__ import SCENARIOS, table
 
@@ -30,7 +30,7 @@ async def _serve(
 
 
 async def test_every_scenario_runs_in_smoke_mode() -> None:
-    keep = _aiohttp._Deflater.KEEP
+    keep = writes._Deflater.KEEP
     results = {}
     for sc in SCENARIOS:
         kinds = [("ours", "ours", sc.ours_args)]
@@ -43,7 +43,7 @@ async def test_every_scenario_runs_in_smoke_mode() -> None:
                 r = await loadgen.scenario(sc.name, port, os.getpid(), "smoke")
             finally:
                 await runner.cleanup()
-                _aiohttp._Deflater.KEEP = keep
+                writes._Deflater.KEEP = keep
             assert not r.get("timed_out"), (sc.name, kind, r)
             for fig in sc.figures:
                 assert math.isfinite(r[fig.key]), (sc.name, kind, fig.key, r)

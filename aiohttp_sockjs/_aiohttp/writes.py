@@ -1,51 +1,15 @@
-"""Everything that reaches past aiohttp's public API, in one place.
+"""Frames and chunks written at once, without a coroutine, where aiohttp's would not wait.
 
-The rest of the package uses aiohttp's public API only. What is here is
-tied to the aiohttp versions that ``pyproject.toml`` allows (3.13.2 up to,
-not including, 3.15) and that CI tests (the oldest and the newest of that
-range): :data:`SUPPORTED` says whether the running aiohttp has the layout
-this module was written against, and ``tests/functional/test_aiohttp_internals.py``
-fails on a supported version where it does not.
-
-What is reached for: the websocket writer (server and client side), the
-server websocket's closing state, the HTTP response writer, and how aiohttp
-recognises a coroutine handler (:func:`coroutine_handler`, so that the
-endpoint's one session route can hand back its transport's coroutine
-without a wrapper frame per connection):
-
-- Writing a text frame at once, without a coroutine, when
-  ``WebSocketResponse.send_str`` would not have suspended anyway
-  (:func:`write_text_now`). It saves a task step per frame on the hot send
-  path.
-- Writing a chunk of a streaming response (xhr_streaming, eventsource,
-  htmlfile) at once, without a coroutine, when ``StreamResponse.write``
-  would not have suspended anyway (:func:`write_stream_now`): a stream's
-  frames then go out from the session's step, with no task per write.
-- permessage-deflate the way the ``websocket_compression`` option does it
-  (:func:`write_text_now` and :func:`send_text`): a frame shorter than the
-  threshold goes out uncompressed (RSV1 clear, which RFC 7692 allows for
-  any message; ``send_str`` cannot ask for that on a compressed socket),
-  and a longer one is compressed without context takeover by one
-  compressor shared by every socket, instead of one compressor per socket
-  (about 256 KiB of zlib state each). The last compressed frames are
-  remembered, so a broadcast that gives many sockets the same frame
-  compresses it once (:class:`_Deflater`). The handshake answers with
-  ``server_no_context_takeover`` (:func:`no_server_takeover`), so the
-  browser may drop its inflate window between messages.
-- The websocket close handshake (:func:`start_close`, :func:`await_close`):
-  ``WebSocketResponse.close()`` closes TCP without waiting for the client's
-  close frame when another task reads the socket.
-- A ping written at once with a heartbeat (:func:`write_ping_now`), and
-  its pong noted where aiohttp parses it (:func:`websocket_response`), so
-  that an idle socket's pong does not wake its read loop.
-- How many requests a connection has begun (:func:`request_number`), so
-  that a session can tell whether the end of its answer is still what
-  waits unsent there.
-- Reads of at most 64 KiB on asyncio's own socket transports
-  (:func:`small_reads`), set by the session route on every request's
-  connection.
-- The client's text frame written at once, masked
-  (:func:`write_client_text_now`), as :func:`write_text_now` for the server.
+Part of :mod:`aiohttp_sockjs._aiohttp` (the one place that reaches past
+aiohttp's public API): the server websocket's text frames
+(:func:`write_text_now`, :func:`send_text`), with permessage-deflate as
+the ``websocket_compression`` option does it (one shared compressor,
+:class:`_Deflater`); its pings and heartbeats (:func:`write_ping_now`,
+:func:`write_heartbeat_and_ping_now`); a streaming response's chunks
+(:func:`write_stream_now`); and the client's text frames
+(:func:`write_client_text_now`). :data:`SUPPORTED` and
+:data:`STREAM_SUPPORTED` say whether the running aiohttp's writers have
+the layout this module was written against.
 """
 
 from __future__ import annotations
@@ -53,34 +17,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import zlib
-from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-from aiohttp import ClientWebSocketResponse, WSMsgType, hdrs, web
+from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
-__all__ = [
-    "PONGS_SUPPORTED",
-    "STREAM_SUPPORTED",
-    "SUPPORTED",
-    "Pongs",
-    "await_close",
-    "close_answered",
-    "coroutine_handler",
-    "no_server_takeover",
-    "pongs",
-    "request_number",
-    "send_text",
-    "small_reads",
-    "start_close",
-    "websocket_response",
-    "write_client_text_now",
-    "write_heartbeat_and_ping_now",
-    "write_ping_now",
-    "write_stream_now",
-    "write_text_now",
-]
-
-_H = TypeVar("_H", bound=Callable[..., Any])
 _TEXT: Final = WSMsgType.TEXT
 _TEXT_OPCODE: Final = int(WSMsgType.TEXT)
 #: Frames longer than this are compressed in a thread, as aiohttp does
@@ -199,48 +139,6 @@ def write_stream_now(response: web.StreamResponse, data: bytes) -> bool:
     else:
         writer._write(data)
     return True
-
-
-def coroutine_handler(func: _H) -> _H:
-    """``func``, a plain function returning a coroutine, marked so aiohttp takes it as a handler.
-
-    aiohttp wraps a handler that is not a coroutine function in a coroutine
-    of its own (with a DeprecationWarning); a dispatching handler that
-    returns the transport handler's coroutine would then cost a coroutine
-    frame per live connection. Python 3.12+ has a public marker
-    (``inspect.markcoroutinefunction``); on older Pythons aiohttp (before
-    3.14's Python-3.14 code path) also accepts asyncio's own marker, the
-    one ``asyncio.iscoroutinefunction`` reads.
-    """
-    mark = getattr(inspect, "markcoroutinefunction", None)
-    if mark is not None:
-        return mark(func)  # type: ignore[no-any-return]
-    func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
-    return func
-
-
-def no_server_takeover(request: web.Request) -> web.Request:
-    """``request`` as aiohttp's handshake should see it to answer ``server_no_context_takeover``.
-
-    aiohttp accepts the parameters a client offers and adds none of its
-    own; RFC 7692 lets the server add ``server_no_context_takeover`` to
-    any offer it accepts, so each ``permessage-deflate`` offer gets it
-    before aiohttp reads them. Only the request given to
-    ``WebSocketResponse.prepare`` changes; the application keeps the
-    original.
-    """
-    offers = request.headers.get(hdrs.SEC_WEBSOCKET_EXTENSIONS)
-    if not offers or "permessage-deflate" not in offers:
-        return request
-    rewritten = []
-    for offer in offers.split(","):
-        params = [p.strip() for p in offer.split(";")]
-        if params[0] == "permessage-deflate" and "server_no_context_takeover" not in params:
-            offer = offer.rstrip() + "; server_no_context_takeover"
-        rewritten.append(offer)
-    headers = request.headers.copy()
-    headers[hdrs.SEC_WEBSOCKET_EXTENSIONS] = ",".join(rewritten)
-    return request.clone(headers=headers)
 
 
 def _compress_alone(data: bytes, wbits: int) -> bytes:
@@ -428,7 +326,7 @@ async def send_text(ws: web.WebSocketResponse, data: bytes, threshold: int = 0) 
             await protocol._drain_helper()
 
 
-# --- websocket liveness pings and the close handshake -------------------------
+# --- pings written at once ----------------------------------------------------
 
 _PING_FRAME: Final = bytes((0x80 | int(WSMsgType.PING), 0))
 
@@ -475,208 +373,6 @@ def write_heartbeat_and_ping_now(ws: web.WebSocketResponse, threshold: int) -> b
     if writer is not None and writer.compress and threshold <= 1:
         return False
     return _write_unmasked_now(ws, _HEARTBEAT_AND_PING)
-
-
-def request_number(request: web.BaseRequest) -> int:
-    """How many requests ``request``'s connection has begun, this one included.
-
-    aiohttp counts each request as it is parsed. ``-1`` where the count
-    cannot be read (nothing is then taken to be known about the connection).
-    """
-    count = getattr(request.protocol, "_request_count", -1)
-    return count if isinstance(count, int) else -1
-
-
-#: What asyncio's selector transports pass to ``recv()`` (``max_size``) is
-#: 256 KiB. glibc serves an allocation that large with ``mmap``, so every
-#: read, a 6-byte pong as well, costs an ``mmap``, ``mremap`` and
-#: ``munmap`` on top of the ``recv`` (CPython issue 85451; 13 us per read
-#: on the benchmark machine). aiohttp's own chunk size stays on the heap.
-_READ_SIZE: Final = 2**16
-
-
-def small_reads(transport: asyncio.BaseTransport | None) -> None:
-    """Have asyncio's socket ``transport`` read at most 64 KiB at a time.
-
-    Nothing for other transports (uvloop's, TLS), which read into buffers
-    of their own.
-    """
-    if transport is not None and getattr(type(transport), "max_size", 0) > _READ_SIZE:
-        transport.max_size = _READ_SIZE  # type: ignore[attr-defined]
-
-
-class Pongs:
-    """Whether the client has answered the last ping (``answered``), one flag per socket.
-
-    Set by whoever sees the pong: the parser, through :func:`websocket_response`,
-    or the socket's read loop where that could not be arranged.
-    """
-
-    __slots__ = ("answered",)
-
-    def __init__(self) -> None:
-        self.answered = True
-
-
-def _pong_parts() -> tuple[type[Any], Callable[..., Any], dict[str, bool]] | None:
-    """aiohttp's websocket message queue with pongs taken out as they are parsed,
-    the parser that feeds it, and the keyword arguments the parser takes.
-
-    ``None`` when aiohttp's layout is not the one this module knows: the
-    pongs then reach the read loop, as any other frame does.
-    """
-    try:
-        from aiohttp._websocket import reader_py
-        from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
-        from aiohttp.web_protocol import RequestHandler
-    except ImportError:
-        return None
-    slots = set(getattr(RequestHandler, "__slots__", ()))
-    if not {"_message_tail", "_payload_parser"} <= slots:
-        return None
-    try:
-        # The compiled reader is built from this source and has no signature.
-        reader_params = list(inspect.signature(reader_py.WebSocketReader).parameters)
-    except (TypeError, ValueError):
-        return None
-    if reader_params[:3] != ["queue", "max_msg_size", "compress"]:
-        return None
-    # aiohttp 3.14 decodes text in the parser unless told not to (and
-    # WebSocketResponse then has _decode_text, True unless told otherwise).
-    extra = {"decode_text": True} if "decode_text" in reader_params else {}
-    pong = WSMsgType.PONG
-    feed = WebSocketDataQueue.feed_data
-
-    class PongQueue(WebSocketDataQueue):
-        # aiohttp's parser calls feed_data with each message it completes.
-        # A pong is noted here and not queued: the read loop's task is not
-        # woken for it (a task step per idle socket and heartbeat).
-        __slots__ = ("answered",)
-
-        def feed_data(self, data: Any, size: int) -> None:
-            if data[0] is pong:
-                self.answered = True
-                return
-            feed(self, data, size)
-
-    return PongQueue, WebSocketReader, extra
-
-
-_PONG_PARTS: Final = _pong_parts()
-#: Whether pongs are noted by the parser (:func:`websocket_response`); True
-#: on every aiohttp version pyproject allows.
-PONGS_SUPPORTED: Final = _PONG_PARTS is not None
-#: aiohttp's own size for the queue (``DEFAULT_CHUNK_SIZE``, 2**16 on every
-#: supported version).
-_QUEUE_LIMIT: Final = 2**16
-#: aiohttp 3.14's response holds its parser too.
-_KEEPS_PARSER: Final = hasattr(web.WebSocketResponse, "_parser")
-
-
-class _PingingResponse(web.WebSocketResponse):
-    """A server websocket whose pongs are noted by its parser (:attr:`pongs`)."""
-
-    #: The parser's queue, which has the :class:`Pongs` flag; None until
-    #: prepared, or if the parser kept aiohttp's queue.
-    pongs: Any = None
-
-    def _post_start(self, request: Any, protocol: Any, writer: Any) -> None:
-        handler = request.protocol
-        # Frames that came with the upgrade request are fed to aiohttp's
-        # parser and queue in super()._post_start(); those are then kept.
-        early = handler._message_tail
-        super()._post_start(request, protocol, writer)
-        parts = _PONG_PARTS
-        if early or parts is None:
-            return
-        queue_class, reader_class, extra = parts
-        queue = queue_class(handler, _QUEUE_LIMIT, loop=self._loop)
-        queue.answered = True
-        parser = reader_class(queue, self._max_msg_size, compress=bool(self._compress), **extra)
-        # No data can have reached aiohttp's parser since super() set it:
-        # nothing has run in between.
-        self._reader = queue
-        if _KEEPS_PARSER:
-            self._parser = parser
-        handler._payload_parser = parser
-        self.pongs = queue
-
-
-def websocket_response(pings: bool, **options: Any) -> web.WebSocketResponse:
-    """A server ``WebSocketResponse``; with ``pings``, one whose pongs :func:`pongs` reports.
-
-    ``autoping`` is off with ``pings``: the read loop answers the client's
-    pings itself.
-    """
-    if pings and PONGS_SUPPORTED:
-        return _PingingResponse(autoping=False, **options)
-    if pings:
-        return web.WebSocketResponse(autoping=False, **options)
-    return web.WebSocketResponse(**options)
-
-
-def pongs(ws: web.WebSocketResponse) -> Pongs:
-    """The flag the pongs of ``ws`` set (after ``prepare()``).
-
-    The parser's (see :func:`websocket_response`), or a fresh :class:`Pongs`
-    for the read loop to set when the parser's could not be arranged.
-    """
-    found = getattr(ws, "pongs", None)
-    return found if found is not None else Pongs()
-
-
-async def start_close(ws: web.WebSocketResponse, code: int, message: bytes, timeout: float) -> None:
-    """Send the close frame and leave the connection open for the client's (RFC 6455 7.1.1).
-
-    ``WebSocketResponse.close()`` closes the TCP connection as soon as its
-    frame is sent when another task is reading the socket, which is always
-    the case here (the transport's read loop). Instead, the socket is marked
-    closed (nothing more is written, and ``receive()`` hands the client's
-    close frame to the read loop rather than answering it), and the TCP
-    connection is closed after ``timeout`` seconds if the client has not
-    answered by then; the read loop ends with the client's close frame, or
-    reads it with :func:`await_close`.
-    """
-    writer = ws._writer
-    if writer is None or ws.closed:
-        return
-    ws._set_closed()
-    transport = writer.transport
-    try:
-        await writer.close(code, message)
-    except (ConnectionError, RuntimeError, OSError):
-        transport.close()
-        return
-    asyncio.get_running_loop().call_later(timeout, transport.close)
-
-
-def close_answered(ws: web.WebSocketResponse) -> bool:
-    """Whether the client's close frame has been read (or the connection is gone)."""
-    writer = ws._writer
-    return ws._closing or writer is None or writer.transport.is_closing()
-
-
-async def await_close(ws: web.WebSocketResponse) -> None:
-    """Read and drop the client's frames until its close frame, after :func:`start_close`.
-
-    For a read loop that saw the socket marked closed before the client
-    answered. Returns at the close frame, or when the connection ends (by
-    :func:`start_close`'s timer at the latest).
-    """
-    reader = ws._reader
-    if reader is None:
-        return
-    while not close_answered(ws):
-        try:
-            msg = await reader.read()
-        except Exception:
-            return
-        if msg.type is WSMsgType.CLOSE:
-            ws._set_closing(msg.data)
-            break
-    transport = ws._req.transport if ws._req is not None else None
-    if transport is not None:
-        transport.close()
 
 
 # --- the client's websocket ---------------------------------------------------
