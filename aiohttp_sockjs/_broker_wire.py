@@ -2,8 +2,9 @@
 
 A stream entry (:class:`Entry`, :func:`encode_entry`, :func:`decode_entry`),
 the keys of an endpoint's stream and of each process's presence, a
-process's presence snapshot and how snapshots add up. Used by
-:mod:`aiohttp_sockjs.broker`, which exports the entry's names.
+process's presence snapshot and how snapshots add up, and the values Redis
+hands back as bytes or text. Used by :mod:`aiohttp_sockjs.broker`, which
+exports the entry's names, and by its publishers (``_publishers.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,20 @@ ORIGIN: Final = b"o"
 SEQ: Final = b"s"
 ROOMS: Final = b"r"
 MESSAGE: Final = b"m"
+
+
+#: The prefix of every key, unless a broker or publisher is given another.
+DEFAULT_NAMESPACE: Final = "sockjs"
+
+
+def as_bytes(value: bytes | str) -> bytes:
+    """A value Redis handed back (bytes, or text from a client that decodes), as bytes."""
+    return value.encode() if isinstance(value, str) else value
+
+
+def as_text(value: bytes | str) -> str:
+    """A value Redis handed back, as text (for a log line or an entry id)."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def normalise_prefix(prefix: str) -> str:

@@ -4,7 +4,8 @@
 and :func:`sync_client_from` make the redis-py client a broker or a
 publisher uses, and what closing it takes (:class:`Link`); the helpers read
 presence in one slot at a time on a Redis Cluster. Used by
-:mod:`aiohttp_sockjs.broker`, which exports :class:`RedisSentinel`.
+:mod:`aiohttp_sockjs.broker`, which exports :class:`RedisSentinel`, and by
+its publishers (``_publishers.py``).
 """
 
 from __future__ import annotations

@@ -66,32 +66,33 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     raise missing("aiohttp_sockjs.broker", "redis-py", "redis") from exc
 
 from ._broker_wire import (
+    DEFAULT_NAMESPACE,
     MESSAGE,
     BadEntry,
     Entry,
+    as_bytes,
+    as_text,
     decode_entry,
     encode_entry,
     heartbeat_value,
-    merge_presence,
     new_process_id,
     normalise_prefix,
     process_key,
     processes_key,
     stream_key,
 )
+from ._publishers import Publisher, SyncPublisher
 from ._redis_links import (
     AsyncClient,
     RedisClient,
     RedisSentinel,
-    SyncRedisClient,
     client_from,
     close_link,
     mget,
     read_presence,
-    sync_client_from,
 )
 from .exceptions import BrokerError
-from .rooms import Presence, RoomSpec, room_names
+from .rooms import Presence
 
 if TYPE_CHECKING:
     from .hub import BrokerEndpoint as Endpoint
@@ -109,8 +110,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("aiohttp_sockjs.broker")
-
-DEFAULT_NAMESPACE: Final = "sockjs"
 
 # Each outbox entry costs its message plus this, so many tiny broadcasts
 # are bounded too.
@@ -298,7 +297,7 @@ class RedisBroker:
     async def _newest(self, key: bytes) -> bytes:
         """The id of the last entry of stream ``key`` (``0-0`` if it has none)."""
         newest = await self._client.xrevrange(key, count=1)
-        return _bytes(newest[0][0] or b"0-0") if newest else b"0-0"
+        return as_bytes(newest[0][0] or b"0-0") if newest else b"0-0"
 
     async def stop_endpoint(self, endpoint: Endpoint) -> None:
         """Stop carrying ``endpoint``'s broadcasts; the last one stops the broker."""
@@ -453,16 +452,19 @@ class RedisBroker:
                 self._last_ids[key] = b"0-0"
 
     def _handle(self, stream: bytes | str, entries: Iterable[Any]) -> None:
-        key = _bytes(stream)
+        key = as_bytes(stream)
         endpoint = self._by_key.get(key)
         for entry_id, fields in entries:
             if key in self._last_ids:
-                self._last_ids[key] = _bytes(entry_id)
+                self._last_ids[key] = as_bytes(entry_id)
             try:
                 entry = decode_entry(fields, self.max_message_size)
             except BadEntry as exc:
                 log.warning(
-                    "SockJS broker: dropped entry %s of %s: %s", _text(entry_id), _text(key), exc
+                    "SockJS broker: dropped entry %s of %s: %s",
+                    as_text(entry_id),
+                    as_text(key),
+                    exc,
                 )
                 continue
             if entry.origin == self.process_id or endpoint is None:
@@ -478,7 +480,7 @@ class RedisBroker:
                         "(dropped while Redis was down, or trimmed from the stream)",
                         entry.seq - previous[0] - 1,
                         entry.origin,
-                        _text(key),
+                        as_text(key),
                     )
             self._seen[source] = (entry.seq, time.monotonic())
             try:
@@ -538,155 +540,3 @@ class RedisBroker:
         pipe.delete(process_key(self.namespace, self.process_id))
         pipe.srem(processes_key(self.namespace), self.process_id)
         await pipe.execute()
-
-
-def _bytes(value: bytes | str) -> bytes:
-    return value.encode() if isinstance(value, str) else value
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-# --- publishing from outside --------------------------------------------------
-
-
-class Publisher:
-    """Broadcast to a running cluster from a process with no sessions (asyncio).
-
-    ::
-
-        async with Publisher("redis://localhost:6379/0") as publisher:
-            await publisher.publish("/chat", "the build is green", room="team")
-
-    Give the same ``namespace`` and ``stream_maxlen`` as the servers' broker.
-    Each publish is one ``XADD``; errors (Redis unreachable) are raised to
-    the caller, nothing is queued.
-    """
-
-    def __init__(
-        self,
-        redis: RedisClient,
-        *,
-        namespace: str = DEFAULT_NAMESPACE,
-        stream_maxlen: int = 10_000,
-        max_message_size: int = 1 << 20,
-        connect_timeout: float = 5.0,
-    ) -> None:
-        self._link = client_from(redis, connect_timeout)
-        self._client: AsyncClient = self._link.client
-        self.namespace = namespace
-        self.stream_maxlen = int(stream_maxlen)
-        self.max_message_size = int(max_message_size)
-        #: The publisher id written on each entry.
-        self.process_id = "publisher:" + new_process_id()
-        self._seqs: dict[str, int] = {}
-
-    async def publish(self, prefix: str, message: str, *, room: RoomSpec | None = None) -> str:
-        """Broadcast ``message`` to the endpoint at ``prefix`` (or to ``room``); the entry id."""
-        key, fields = _prepare(self, prefix, message, room)
-        entry_id = await self._client.xadd(
-            key,
-            fields,  # type: ignore[arg-type]
-            maxlen=self.stream_maxlen,
-            approximate=True,
-        )
-        return _text(entry_id)
-
-    async def presence(self, prefix: str) -> Presence:
-        """Open sessions of the endpoint at ``prefix``, across the cluster."""
-        return await read_presence(self._client, self.namespace, normalise_prefix(prefix), None)
-
-    async def aclose(self) -> None:
-        """Close the Redis client, if this publisher made it."""
-        await close_link(self._link)
-
-    async def __aenter__(self) -> Publisher:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
-class SyncPublisher:
-    """:class:`Publisher` for code without an event loop (a cron script, a job worker).
-
-    ::
-
-        with SyncPublisher("redis://localhost:6379/0") as publisher:
-            publisher.publish("/chat", "nightly report ready", room="user:alice")
-
-    ``redis`` is a URL, a :class:`RedisSentinel`, or a (sync) ``redis.Redis``
-    or ``redis.RedisCluster`` client.
-    """
-
-    def __init__(
-        self,
-        redis_: SyncRedisClient,
-        *,
-        namespace: str = DEFAULT_NAMESPACE,
-        stream_maxlen: int = 10_000,
-        max_message_size: int = 1 << 20,
-        connect_timeout: float = 5.0,
-    ) -> None:
-        self._link = sync_client_from(redis_, connect_timeout)
-        self._client: redis.Redis | redis.RedisCluster = self._link.client
-        self.namespace = namespace
-        self.stream_maxlen = int(stream_maxlen)
-        self.max_message_size = int(max_message_size)
-        #: The publisher id written on each entry.
-        self.process_id = "publisher:" + new_process_id()
-        self._seqs: dict[str, int] = {}
-
-    def publish(self, prefix: str, message: str, *, room: RoomSpec | None = None) -> str:
-        """Broadcast ``message`` to the endpoint at ``prefix`` (or to ``room``); the entry id."""
-        key, fields = _prepare(self, prefix, message, room)
-        entry_id = self._client.xadd(
-            key,
-            fields,  # type: ignore[arg-type]
-            maxlen=self.stream_maxlen,
-            approximate=True,
-        )
-        return _text(entry_id)
-
-    def presence(self, prefix: str) -> Presence:
-        """Open sessions of the endpoint at ``prefix``, across the cluster."""
-        prefix = normalise_prefix(prefix)
-        members: Any = self._client.smembers(processes_key(self.namespace))
-        ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
-        keys = [process_key(self.namespace, i) for i in ids]
-        values: Any = []
-        if keys and isinstance(self._client, redis.RedisCluster):
-            values = self._client.mget_nonatomic(keys)
-        elif keys:
-            values = self._client.mget(keys)
-        return merge_presence(prefix, zip(ids, values, strict=True), None)
-
-    def close(self) -> None:
-        """Close the Redis client, if this publisher made it."""
-        for client in self._link.closers:
-            client.close()
-
-    def __enter__(self) -> SyncPublisher:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-def _prepare(
-    publisher: Publisher | SyncPublisher, prefix: str, message: str, room: RoomSpec | None
-) -> tuple[str, dict[bytes, bytes]]:
-    if not isinstance(message, str):
-        raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
-    key = stream_key(publisher.namespace, normalise_prefix(prefix))
-    rooms = None if room is None else room_names(room)
-    seq = publisher._seqs.get(key, 0) + 1
-    fields = encode_entry(publisher.process_id, seq, rooms, message)
-    if len(fields[MESSAGE]) > publisher.max_message_size:
-        raise ValueError(
-            f"message of {len(fields[MESSAGE])} bytes is over max_message_size "
-            f"({publisher.max_message_size})"
-        )
-    publisher._seqs[key] = seq
-    return key, fields
