@@ -14,16 +14,10 @@ from types import TracebackType
 import aiohttp
 from yarl import URL
 
+from ._client_http import HTTP_TRANSPORTS
 from ._client_session import SockJSClient
-from ._client_transports import (
-    ClientOptions,
-    KeepUpgradeSocket,
-    Transport,
-    fetch_info,
-    make_transport,
-    read_refused_upgrades,
-    within,
-)
+from ._client_transports import ClientOptions, Transport, fetch_info, within
+from ._client_websocket import KeepUpgradeSocket, WebSocketTransport, read_refused_upgrades
 from .exceptions import ClientError, ConnectError, SessionClosed
 
 
@@ -159,3 +153,12 @@ async def _open_transport(
         await transport.close(1000, "")
         raise
     return transport
+
+
+def make_transport(
+    name: str, http: aiohttp.ClientSession, base: URL, options: ClientOptions
+) -> Transport:
+    """A connection of the transport ``name``, not open yet."""
+    if name in ("websocket", "raw_websocket"):
+        return WebSocketTransport(http, base, options, raw=name == "raw_websocket")
+    return HTTP_TRANSPORTS[name](http, base, options)

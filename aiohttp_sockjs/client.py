@@ -52,8 +52,9 @@ from ._client_connect import Connecting
 from ._client_reconnect import Hook, Reconnecting, check_reconnect_arguments
 from ._client_session import SockJSClient
 from ._client_transports import DEFAULT as DEFAULT  # receive()'s and ping()'s default
-from ._client_transports import ClientOptions, read_refused_upgrades
+from ._client_transports import ClientOptions
 from ._client_transports import Default as Default
+from ._client_websocket import read_refused_upgrades
 
 __all__ = [
     "DEFAULT_TRANSPORTS",
