@@ -48,12 +48,14 @@ class WebSocketRoutes(RouteBase):
         options = self.endpoint.options
         count_limit = options.max_messages_per_request
         limit = options.max_message_size
-        # Per-client rate (issue 21): None unless client_rate_limit is set.
-        clients = self.endpoint.clients if options.client_rate_limit else None
         # With permessage-deflate, the rate limits count each frame as it
         # was inflated, whitespace and all, not its messages' characters:
         # inflating is what the client makes the server spend.
-        inflating = bool(ws.compress) and (clients is not None or options.rate_limit is not None)
+        per_client = bool(options.client_rate_limit)
+        inflating = bool(ws.compress) and (per_client or options.rate_limit is not None)
+        # Whether frames are charged here before delivery (_metered): to the
+        # per-client rate, or by their inflated size.
+        metered = inflating or per_client
         gone = False
         try:
             async for msg in ws:
@@ -78,21 +80,19 @@ class WebSocketRoutes(RouteBase):
                     if refused is not None:
                         await ws.close(code=1009, message=refused)
                         break
-                charged = len(msg.data) if inflating else None
-                if messages or charged:
-                    spent = size if charged is None else charged
-                    if clients is not None and not clients.admit(session, len(messages), spent):
-                        await self.over_client_rate(session)  # not delivered
+                if metered:
+                    charged = len(msg.data) if inflating else None
+                    if not await self._metered(session, messages, size, charged):
                         continue
-                    if not messages and options.rate_limit is None:
-                        continue  # charged to the client's rate only
-                    processed = actor.deliver(session, messages, size, charged=charged)
-                    if processed is not None:
-                        await processed
-                    if actor.inbound_paused(session):
-                        # The inbox is full: read nothing more (TCP
-                        # backpressure) until the application takes some.
-                        await actor.room(session)
+                    wait = actor.deliver(session, messages, size, False, charged)
+                elif messages:
+                    wait = actor.deliver(session, messages, size)
+                else:
+                    continue
+                if wait is not None:
+                    # The actor has yet to take them, or the inbox is full:
+                    # read nothing more (TCP backpressure) until then.
+                    await wait
         except ConnectionError:
             # The client went away while aiohttp answered one of its pings:
             # receive() raises the pong's failed write.
@@ -157,6 +157,24 @@ class WebSocketRoutes(RouteBase):
             receiver = WebSocketReceiver(request, ws, config)
         self.run(session, True, receiver)
         return session, receiver, ws
+
+    async def _metered(
+        self, session: Session, messages: list[str], size: int, charged: int | None
+    ) -> bool:
+        """Charge a frame to the per-client rate; whether its messages go on to the session.
+
+        ``charged`` is the frame's inflated size, when that is what the
+        rates count (issue 21). A frame of whitespace alone is charged to
+        the client's rate, and goes on only for the session's rate limit.
+        """
+        if not messages and not charged:
+            return False
+        clients = self.endpoint.clients if self.endpoint.options.client_rate_limit else None
+        spent = size if charged is None else charged
+        if clients is not None and not clients.admit(session, len(messages), spent):
+            await self.over_client_rate(session)  # not delivered
+            return False
+        return bool(messages) or self.endpoint.options.rate_limit is not None
 
     async def _websocket_control(
         self, msg: WSMessage, ws: web.WebSocketResponse, receiver: WebSocketReceiver

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from . import protocol
@@ -82,15 +82,17 @@ class Actor(HandlerHost):
 
     def _deliver(
         self, messages: list[str], size: int, wait: bool = False, charged: int | None = None
-    ) -> asyncio.Future[None] | None:
+    ) -> Awaitable[None] | None:
         """Hand client messages to the session.
 
-        Returns ``None`` when they were taken at once, or may be left
-        queued for the actor; else a future that is done once the actor has
-        taken them. That is when ``wait`` asks for it, or when what waits
-        for the actor would pass ``max_inbox_size``; a websocket then reads
-        no more until the actor has caught up. Either way, the caller then
-        waits for :meth:`_room` before reading more from the client.
+        Returns ``None`` when the caller may go on at once: the messages
+        were taken, or may be left queued for the actor, and the inbox has
+        room. Otherwise an awaitable to await first. With ``wait``, it is
+        done once the actor has taken the messages (the caller checks for
+        room itself, before its next delivery). Without, it is done once
+        the actor has taken them, if what waits for it would pass
+        ``max_inbox_size``, and then the inbox has room: a websocket reads
+        no more until then.
         """
         if self._parked:
             # Taken at once (see _enter): nothing to wait for. The door's
@@ -101,15 +103,27 @@ class Actor(HandlerHost):
                 self._parked = False
                 self._take_in(messages, size)
                 self._parked = True
-            else:
-                self._enter(Incoming(messages, size, None, charged), now=True)
-            return None
+                if __debug__:
+                    # delivers_plainly: the inbox stays under its bound, so
+                    # inbound is not paused and the caller may read on.
+                    assert self._gate is None, "delivered plainly while inbound is paused"
+                return None
+            self._enter(Incoming(messages, size, None, charged), now=True)
+            return None if wait or self._gate is None else self._room()
         self._pending_incoming += size
         processed = None
         if wait or self._pending_incoming > self._hub.limits.max_inbox_size:
             processed = asyncio.get_running_loop().create_future()
         self._enter(Incoming(messages, size, processed, charged))
-        return processed
+        if wait or (processed is None and self._gate is None):
+            return processed
+        return self._read_on(processed)
+
+    async def _read_on(self, processed: asyncio.Future[None] | None) -> None:
+        """Wait until the actor has taken client messages, then for room in the inbox."""
+        if processed is not None:
+            await processed
+        await self._room()
 
     async def _room(self) -> None:
         """Wait until the application's inbox has room for more client messages."""
@@ -561,7 +575,7 @@ class Actor(HandlerHost):
 attach = Actor._attach
 #: A connection ended; ``interrupted`` if its client went away.
 detach = Actor._detach
-#: Client messages for the session; returns a future to await when they must be waited for.
+#: Client messages for the session; returns what to await before going on, if anything.
 deliver = Actor._deliver
 #: Wait until the application's inbox has room for more client messages.
 room = Actor._room

@@ -103,7 +103,8 @@ def detach(session: Session, receiver: Receiver, interrupted: bool = False) -> N
 
 def deliver(session: Session, messages: list[str]) -> None:
     """Messages from the client, as a sending transport hands them over."""
-    actor.deliver(session, messages, sum(map(len, messages)))
+    # As xhr_send does: what the call returns is only for a caller that waits.
+    actor.deliver(session, messages, sum(map(len, messages)), True)
 
 
 # --- what a test may observe --------------------------------------------------
