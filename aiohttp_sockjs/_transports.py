@@ -346,7 +346,8 @@ class Routes(WebSocketRoutes):
                 # It expired while this request waited: its messages would be lost.
                 return self.error(request, 404, "Session not found.")
             messages = await self._receive(request, form)
-            clients = self.endpoint.clients
+            # Per-client rate (issue 21): None unless client_rate_limit is set.
+            clients = self.endpoint.clients if self.endpoint.options.client_rate_limit else None
             if isinstance(messages, list) and messages:
                 size = sum(map(len, messages))
                 if clients is not None and not clients.admit(session, len(messages), size):

@@ -269,8 +269,8 @@ class Actor(HandlerHost):
     def _step(self) -> Write | None:
         """Apply commands and perform their actions until one must be awaited.
 
-        The one place that calls the machine (with :meth:`_apply`,
-        :meth:`_write_now` and :meth:`_write`, which it calls). Returns the
+        The one place that calls the machine (with :meth:`_apply` and its
+        :meth:`_tick_command`, :meth:`_write_now` and :meth:`_write`, which it calls). Returns the
         write to await, or ``None`` once the mailbox is empty (or the
         session finished).
         """
@@ -349,49 +349,63 @@ class Actor(HandlerHost):
         """Apply a command other than a send: the machine's answer joins ``actions``."""
         machine = self._machine
         now = self._hub.clock()
-        # Cases by how often they come: ticks (the sweeper, for every idle
-        # session), client messages, then the rest.
-        match command:
-            case Tick():
-                mailbox = self._mailbox
-                pending = bool(mailbox) and any(type(c) is Attach for c in mailbox)
-                receiver = machine.receiver
-                if receiver is None:
-                    actions.extend(machine.tick(now, attach_pending=pending))
-                else:
-                    actions.extend(
-                        machine.tick(
-                            now,
-                            attach_pending=pending,
-                            lost=receiver.interrupted(),
-                            unanswered=receiver.unanswered(),
-                        )
-                    )
-            case Incoming(messages, size, processed, charged):
-                if self._pending_incoming:
-                    self._pending_incoming = max(0, self._pending_incoming - size)
-                actions.extend(
-                    machine.incoming(messages, size, self._inbox_size, now, charged=charged)
+        # By type, as _perform does, in the order of how often they come:
+        # ticks (the sweeper, for every idle session), client messages, a
+        # poll's attach and detach, then the rest.
+        kind = type(command)
+        if kind is Tick:
+            actions.extend(self._tick_command(now))
+        elif kind is Incoming:
+            incoming: Incoming = command  # type: ignore[assignment]
+            size = incoming.size
+            if self._pending_incoming:
+                self._pending_incoming = max(0, self._pending_incoming - size)
+            actions.extend(
+                machine.incoming(
+                    incoming.messages, size, self._inbox_size, now, charged=incoming.charged
                 )
-                if processed is not None:
-                    processed.set_result(None)
-            case Attach(receiver):
-                current = machine.receiver
-                gone = current is not None and current.interrupted()
-                actions.extend(machine.attach(receiver, now, current_gone=gone))
-            case Detach(receiver, interrupted, client_code):
-                actions.extend(
-                    machine.detach(receiver, now, interrupted=interrupted, client_code=client_code)
+            )
+            if incoming.processed is not None:
+                incoming.processed.set_result(None)
+        elif kind is Attach:
+            receiver = command.receiver  # type: ignore[union-attr]
+            current = machine.receiver
+            gone = current is not None and current.interrupted()
+            actions.extend(machine.attach(receiver, now, current_gone=gone))
+        elif kind is Detach:
+            detach: Detach = command  # type: ignore[assignment]
+            actions.extend(
+                machine.detach(
+                    detach.receiver,
+                    now,
+                    interrupted=detach.interrupted,
+                    client_code=detach.client_code,
                 )
-            case Close(code, reason):
-                actions.extend(machine.close(code, reason, now))
-            case Consumed():
-                actions.extend(machine.consumed(self._inbox_size))
-            case Overflow():
-                self._overflow_posted = False
-                actions.extend(machine.overflow())
-            case Shutdown():
-                actions.extend(machine.shutdown(now))
+            )
+        elif kind is Close:
+            actions.extend(machine.close(command.code, command.reason, now))  # type: ignore[union-attr]
+        elif kind is Consumed:
+            actions.extend(machine.consumed(self._inbox_size))
+        elif kind is Overflow:
+            self._overflow_posted = False
+            actions.extend(machine.overflow())
+        elif kind is Shutdown:
+            actions.extend(machine.shutdown(now))
+
+    def _tick_command(self, now: float) -> list[Action[Receiver]]:
+        """The machine's answer to the sweeper's tick, told what the connection knows of its client."""
+        mailbox = self._mailbox
+        pending = bool(mailbox) and any(type(c) is Attach for c in mailbox)
+        machine = self._machine
+        receiver = machine.receiver
+        if receiver is None:
+            return machine.tick(now, attach_pending=pending)
+        return machine.tick(
+            now,
+            attach_pending=pending,
+            lost=receiver.interrupted(),
+            unanswered=receiver.unanswered(),
+        )
 
     def _publish_pressure(self) -> None:
         """Tell the endpoint once this session holds no more than half its send bound.
@@ -481,58 +495,70 @@ class Actor(HandlerHost):
 
     def _perform(self, action: Action[Receiver]) -> None:
         """Perform an action that needs no waiting."""
-        match action:
-            case Deliver(messages):
-                self._take_in(messages, sum(map(len, messages)))
-            case PauseInbound():
-                self._gate = asyncio.get_running_loop().create_future()
-            case ResumeInbound():
-                gate = self._gate
-                self._gate = None
-                if gate is not None and not gate.done():
-                    gate.set_result(None)
-            case NotifyClosed(code, reason):
-                self._close_info = (code, reason)
-                hub = self._hub
-                closed = hub.closed
-                closed[code] = closed.get(code, 0) + 1
-                if self._machine.overflowed:
-                    hub.overflows += 1
-                    log.info(
-                        "SockJS session %s: send queue over %d characters; closing it",
-                        protocol.loggable(self._id or self.transport),
-                        self._hub.limits.max_queue_size,
-                    )
-                elif (code, reason) == protocol.CLOSE_RATE_LIMIT:
-                    hub.refused["rate_limit"] += 1
-                    log.info(
-                        "SockJS session %s: over its rate limit; closing it",
-                        protocol.loggable(self._id or self.transport),
-                    )
-                if self._close_waiter is not None and not self._close_waiter.done():
-                    self._close_waiter.set_result(None)
-                waiter = self._inbox_waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
-            case Release(receiver):
-                receiver.release()
-            case Abort(receiver):
-                receiver.abort()
-            case CutIfStuck(receiver):
-                receiver.cut_if_stuck()
-            case Finished():
-                self._finished = True
-                self._slack = -1
-                if self._pressured:
-                    self._pressured = False
-                    self._hub.pressure(False)
-                if self._actions:
-                    self._actions.clear()  # the running step's: nothing more to perform
-                self._actions = None
-                self._pending_sends = 0
-                # Drop every command but the attaches, which the actor answers.
-                self._mailbox[:] = [c for c in self._mailbox if type(c) in (Attach, Incoming)]
-                self._hub.forget(self, self._id, self._handler_task)
+        # By type rather than by match: a class pattern costs an isinstance()
+        # per case tried, and the most frequent actions (each poll's Release
+        # and CutIfStuck, a batch's Deliver) come first.
+        kind = type(action)
+        if kind is Release:
+            action.receiver.release()  # type: ignore[union-attr]
+        elif kind is CutIfStuck:
+            action.receiver.cut_if_stuck()  # type: ignore[union-attr]
+        elif kind is Deliver:
+            messages = action.messages  # type: ignore[union-attr]
+            self._take_in(messages, sum(map(len, messages)))
+        elif kind is PauseInbound:
+            self._gate = asyncio.get_running_loop().create_future()
+        elif kind is ResumeInbound:
+            gate = self._gate
+            self._gate = None
+            if gate is not None and not gate.done():
+                gate.set_result(None)
+        elif kind is Abort:
+            action.receiver.abort()  # type: ignore[union-attr]
+        elif kind is NotifyClosed:
+            self._notify_closed(action.code, action.reason)  # type: ignore[union-attr]
+        elif kind is Finished:
+            self._finish()
+
+    def _notify_closed(self, code: int, reason: str) -> None:
+        """The session is closed (its close frame may be yet to go out): count it, tell waiters."""
+        self._close_info = (code, reason)
+        hub = self._hub
+        closed = hub.closed
+        closed[code] = closed.get(code, 0) + 1
+        if self._machine.overflowed:
+            hub.overflows += 1
+            log.info(
+                "SockJS session %s: send queue over %d characters; closing it",
+                protocol.loggable(self._id or self.transport),
+                self._hub.limits.max_queue_size,
+            )
+        elif (code, reason) == protocol.CLOSE_RATE_LIMIT:
+            hub.refused["rate_limit"] += 1
+            log.info(
+                "SockJS session %s: over its rate limit; closing it",
+                protocol.loggable(self._id or self.transport),
+            )
+        if self._close_waiter is not None and not self._close_waiter.done():
+            self._close_waiter.set_result(None)
+        waiter = self._inbox_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _finish(self) -> None:
+        """The session has ended: leave the endpoint, drop what no one will take."""
+        self._finished = True
+        self._slack = -1
+        if self._pressured:
+            self._pressured = False
+            self._hub.pressure(False)
+        if self._actions:
+            self._actions.clear()  # the running step's: nothing more to perform
+        self._actions = None
+        self._pending_sends = 0
+        # Drop every command but the attaches, which the actor answers.
+        self._mailbox[:] = [c for c in self._mailbox if type(c) in (Attach, Incoming)]
+        self._hub.forget(self, self._id, self._handler_task)
 
     def _take_in(self, messages: list[str], size: int) -> None:
         """Append client messages to the inbox and wake the handler waiting for one."""

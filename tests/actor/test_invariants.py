@@ -29,7 +29,7 @@ def owns(session: Actor) -> bool:
 
 
 #: The actor's step and its parts: the only callers of a machine event.
-STEP = {"_step", "_apply", "_write_now", "_write", "_fail", "_tick_plainly"}
+STEP = {"_step", "_apply", "_tick_command", "_write_now", "_write", "_fail", "_tick_plainly"}
 
 
 class Calls:
