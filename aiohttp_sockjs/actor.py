@@ -393,7 +393,7 @@ class Actor(HandlerHost):
             actions.extend(machine.shutdown(now))
 
     def _tick_command(self, now: float) -> list[Action[Receiver]]:
-        """The machine's answer to the sweeper's tick, told what the connection knows of its client."""
+        """The machine's answer to the sweeper's tick, with what the connection knows."""
         mailbox = self._mailbox
         pending = bool(mailbox) and any(type(c) is Attach for c in mailbox)
         machine = self._machine

@@ -43,8 +43,8 @@ def request_number(request: web.BaseRequest) -> int:
     aiohttp counts each request as it is parsed. ``-1`` where the count
     cannot be read (nothing is then taken to be known about the connection).
     """
-    count = getattr(request.protocol, "_request_count", -1)
-    return count if isinstance(count, int) else -1
+    count: int = getattr(request.protocol, "_request_count", -1)
+    return count
 
 
 #: What asyncio's selector transports pass to ``recv()`` (``max_size``) is
@@ -61,5 +61,7 @@ def small_reads(transport: asyncio.BaseTransport | None) -> None:
     Nothing for other transports (uvloop's, TLS), which read into buffers
     of their own.
     """
-    if transport is not None and getattr(type(transport), "max_size", 0) > _READ_SIZE:
-        transport.max_size = _READ_SIZE  # type: ignore[attr-defined]
+    # Once set, the next request on the connection finds it set (None and
+    # other transports have no max_size).
+    if getattr(transport, "max_size", 0) > _READ_SIZE:
+        transport.max_size = _READ_SIZE  # type: ignore[union-attr]

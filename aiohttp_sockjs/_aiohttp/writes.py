@@ -50,6 +50,9 @@ def _writer_layout_known() -> bool:
         params = list(inspect.signature(write).parameters)
     except (TypeError, ValueError):
         return False
+    # write_text_now reads the flag that the response's closed property returns.
+    if getattr(web.WebSocketResponse, "_closed", None) is not False:
+        return False
     needed = {
         "transport",
         "protocol",
@@ -229,25 +232,18 @@ def write_text_now(ws: web.WebSocketResponse, data: bytes, threshold: int = 0) -
     if not SUPPORTED:
         return False
     writer = ws._writer
-    if writer is None or ws.closed or writer.use_mask or writer._closing:
+    # ws._closed: what the closed property returns, without its call per frame.
+    if writer is None or ws._closed or writer.use_mask or writer._closing:
         return False
     if writer.transport.is_closing():
         return False
-    wbits = writer.compress
-    if wbits:
-        if writer._send_lock.locked():
+    if writer.compress:
+        compressed = _payload_now(writer, data, threshold)
+        if compressed is None:
             return False
-        if len(data) >= threshold:
-            if len(data) > SYNC_COMPRESS_LIMIT:
-                return False
-            payload = _DEFLATER.compress_now(data, wbits)
-            rsv = _RSV1
-        else:
-            payload = data
-            rsv = 0
+        payload, rsv = compressed
     else:
-        payload = data
-        rsv = 0
+        payload, rsv = data, 0
     size = len(payload)
     header = 2 if size < 126 else 4 if size < 65536 else 10
     if writer._output_size + header + size > writer._limit:
@@ -272,6 +268,22 @@ def write_text_now(ws: web.WebSocketResponse, data: bytes, threshold: int = 0) -
     writer.transport.write(frame)
     writer._output_size += len(frame)
     return True
+
+
+def _payload_now(writer: Any, data: bytes, threshold: int) -> tuple[bytes, int] | None:
+    """The payload and RSV bits of ``data``'s frame on a socket with permessage-deflate.
+
+    ``data`` of ``threshold`` bytes or more is compressed by the shared
+    compressor. ``None`` when that would wait: aiohttp's own compressor is
+    busy on this socket, or ``data`` is too long to compress in the loop.
+    """
+    if writer._send_lock.locked():
+        return None
+    if len(data) < threshold:
+        return data, 0
+    if len(data) > SYNC_COMPRESS_LIMIT:
+        return None
+    return _DEFLATER.compress_now(data, writer.compress), _RSV1
 
 
 #: Frames up to this payload size are built whole and remembered; larger
