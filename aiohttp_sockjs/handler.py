@@ -1,6 +1,6 @@
 """The application's handler, as the session's actor runs it.
 
-:class:`HandlerHost` is a base of :class:`~aiohttp_sockjs.actor.Actor`: it
+:class:`HandlerHost` is a base of the actor (:class:`~aiohttp_sockjs.actor.Actor`): it
 starts the handler's task, runs the handler's coroutine through
 :class:`_HandlerRun` (which steps the actor each time the coroutine
 suspends, when the handler owes it a step), and closes the session when the

@@ -174,7 +174,7 @@ class Mailbox:
         self._mailbox.append(command)
 
     def _take_in(self, messages: list[str], size: int) -> None:
-        raise NotImplementedError  # the actor's (see Actor._take_in)
+        raise NotImplementedError  # the actor's (see Performer._take_in)
 
     def step_parked(self) -> None:
         """Run the actor's step; the caller owns the token (see :meth:`_enter`)."""

@@ -12,7 +12,7 @@ module there, importing what its files import.
 
 Two totals: across class hierarchies (a subclass reading the state that its
 base class, in another module, declares counts as its own: the session's
-classes Mailbox, HandlerHost, Actor and Session live in four modules), and
+classes Mailbox, HandlerHost, Performer, Actor and Session live in five modules), and
 strictly (it counts too).
 """
 
