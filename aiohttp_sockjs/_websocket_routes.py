@@ -48,23 +48,11 @@ class WebSocketRoutes(RouteBase):
         options = self.endpoint.options
         count_limit = options.max_messages_per_request
         limit = options.max_message_size
-        # With permessage-deflate, the rate limits count each frame as it
-        # was inflated, whitespace and all, not its messages' characters:
-        # inflating is what the client makes the server spend.
-        per_client = bool(options.client_rate_limit)
-        inflating = bool(ws.compress) and (per_client or options.rate_limit is not None)
-        # Whether frames are charged here before delivery (_metered): to the
-        # per-client rate, or by their inflated size.
-        metered = inflating or per_client
+        inflating, metered = self._charging(ws)
         gone = False
         try:
             async for msg in ws:
                 if msg.type is not _WS_TEXT:
-                    if msg.type is _WS_PONG:
-                        # Only where the parser could not note it
-                        # (_aiohttp.websocket_response).
-                        receiver.pong()
-                        continue
                     if await self._websocket_control(msg, ws, receiver):
                         continue
                     break
@@ -158,6 +146,20 @@ class WebSocketRoutes(RouteBase):
         self.run(session, True, receiver)
         return session, receiver, ws
 
+    def _charging(self, ws: web.WebSocketResponse) -> tuple[bool, bool]:
+        """Whether ``ws``'s frames count by their inflated size, and whether
+        they are charged before delivery (:meth:`_metered`).
+
+        With permessage-deflate, the rate limits count each frame as it was
+        inflated, whitespace and all, not its messages' characters:
+        inflating is what the client makes the server spend. Frames are
+        charged before delivery for that, and for the per-client rate.
+        """
+        options = self.endpoint.options
+        per_client = bool(options.client_rate_limit)
+        inflating = bool(ws.compress) and (per_client or options.rate_limit is not None)
+        return inflating, inflating or per_client
+
     async def _metered(
         self, session: Session, messages: list[str], size: int, charged: int | None
     ) -> bool:
@@ -179,8 +181,12 @@ class WebSocketRoutes(RouteBase):
     async def _websocket_control(
         self, msg: WSMessage, ws: web.WebSocketResponse, receiver: WebSocketReceiver
     ) -> bool:
-        """A frame that is not text nor a pong: whether the read loop goes on."""
+        """A frame that is not text: whether the read loop goes on."""
         kind = msg.type
+        if kind is _WS_PONG:
+            # Only where the parser could not note it (_aiohttp.websocket_response).
+            receiver.pong()
+            return True
         if kind is _WS_PING:
             await ws.pong(msg.data)
             return True

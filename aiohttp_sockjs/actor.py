@@ -256,10 +256,10 @@ class Actor(Performer):
     def _step(self) -> Write | None:
         """Apply commands and perform their actions until one must be awaited.
 
-        The one place that calls the machine (with :meth:`_apply` and its
-        :meth:`_tick_command`, :meth:`_write_now` and :meth:`_write`, which it calls). Returns the
-        write to await, or ``None`` once the mailbox is empty (or the
-        session finished).
+        The one place that calls the machine, with the methods it calls
+        (:meth:`_apply` and :meth:`_tick_command`; :meth:`_write_now` and
+        :meth:`_write`, which report writes). Returns the write to await, or
+        ``None`` once the mailbox is empty (or the session finished).
         """
         actions = self._actions
         if actions is None:
@@ -270,30 +270,21 @@ class Actor(Performer):
         # nothing has been queued since, so no flush() is due.
         flushed = False
         while True:
-            while actions:
-                action = actions.pop(0)
-                if type(action) in WRITES:
-                    if self._write_now(action, actions):  # type: ignore[arg-type]
-                        continue
-                    if self._pressured:
-                        self._publish_pressure()
-                    return action  # type: ignore[return-value]
-                self._perform(action)
+            if actions:
+                write = self._perform_all(actions)
+                if write is not None:
+                    return write
             if self._finished:
                 return None
             if not mailbox:
                 # Every command applied: what they queued goes out together.
-                batch = [] if flushed else machine.flush()
+                batch = None if flushed else machine.flush()
                 if not batch:
-                    self._actions = None
-                    if self._pressured:
-                        self._publish_pressure()
-                    return None
+                    break
                 actions.extend(batch)
                 continue
             command = mailbox.pop(0)
-            # Sends, the most frequent commands by far, ahead of the match.
-            messages: list[str] | None
+            # Sends, the most frequent commands by far, before _apply's cases.
             if type(command) is str:
                 messages = [command]
                 size = len(command)
@@ -325,12 +316,31 @@ class Actor(Performer):
                 traffic = self._traffic
                 traffic.messages_out += len(messages)
                 traffic.chars_out += size
-                self._actions = None
-                if self._pressured:
-                    self._publish_pressure()
-                return None
+                break
             flushed = True
             actions.extend(machine.send_and_flush(messages, size))
+        # The step is over with no action left: an idle session holds no list.
+        self._actions = None
+        if self._pressured:
+            self._publish_pressure()
+        return None
+
+    def _perform_all(self, actions: list[Action[Receiver]]) -> Write | None:
+        """Perform ``actions`` in order, with what writes add, until a write must be awaited.
+
+        Returns that write (the rest stay in ``actions``), or ``None`` once
+        all are done.
+        """
+        while actions:
+            action = actions.pop(0)
+            if type(action) in WRITES:
+                if self._write_now(action, actions):  # type: ignore[arg-type]
+                    continue
+                if self._pressured:
+                    self._publish_pressure()
+                return action  # type: ignore[return-value]
+            self._perform(action)
+        return None
 
     def _apply(self, command: Command, actions: list[Action[Receiver]]) -> None:
         """Apply a command other than a send: the machine's answer joins ``actions``."""

@@ -27,7 +27,18 @@ __all__ = ["Mailbox"]
 
 
 class Mailbox:
-    """A session's state and its mailbox (the actor's input)."""
+    """A session's state and its mailbox (the actor's input).
+
+    ``_slack`` is how many more characters may be posted before a send
+    must be checked against the send bound the long way (``_admit_send``):
+    at most half the bound minus what the machine and the mailbox hold, so
+    that sends within it cross neither the bound nor the pressure mark.
+    Only ``_put_send`` adds to what is held, and it takes from the slack
+    as it does; the actor only takes away (it writes, or drops), which
+    leaves the slack a safe underestimate. It is negative once sends are
+    dropped (an overflow posted, the session finished), so that every send
+    goes the long way and finds out.
+    """
 
     #: Set by the session (the transport's name, for log lines).
     transport: str
@@ -84,16 +95,7 @@ class Mailbox:
         self._mailbox: list[Command] = []
         self._pending_sends = 0  # characters of the Send commands in it
         self._pending_incoming = 0  # characters of the Incoming commands in it
-        # How many more characters may be posted before a send must be
-        # checked against the bound the long way (_admit_send): at most half
-        # the bound minus what the machine and the mailbox hold, so that
-        # sends within it cross neither the bound nor the pressure mark.
-        # Only _put_send adds to what is held, and it takes from this as it
-        # does; the actor only takes away (it writes, or drops), which
-        # leaves this a safe underestimate. Negative once sends are dropped
-        # (an overflow posted, the session finished), so that every send
-        # goes the long way and finds out.
-        self._slack = 0
+        self._slack = 0  # see the class docstring
         self._overflow_posted = False
         # Whether the actor is idle: no step running or scheduled, no write
         # in progress, no task. Whoever turns it False owns the next step.
