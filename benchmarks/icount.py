@@ -3,6 +3,7 @@
     python -m benchmarks.icount                       # this checkout
     python -m benchmarks.icount /tmp/before /tmp/other  # and other checkouts, same table
     python -m benchmarks.icount --only ws_echo,broadcast
+    python -m benchmarks.icount --repeat 3 /tmp/before # each cell the median of 3
 
 The throughput tables of ``python -m benchmarks`` swing by 10-20% between
 two runs of the same code on a shared machine, which hides the few percent
@@ -30,6 +31,7 @@ import asyncio
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -363,11 +365,25 @@ def count(
     return int(found.group(1).replace(b",", b"")), duration
 
 
+def _cell(found: list[float]) -> str:
+    """The median of a cell's counts, with their range when there are several."""
+    median = f"{statistics.median(found):,.0f}"
+    if len(found) == 1:
+        return median
+    return f"{median} ({min(found):,.0f}-{max(found):,.0f})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("others", nargs="*", help="other checkouts (git worktrees) to count too")
     parser.add_argument("--only", default="", help="comma-separated workload names")
     parser.add_argument("--metrics", action="store_true", help="this checkout serves /metrics")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="count each cell this many times, the checkouts taking turns, and show the median",
+    )
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     workloads = [w for w in WORKLOADS if not names or w.name in names]
@@ -382,14 +398,18 @@ def main(argv: list[str] | None = None) -> int:
     print("| Workload | unit | " + " | ".join(columns) + " |")
     print("|---|---|" + "--:|" * len(columns))
     for workload in workloads:
-        per_unit = []
-        for root in roots:
-            extra = ["--metrics"] if args.metrics and root == ROOT else []
-            high, duration = count(root, workload, workload.high, extra)
-            low, _ = count(root, workload, workload.low, extra, pad_to=duration)
-            per_unit.append((high - low) / (workload.high - workload.low) / workload.per)
+        # The checkouts take turns, so that a change in the machine's load
+        # (which moves how reads batch) falls on all of them alike.
+        counts: list[list[float]] = [[] for _ in roots]
+        for _ in range(args.repeat):
+            for root, found in zip(roots, counts, strict=True):
+                extra = ["--metrics"] if args.metrics and root == ROOT else []
+                high, duration = count(root, workload, workload.high, extra)
+                low, _ = count(root, workload, workload.low, extra, pad_to=duration)
+                found.append((high - low) / (workload.high - workload.low) / workload.per)
+        per_unit = [statistics.median(found) for found in counts]
         ratios = [p / per_unit[0] for p in per_unit[1:]]
-        cells = [f"{p:,.0f}" for p in per_unit] + [f"{r:.3f}" for r in ratios]
+        cells = [_cell(found) for found in counts] + [f"{r:.3f}" for r in ratios]
         print(f"| {workload.what} | {workload.unit} | " + " | ".join(cells) + " |", flush=True)
     if client_workloads:
         print(
@@ -399,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|--:|--:|--:|")
     for cw in client_workloads:
         for root, label in zip(roots, labels, strict=True):
+            if not os.path.exists(os.path.join(root, "benchmarks", "client_load.py")):
+                print(f"| {cw.what} | {label} | | | (no client_load.py) |", flush=True)
+                continue
             server_high, client_high, duration = count_client(root, cw.high)
             server_low, client_low, _ = count_client(root, cw.low, pad_to=duration)
             span = cw.high - cw.low
