@@ -71,7 +71,10 @@ async def read_refused_upgrades(
         kept = getattr(request, "kept_socket", None)
         if response.status != 101 and request.headers.get("Upgrade", "").lower() == "websocket":
             body = b""
-            with contextlib.suppress(aiohttp.ClientError, ClientError, OSError, TimeoutError):
+            # asyncio.TimeoutError: the builtin TimeoutError from 3.11 on, not on 3.10.
+            with contextlib.suppress(
+                aiohttp.ClientError, ClientError, OSError, TimeoutError, asyncio.TimeoutError
+            ):
                 if response.content_length is not None or response.headers.get(
                     "Transfer-Encoding", ""
                 ).lower().endswith("chunked"):

@@ -30,8 +30,10 @@ class Refuser:
     sockjs-node does) by the server closing the connection after it.
     """
 
-    def __init__(self, by_length: bool = True) -> None:
+    def __init__(self, by_length: bool = True, held: bool = False) -> None:
         self.by_length = by_length
+        # Without a length, the server keeps the connection open after the body.
+        self.held = held
         self.ends: list[str] = []
         self.server: asyncio.Server | None = None
         self.port = 0
@@ -64,7 +66,7 @@ class Refuser:
         try:
             writer.write(BODY)
             await writer.drain()
-            if not self.by_length:
+            if not self.by_length and not self.held:
                 writer.write_eof()  # the end of the body
             self.ends.append("eof" if await reader.read() == b"" else "data")
         except ConnectionResetError:
@@ -95,6 +97,25 @@ async def test_refused_upgrade_is_read_not_reset(refuser: Refuser, transport: st
             break
         await asyncio.sleep(0.01)
     assert refuser.ends == ["eof"]
+
+
+async def test_refusal_held_open_is_read_for_its_wait() -> None:
+    """A refusal with no length whose connection the server never ends: the
+    client stops reading after its wait (2 s) and reports the 404, whatever
+    Python's timeout error is (3.10's asyncio.TimeoutError is not the builtin
+    one, and escaped as a timeout of the whole upgrade)."""
+    r = Refuser(by_length=False, held=True)
+    r.server = await asyncio.start_server(r.handle, "127.0.0.1", 0)
+    r.port = r.server.sockets[0].getsockname()[1]
+    async with r.server:
+        with pytest.raises(ConnectError) as raised:
+            await bounded(connect(f"http://127.0.0.1:{r.port}/e", transports="websocket"))
+        assert "HTTP 404" in str(raised.value.errors["websocket"])
+        for _ in range(300):
+            if r.ends:
+                break
+            await asyncio.sleep(0.01)
+        assert r.ends == ["eof"]
 
 
 # An answer that ends with the connection needs the client's own session,
