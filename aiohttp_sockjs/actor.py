@@ -224,7 +224,7 @@ class Actor(Performer):
                 action = next_action
         except asyncio.CancelledError:
             # Shutdown cancels an actor stuck on a client: still end cleanly.
-            self._fail(quiet=True)
+            self._fail(cancelled=True)
             raise
         finally:
             self._busy = None

@@ -597,14 +597,16 @@ class SessionMachine(Generic[R]):
         return actions + self._finish(spare=held)
 
     def fail(self) -> list[Action[R]]:
-        """A bug in the driver or a receiver: close with 1011 and finish."""
-        actions: list[Action[R]] = []
-        if self._close is None:
-            actions += self._mark_closed(*CLOSE_INTERNAL_ERROR)
-        receiver = self._receiver
-        if receiver is not None:
-            actions.append(Abort(receiver))  # _finish() releases it
-        return actions + self._finish()
+        """A bug in the driver or a receiver: close with 1011 and finish, cutting the connection."""
+        return self._cut_and_finish(CLOSE_INTERNAL_ERROR)
+
+    def cancel(self) -> list[Action[R]]:
+        """The driver was cancelled (shutdown's timeout, while it waited on a write).
+
+        Close with 1001 and finish, with nothing more written: the
+        connection is cut, its write in flight fails.
+        """
+        return self._cut_and_finish(CLOSE_GOING_AWAY)
 
     # --- helpers --------------------------------------------------------------
 
@@ -632,6 +634,16 @@ class SessionMachine(Generic[R]):
         previous, self._last = self._last, receiver
         if previous is not None:
             actions.append(CutIfStuck(previous))
+
+    def _cut_and_finish(self, code: tuple[int, str]) -> list[Action[R]]:
+        """Close with ``code`` unless closed already, cut the connection, finish: no writes."""
+        actions: list[Action[R]] = []
+        if self._close is None:
+            actions += self._mark_closed(*code)
+        receiver = self._receiver
+        if receiver is not None:
+            actions.append(Abort(receiver))  # _finish() releases it
+        return actions + self._finish()
 
     def _finish(self, spare: R | None = None) -> list[Action[R]]:
         if self._state is _CLOSED:

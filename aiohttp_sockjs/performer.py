@@ -214,17 +214,17 @@ class Performer(HandlerHost):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _fail(self, quiet: bool = False) -> None:
-        """End the session after a bug (ours or a receiver's), touching no other."""
+    def _fail(self, cancelled: bool = False) -> None:
+        """End the session after a bug (ours or a receiver's), touching no other.
+
+        ``cancelled``: the actor was cancelled instead (shutdown's timeout,
+        while it waited on a write). Either way the machine answers with no
+        write: the connection is cut.
+        """
         if self._finished:
             return
         machine = self._machine
-        actions = machine.shutdown(self._hub.clock()) if quiet else machine.fail()
-        for action in actions:
-            if type(action) in WRITES:
-                # No waiting now: cut the connection instead.
-                receiver: Receiver = action.receiver  # type: ignore[union-attr]
-                receiver.abort()
-                receiver.release()
-                continue
+        for action in machine.cancel() if cancelled else machine.fail():
+            if __debug__:
+                assert type(action) not in WRITES, "nothing is written after a failure"
             self._perform(action)

@@ -166,6 +166,7 @@ MACHINE_EVENTS = frozenset(
         "beat",
         "shutdown",
         "fail",
+        "cancel",
     }
 )
 

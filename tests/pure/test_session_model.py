@@ -670,7 +670,7 @@ class SessionModel(RuleBasedStateMachine):
             assert self.machine.deadline == self.now + HEARTBEAT
 
     @precondition(lambda self: self._may_end("driver"))
-    @rule(how=st.sampled_from(["overflow", "shutdown", "fail"]))
+    @rule(how=st.sampled_from(["overflow", "shutdown", "fail", "cancel"]))
     def driver_closes(self, how: str) -> None:
         """The driver's mailbox saw the send bound crossed; or shutdown; or a bug."""
         was_open = self._is_open()
@@ -697,6 +697,10 @@ class SessionModel(RuleBasedStateMachine):
             if receiver is not None:
                 self.spared.add(receiver)
             self._apply(self.machine.shutdown(self.now))
+            expected = CLOSE_GOING_AWAY
+        elif how == "cancel":
+            actions = self._apply(self.machine.cancel())
+            assert not any(isinstance(a, WRITES) for a in actions), actions
             expected = CLOSE_GOING_AWAY
         else:
             self._apply(self.machine.fail())

@@ -149,6 +149,10 @@ def fail() -> Ev:
     return Ev("fail")
 
 
+def cancel() -> Ev:
+    return Ev("cancel")
+
+
 Step = tuple[Ev, list[Any]]
 
 #: A receiver A attached and the ``o`` frame written to it.
@@ -564,6 +568,22 @@ CLOSE_CASES = [
         CLOSED,
         CLOSE_GO_AWAY,
         id="fail() after a close keeps the close code",
+    ),
+    pytest.param(
+        [*OPENED, (cancel(), [notify(CLOSE_GOING_AWAY), Abort(A), Release(A), Finished()])],
+        CLOSED,
+        CLOSE_GOING_AWAY,
+        id="1001 on cancel(): the receiver is cut and let go, nothing written",
+    ),
+    pytest.param(
+        [
+            *OPENED,
+            (close(), [notify(CLOSE_GO_AWAY), sendclose(A, CLOSE_GO_AWAY)]),
+            (cancel(), [CutIfStuck(A), Finished()]),
+        ],
+        CLOSED,
+        CLOSE_GO_AWAY,
+        id="cancel() after a close keeps the close code",
     ),
     pytest.param(
         [
