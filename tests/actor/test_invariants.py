@@ -29,7 +29,18 @@ def owns(session: Actor) -> bool:
 
 
 #: The actor's step and its parts: the only callers of a machine event.
-STEP = {"_step", "_apply", "_tick_command", "_write_now", "_write", "_fail", "_tick_plainly"}
+#: The actor's methods that may call the machine's events (invariant 1);
+#: _answer_late only on a finished session, which no one else can step.
+STEP = {
+    "_step",
+    "_apply",
+    "_tick_command",
+    "_write_now",
+    "_write",
+    "_fail",
+    "_tick_plainly",
+    "_answer_late",
+}
 
 
 class Calls:
