@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
 from aiohttp import hdrs, web
 
-from .limits import RateLimit
+from .limits import RateBucket, RateLimit
 from .options import ClientKey
 
 __all__ = [
@@ -177,19 +176,14 @@ class TrustedProxies:
 class _Client:
     """One client's entry: its sessions and its bucket."""
 
-    __slots__ = ("bytes_tokens", "idle_since", "key", "messages_tokens", "sessions", "time")
+    __slots__ = ("buckets", "idle_since", "key", "sessions")
 
     def __init__(self, key: str, rate: RateLimit | None, now: float) -> None:
         self.key = key
         self.sessions = 0
-        self.time = now
         self.idle_since = 0.0
-        self.messages_tokens = _capacity(rate.messages_per_second, rate) if rate else 0.0
-        self.bytes_tokens = _capacity(rate.bytes_per_second, rate) if rate else 0.0
-
-
-def _capacity(per_second: float | None, rate: RateLimit) -> float:
-    return math.inf if per_second is None else per_second * rate.burst
+        # Made only with client_rate_limit.
+        self.buckets = RateBucket(rate, now) if rate else None
 
 
 class Clients:
@@ -295,7 +289,8 @@ class Clients:
             return
         rate = self.rate_limit
         now = self.clock()
-        if rate is None or self._refilled(client, rate, now):
+        buckets = client.buckets
+        if rate is None or buckets is None or buckets.refilled(rate, now):
             del self._by_key[client.key]
             return
         client.idle_since = now
@@ -309,17 +304,6 @@ class Clients:
             del idle[key]
             del self._by_key[key]
 
-    @staticmethod
-    def _refilled(client: _Client, rate: RateLimit, now: float) -> bool:
-        elapsed = now - client.time
-        for per_second, tokens in (
-            (rate.messages_per_second, client.messages_tokens),
-            (rate.bytes_per_second, client.bytes_tokens),
-        ):
-            if per_second is not None and tokens + elapsed * per_second < per_second * rate.burst:
-                return False
-        return True
-
     def admit(self, session: Session, count: int, size: int) -> bool:
         """Take ``count`` messages of ``size`` characters from the client's bucket.
 
@@ -330,23 +314,6 @@ class Clients:
         """
         rate = self.rate_limit
         client = self._of.get(session)
-        if rate is None or client is None or session.closed:
+        if rate is None or client is None or client.buckets is None or session.closed:
             return True
-        now = self.clock()
-        elapsed = max(0.0, now - client.time)
-        client.time = now
-        ok = True
-        if rate.messages_per_second is not None:
-            cap = rate.messages_per_second * rate.burst
-            tokens = min(cap, client.messages_tokens + elapsed * rate.messages_per_second)
-            ok = tokens >= count
-            client.messages_tokens = tokens - count if ok else tokens
-        if rate.bytes_per_second is not None:
-            cap = rate.bytes_per_second * rate.burst
-            tokens = min(cap, client.bytes_tokens + elapsed * rate.bytes_per_second)
-            fits = ok and tokens >= size
-            client.bytes_tokens = tokens - size if fits else tokens
-            if ok and not fits and rate.messages_per_second is not None:
-                client.messages_tokens += count  # refused: give them back
-            ok = fits
-        return ok
+        return client.buckets.take(rate, count, size, self.clock())

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Limits", "RateLimit", "admits", "bucket"]
+__all__ = ["Limits", "RateBucket", "RateLimit", "admits", "bucket"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +64,50 @@ def admits(held: int, size: int, limit: int) -> bool:
 def bucket(rate: float | None, burst: float) -> float:
     """A token bucket's size: ``burst`` seconds of ``rate`` (no bound without a rate)."""
     return math.inf if rate is None else rate * burst
+
+
+class RateBucket:
+    """The two token buckets of a :class:`RateLimit`, messages and bytes: a
+    session's (the machine's rate limit) or a client's (``client_rate_limit``).
+
+    Each starts full (``burst`` seconds of its rate) and refills at its
+    rate up to that; a bucket without a rate never runs out.
+    """
+
+    __slots__ = ("bytes", "messages", "time")
+
+    def __init__(self, rate: RateLimit, now: float) -> None:
+        self.time = now
+        self.messages = bucket(rate.messages_per_second, rate.burst)
+        self.bytes = bucket(rate.bytes_per_second, rate.burst)
+
+    def take(self, rate: RateLimit, count: int, size: int, now: float) -> bool:
+        """Take ``count`` messages and ``size`` bytes at ``now``.
+
+        ``False`` when either bucket holds too few: nothing is taken then.
+        """
+        elapsed = max(0.0, now - self.time)
+        self.time = now
+        messages = self._refill(self.messages, rate.messages_per_second, rate.burst, elapsed)
+        size_tokens = self._refill(self.bytes, rate.bytes_per_second, rate.burst, elapsed)
+        ok = messages >= count and size_tokens >= size
+        self.messages = messages - count if ok else messages
+        self.bytes = size_tokens - size if ok else size_tokens
+        return ok
+
+    def refilled(self, rate: RateLimit, now: float) -> bool:
+        """Whether both buckets are full again at ``now`` (as if new)."""
+        elapsed = now - self.time
+        for per_second, tokens in (
+            (rate.messages_per_second, self.messages),
+            (rate.bytes_per_second, self.bytes),
+        ):
+            if per_second is not None and tokens + elapsed * per_second < per_second * rate.burst:
+                return False
+        return True
+
+    @staticmethod
+    def _refill(tokens: float, per_second: float | None, burst: float, elapsed: float) -> float:
+        if per_second is None:
+            return tokens
+        return min(per_second * burst, tokens + elapsed * per_second)

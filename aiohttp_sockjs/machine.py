@@ -41,7 +41,7 @@ from .actions import (
     SendMessages,
     SendOpen,
 )
-from .limits import Limits, RateLimit, admits, bucket
+from .limits import Limits, RateBucket, admits
 from .protocol import (
     CLOSE_ANOTHER_CONNECTION,
     CLOSE_GOING_AWAY,
@@ -89,17 +89,15 @@ class SessionMachine(Generic[R]):
     """
 
     __slots__ = (
-        "_bytes_tokens",
         "_close",
         "_inbound_paused",
         "_inflight",
         "_last",
         "_limits",
-        "_messages_tokens",
         "_outbox",
         "_overflowed",
         "_queued",
-        "_rate_time",
+        "_rate",
         "_receiver",
         "_state",
         "_websocket",
@@ -131,11 +129,8 @@ class SessionMachine(Generic[R]):
         self._overflowed = False
         self._inbound_paused = False
         rate = limits.rate_limit
-        # Read only under a rate limit; without one, keeping the clock's
-        # float here would cost every session 24 bytes.
-        self._rate_time = now if rate else 0.0
-        self._messages_tokens = bucket(rate.messages_per_second, rate.burst) if rate else 0.0
-        self._bytes_tokens = bucket(rate.bytes_per_second, rate.burst) if rate else 0.0
+        # The session's buckets, made only under a rate limit.
+        self._rate = RateBucket(rate, now) if rate else None
 
     # --- what the driver may read -----------------------------------------
 
@@ -454,10 +449,13 @@ class SessionMachine(Generic[R]):
         """
         if self._close is not None or self._state is _CLOSED:
             return []
-        rate = self._limits.rate_limit
-        spent = size if charged is None else charged
-        if rate is not None and not self._admit(rate, len(messages), spent, now):
-            return self.close(*CLOSE_RATE_LIMIT, now)
+        buckets = self._rate
+        if buckets is not None:
+            spent = size if charged is None else charged
+            rate = self._limits.rate_limit
+            assert rate is not None  # the buckets are made with it
+            if not buckets.take(rate, len(messages), spent, now):
+                return self.close(*CLOSE_RATE_LIMIT, now)
         if not messages:
             return []  # only charged (a frame of whitespace)
         actions: list[Action[R]] = [Deliver(messages)]
@@ -668,21 +666,3 @@ class SessionMachine(Generic[R]):
         self._writing = False
         actions.append(FINISHED)
         return actions
-
-    def _admit(self, rate: RateLimit, count: int, size: int, now: float) -> bool:
-        elapsed = max(0.0, now - self._rate_time)
-        self._rate_time = now
-        ok = True
-        if rate.messages_per_second is not None:
-            cap = bucket(rate.messages_per_second, rate.burst)
-            tokens = min(cap, self._messages_tokens + elapsed * rate.messages_per_second)
-            tokens -= count
-            self._messages_tokens = tokens
-            ok = tokens >= 0
-        if rate.bytes_per_second is not None:
-            cap = bucket(rate.bytes_per_second, rate.burst)
-            tokens = min(cap, self._bytes_tokens + elapsed * rate.bytes_per_second)
-            tokens -= size
-            self._bytes_tokens = tokens
-            ok = ok and tokens >= 0
-        return ok
