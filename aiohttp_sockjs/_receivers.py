@@ -322,7 +322,7 @@ class WebSocketReceiver(_FramedReceiver):
         ok = await self._frame(protocol.HEARTBEAT_FRAME)
         if ok and self._config.pings:
             # Before the write: the pong may come while it is awaited.
-            self._pongs.answered = False
+            self._pongs.ping_sent()
             try:
                 await self._ws.ping()
             except _WRITE_ERRORS:
@@ -356,14 +356,14 @@ class WebSocketReceiver(_FramedReceiver):
                 # The write found the peer gone: the awaited twin fails at
                 # once, and the session learns it in this tick.
                 return False
-            self._pongs.answered = False
+            self._pongs.ping_sent()
             return True
         if not _aiohttp.write_text_now(ws, _HEARTBEAT, self._config.threshold):
             return False
         if not _aiohttp.write_ping_now(ws):
             # The heartbeat went out; the ping waits for the next one.
             return True
-        self._pongs.answered = False
+        self._pongs.ping_sent()
         return True
 
     def send_open_now(self) -> bool:
@@ -371,7 +371,7 @@ class WebSocketReceiver(_FramedReceiver):
 
     def pong(self) -> None:
         """The client answered a ping: it reads what is sent to it."""
-        self._pongs.answered = True
+        self._pongs.pong_seen()
 
     def unanswered(self) -> bool:
         return not self._pongs.answered
@@ -405,7 +405,7 @@ class RawWebSocketReceiver(WebSocketReceiver):
         if ws.closed:
             return False
         if self._config.pings:
-            self._pongs.answered = False
+            self._pongs.ping_sent()
             try:
                 await ws.ping()
             except _WRITE_ERRORS:
@@ -446,5 +446,5 @@ class RawWebSocketReceiver(WebSocketReceiver):
                 # peer had left): the awaited twin then fails at once, and
                 # the session learns it in this tick rather than the next.
                 return False
-            self._pongs.answered = False
+            self._pongs.ping_sent()
         return True

@@ -47,13 +47,22 @@ def no_server_takeover(request: web.Request) -> web.Request:
 class Pongs:
     """Whether the client has answered the last ping (``answered``), one flag per socket.
 
-    Set by whoever sees the pong: the parser, through :func:`websocket_response`,
-    or the socket's read loop where that could not be arranged.
+    Lowered by :meth:`ping_sent`; raised by whoever sees the pong: the
+    parser, through :func:`websocket_response` (whose queue has this
+    interface), or the socket's read loop where that could not be arranged.
     """
 
     __slots__ = ("answered",)
 
     def __init__(self) -> None:
+        self.answered = True
+
+    def ping_sent(self) -> None:
+        """A ping went out: unanswered until its pong."""
+        self.answered = False
+
+    def pong_seen(self) -> None:
+        """The read loop saw a pong."""
         self.answered = True
 
 
@@ -86,19 +95,43 @@ def _pong_parts() -> tuple[type[Any], Callable[..., Any], dict[str, bool]] | Non
     pong = WSMsgType.PONG
     feed = WebSocketDataQueue.feed_data
 
+    # The queue's class is its flag (the Pongs interface). Answered, it is
+    # aiohttp's queue as it is: a subclass that overrides nothing, so the
+    # parser calls aiohttp's own feed_data. From a ping to its pong it is
+    # Awaiting, whose feed_data (a Python call per message the parser
+    # completes) notes the pong and does not queue it, so the read loop's
+    # task is not woken for it (a task step per idle socket and heartbeat);
+    # the class then goes back. A socket pays that call only for what its
+    # client sends while a ping is out, not for every message. The classes
+    # have the same layout, so __class__ may be assigned between them.
+
     class PongQueue(WebSocketDataQueue):
-        # aiohttp's parser calls feed_data with each message it completes.
-        # A pong is noted here and not queued: the read loop's task is not
-        # woken for it (a task step per idle socket and heartbeat).
-        __slots__ = ("answered",)
+        __slots__ = ()
+        answered: bool
+
+        def ping_sent(self) -> None:
+            self.__class__ = Awaiting
+
+        def pong_seen(self) -> None:
+            # A pong the parser let through: one that came while none was
+            # awaited (the read loop reports it).
+            self.__class__ = Answered
+
+    class Answered(PongQueue):
+        __slots__ = ()
+        answered = True
+
+    class Awaiting(PongQueue):
+        __slots__ = ()
+        answered = False
 
         def feed_data(self, data: Any, size: int) -> None:
             if data[0] is pong:
-                self.answered = True
+                self.__class__ = Answered  # type: ignore[assignment]
                 return
             feed(self, data, size)
 
-    return PongQueue, WebSocketReader, extra
+    return Answered, WebSocketReader, extra
 
 
 _PONG_PARTS: Final = _pong_parts()
@@ -130,7 +163,6 @@ class _PingingResponse(web.WebSocketResponse):
             return
         queue_class, reader_class, extra = parts
         queue = queue_class(handler, _QUEUE_LIMIT, loop=self._loop)
-        queue.answered = True
         parser = reader_class(queue, self._max_msg_size, compress=bool(self._compress), **extra)
         # No data can have reached aiohttp's parser since super() set it:
         # nothing has run in between.

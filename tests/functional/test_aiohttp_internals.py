@@ -301,7 +301,7 @@ async def test_pongs_are_noted_by_the_parser_and_not_queued(aiohttp_client: Any)
         pongs = _aiohttp.pongs(ws)
         assert isinstance(ws.pongs, type(pongs))  # the parser's, not a stand-in
         for _ in range(2):
-            pongs.answered = False
+            pongs.ping_sent()
             assert _aiohttp.write_ping_now(ws)
             pinged.set()
             msg = await ws.receive()

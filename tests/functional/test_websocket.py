@@ -55,6 +55,19 @@ async def test_websocket_echo(conformance: TestClient[Any, Any]) -> None:
     await ws.close()
 
 
+async def test_websocket_unsolicited_pong(conformance: TestClient[Any, Any]) -> None:
+    """A pong no ping asked for (RFC 6455 5.5.3 allows it) reaches the read
+    loop, which notes it; the session carries on."""
+    ws = await ws_open(conformance)
+    await ws.pong(b"unasked")
+    await ws.send_str('["after"]')
+    assert await text(ws) == 'a["after"]'
+    await ws.pong()
+    await ws.send_str('["again"]')
+    assert await text(ws) == 'a["again"]'
+    await ws.close()
+
+
 async def test_websocket_single_string(conformance: TestClient[Any, Any]) -> None:
     """A single JSON string (not an array) is accepted as one message."""
     ws = await ws_open(conformance)
