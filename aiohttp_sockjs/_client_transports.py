@@ -62,6 +62,8 @@ DEFAULT: Final = Default.DEFAULT
 
 @dataclass(frozen=True)
 class ClientOptions:
+    """What :func:`~aiohttp_sockjs.client.connect` was given, for every transport's requests."""
+
     headers: Mapping[str, str]
     timeout: float
     heartbeat_timeout: float | None
@@ -99,10 +101,12 @@ def network_errors() -> Iterator[None]:
 
 
 def join(base: URL, *parts: str) -> URL:
+    """``base`` with ``parts`` appended to its path, its query kept."""
     return base.with_path(base.path.rstrip("/") + "/" + "/".join(parts)).with_query(base.query)
 
 
 async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body of ``resp``; a RemoteProtocolError past ``limit`` bytes."""
     body = bytearray()
     while chunk := await resp.content.readany():
         body += chunk
@@ -112,6 +116,7 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
 
 
 async def refused(resp: aiohttp.ClientResponse, what: str) -> ConnectionLost:
+    """The error for a refused request: its status and the start of its body, read for 1 s."""
     text = ""
     with contextlib.suppress(Exception):
         async with _timeout(1.0):
@@ -171,6 +176,7 @@ class Transport:
 async def fetch_info(
     http: aiohttp.ClientSession, url: URL, options: ClientOptions
 ) -> protocol.Info:
+    """The server's ``/info``, decoded; a ClientError when it is refused or malformed."""
     async with http.get(join(url, "info"), headers=options.headers, timeout=NO_TIMEOUT) as resp:
         if resp.status != 200:
             raise await refused(resp, "/info")
