@@ -49,23 +49,29 @@ def as_text(value: bytes | str) -> str:
 
 
 def normalise_prefix(prefix: str) -> str:
+    """An endpoint's prefix as the broker's keys name it: one leading slash, none
+    trailing ("" for the root)."""
     stripped = prefix.strip("/")
     return "/" + stripped if stripped else ""
 
 
 def stream_key(namespace: str, prefix: str) -> str:
+    """The Redis stream that carries the broadcasts of the endpoint at ``prefix``."""
     return f"{namespace}:stream:{prefix}"
 
 
 def process_key(namespace: str, process_id: str) -> str:
+    """The key a process's presence heartbeat is written under."""
     return f"{namespace}:process:{process_id}"
 
 
 def processes_key(namespace: str) -> str:
+    """The set of the processes that have written a presence heartbeat."""
     return f"{namespace}:processes"
 
 
 def new_process_id() -> str:
+    """A process's id among the broker's processes: host, pid and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
@@ -135,6 +141,7 @@ def decode_entry(fields: Mapping[Any, Any], max_message_size: int) -> Entry:
 
 
 def heartbeat_value(endpoints: Iterable[Endpoint]) -> bytes:
+    """A process's presence heartbeat: sessions and room counts per endpoint, as JSON."""
     return json.dumps(
         {e.prefix: {"n": len(e), "r": e.rooms.counts()} for e in endpoints},
         separators=(",", ":"),

@@ -49,11 +49,13 @@ _LAST_BATCH: Final = _BatchMemo()
 
 
 def connection_lost(request: web.BaseRequest) -> bool:
+    """Whether ``request``'s connection is gone (or going)."""
     transport = request.transport
     return transport is None or transport.is_closing()
 
 
 def abort_connection(request: web.BaseRequest) -> None:
+    """Cut ``request``'s connection at once, if it still has one."""
     transport = request.transport
     if transport is not None:
         transport.abort()

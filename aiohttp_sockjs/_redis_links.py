@@ -171,6 +171,7 @@ def sync_client_from(source: SyncRedisClient, connect_timeout: float) -> Link:
 
 
 def check_decoding(kwargs: Mapping[str, Any]) -> None:
+    """Refuse a client made with ``decode_responses``: the broker reads bytes."""
     if kwargs.get("decode_responses"):
         raise ValueError("the broker needs a Redis client with decode_responses=False")
 
@@ -182,6 +183,7 @@ def address(kwargs: Mapping[str, Any]) -> str:
 
 
 def cluster_address(nodes: Iterable[Any]) -> str:
+    """A Redis Cluster named by its first nodes, for log lines and errors."""
     names = sorted(f"{n.host}:{n.port}" for n in nodes)
     shown = ",".join(names[:3]) + (",..." if len(names) > 3 else "")
     return f"the cluster of {shown}" if names else "a Redis Cluster"
@@ -195,6 +197,7 @@ async def mget(client: AsyncClient, keys: list[str]) -> list[Any]:
 
 
 async def close_link(link: Link) -> None:
+    """Close the clients the link's maker made for it (not a client it was given)."""
     for client in link.closers:
         await client.aclose()
 
@@ -202,6 +205,10 @@ async def close_link(link: Link) -> None:
 async def read_presence(
     client: AsyncClient, namespace: str, prefix: str, local: Endpoint | None
 ) -> Presence:
+    """Sessions and rooms across the processes of ``namespace``.
+
+    Forgets the processes whose heartbeat has expired.
+    """
     members = await client.smembers(processes_key(namespace))
     ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
     if local is not None and local.broker is not None:
