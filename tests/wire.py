@@ -19,10 +19,11 @@ import socket
 import struct
 import urllib.parse
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, ClassVar, TypeVar
 
 import aiohttp
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 import aiohttp_sockjs
@@ -688,3 +689,25 @@ def request_handler_tasks() -> list[asyncio.Task[Any]]:
         for t in asyncio.all_tasks()
         if not t.done() and "RequestHandler" in getattr(t.get_coro(), "__qualname__", "")
     ]
+
+
+class ManualClock:
+    """A monotonic clock the test moves by hand (``now``), for ``testing.setup(clock=...)``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextlib.asynccontextmanager
+async def served(app: web.Application) -> AsyncIterator[tuple[web.AppRunner, int]]:
+    """``app`` served for real on a free loopback port: its runner and the port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield runner, runner.addresses[0][1]
+    finally:
+        await runner.cleanup()

@@ -13,14 +13,7 @@ import pytest
 
 from aiohttp_sockjs import Endpoint, Session, SessionState, testing
 from aiohttp_sockjs.session import Receiver
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.wire import ManualClock
 
 
 class Recorder(Receiver):
@@ -62,11 +55,11 @@ async def settle() -> None:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
-def make(clock: Clock, handler: Any = None, **options: Any) -> Endpoint:
+def make(clock: ManualClock, handler: Any = None, **options: Any) -> Endpoint:
     async def echo(session: Session) -> None:
         async for message in session:
             session.send(message)
@@ -82,7 +75,7 @@ async def open_session(endpoint: Endpoint, receiver: Receiver, sid: str = "s1") 
     return session
 
 
-async def test_open_then_messages_in_order(clock: Clock) -> None:
+async def test_open_then_messages_in_order(clock: ManualClock) -> None:
     """The first receiver gets "o"; echoes come back in order."""
     endpoint = make(clock)
     rec = Recorder()
@@ -96,7 +89,7 @@ async def test_open_then_messages_in_order(clock: Clock) -> None:
     await endpoint.shutdown()
 
 
-async def test_sends_coalesce_while_no_receiver(clock: Clock) -> None:
+async def test_sends_coalesce_while_no_receiver(clock: ManualClock) -> None:
     """Messages queued with no receiver go out together in one frame."""
     endpoint = make(clock)
     poll = Recorder(capacity=1)
@@ -112,7 +105,7 @@ async def test_sends_coalesce_while_no_receiver(clock: Clock) -> None:
     await endpoint.shutdown()
 
 
-async def test_second_receiver_is_refused(clock: Clock) -> None:
+async def test_second_receiver_is_refused(clock: ManualClock) -> None:
     """One receiver at a time: the second gets 2010 and the first keeps working."""
     endpoint = make(clock)
     first = Recorder()
@@ -127,7 +120,7 @@ async def test_second_receiver_is_refused(clock: Clock) -> None:
     await endpoint.shutdown()
 
 
-async def test_heartbeat_only_when_due(clock: Clock) -> None:
+async def test_heartbeat_only_when_due(clock: ManualClock) -> None:
     """The sweeper ticks a session only when its heartbeat deadline has passed."""
     endpoint = make(clock)
     rec = Recorder()
@@ -150,7 +143,7 @@ async def test_heartbeat_only_when_due(clock: Clock) -> None:
     await endpoint.shutdown()
 
 
-async def test_expiry_after_disconnect_delay(clock: Clock) -> None:
+async def test_expiry_after_disconnect_delay(clock: ManualClock) -> None:
     """With no receiver, the session expires disconnect_delay later; the app sees it."""
     seen: list[tuple[int | None, str | None]] = []
 
@@ -176,7 +169,7 @@ async def test_expiry_after_disconnect_delay(clock: Clock) -> None:
     await endpoint.shutdown()
 
 
-async def test_close_frame_repeats_until_expiry(clock: Clock) -> None:
+async def test_close_frame_repeats_until_expiry(clock: ManualClock) -> None:
     """After an app close every receiver gets the close frame, until expiry."""
 
     async def closer(session: Session) -> None:
@@ -202,7 +195,7 @@ async def test_close_frame_repeats_until_expiry(clock: Clock) -> None:
     await endpoint.shutdown()
 
 
-async def test_messages_before_close_are_not_lost(clock: Clock) -> None:
+async def test_messages_before_close_are_not_lost(clock: ManualClock) -> None:
     """Messages sent before a close reach the next receiver, then the close frame."""
 
     async def handler(session: Session) -> None:
@@ -223,7 +216,7 @@ async def test_messages_before_close_are_not_lost(clock: Clock) -> None:
     await endpoint.shutdown()
 
 
-async def test_interrupted_receiver_closes_with_1002(clock: Clock) -> None:
+async def test_interrupted_receiver_closes_with_1002(clock: ManualClock) -> None:
     """A receiver cut by the network closes the session; later receivers see 1002."""
     endpoint = make(clock)
     rec = Recorder()
@@ -239,7 +232,7 @@ async def test_interrupted_receiver_closes_with_1002(clock: Clock) -> None:
     await endpoint.shutdown()
 
 
-async def test_interrupted_receiver_found_on_attach(clock: Clock) -> None:
+async def test_interrupted_receiver_found_on_attach(clock: ManualClock) -> None:
     """A new receiver that finds the old one dead gets 1002, not 2010."""
     endpoint = make(clock)
     rec = Recorder()
@@ -253,7 +246,7 @@ async def test_interrupted_receiver_found_on_attach(clock: Clock) -> None:
     await endpoint.shutdown()
 
 
-async def test_handler_return_closes(clock: Clock) -> None:
+async def test_handler_return_closes(clock: ManualClock) -> None:
     """Returning from the handler closes the session with 3000 "Go away!"."""
 
     async def quick(session: Session) -> None:
@@ -268,7 +261,7 @@ async def test_handler_return_closes(clock: Clock) -> None:
 
 
 async def test_handler_error_closes_with_1011(
-    clock: Clock, caplog: pytest.LogCaptureFixture
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A failing handler closes only its own session, with 1011, logged once."""
 
@@ -291,7 +284,7 @@ async def test_handler_error_closes_with_1011(
     await endpoint.shutdown()
 
 
-async def test_broadcast_encodes_once(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_broadcast_encodes_once(clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
     """broadcast() encodes the message once, whatever the number of sessions."""
     from aiohttp_sockjs import protocol
 
@@ -315,7 +308,7 @@ async def test_broadcast_encodes_once(clock: Clock, monkeypatch: pytest.MonkeyPa
     await endpoint.shutdown()
 
 
-async def test_concurrent_receive_is_misuse(clock: Clock) -> None:
+async def test_concurrent_receive_is_misuse(clock: ManualClock) -> None:
     """Two tasks receiving from one session is a programming error."""
     from aiohttp_sockjs import SessionMisuse
 
@@ -339,7 +332,7 @@ async def test_concurrent_receive_is_misuse(clock: Clock) -> None:
     await endpoint.shutdown()
 
 
-async def test_shutdown_closes_everything(clock: Clock) -> None:
+async def test_shutdown_closes_everything(clock: ManualClock) -> None:
     """shutdown() sends 1001 to every receiver and leaves no task behind."""
     endpoint = make(clock)
     recs = [Recorder() for _ in range(20)]
@@ -352,7 +345,7 @@ async def test_shutdown_closes_everything(clock: Clock) -> None:
     assert testing.running_handlers(endpoint) == 0
 
 
-async def test_broadcast_to_some_and_exclude(clock: Clock) -> None:
+async def test_broadcast_to_some_and_exclude(clock: ManualClock) -> None:
     """broadcast() can target given sessions and leave one out."""
     endpoint = make(clock)
     recs = [Recorder() for _ in range(4)]
@@ -377,7 +370,7 @@ class Exploding(Recorder):
 
 
 async def test_receiver_fault_ends_only_that_session(
-    clock: Clock, caplog: pytest.LogCaptureFixture
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A command that fails ends its session with 1011; others carry on; waiters are answered."""
     endpoint = make(clock)
@@ -413,7 +406,7 @@ async def test_synchronous_write_fault_ends_only_that_session(
 ) -> None:
     """A synchronous write that raises ends its session with 1011, as a
     failing actor command does; other sessions carry on, waiters are answered."""
-    endpoint = make(Clock())
+    endpoint = make(ManualClock())
     bad_rec, good_rec = ExplodingNow(), Recorder()
     bad = await open_session(endpoint, bad_rec, "bad")
     good = await open_session(endpoint, good_rec, "good")
@@ -527,7 +520,7 @@ async def test_expiry_tick_to_a_parked_actor_is_applied_at_once() -> None:
     await endpoint.shutdown()
 
 
-async def test_session_data_is_per_session_storage(clock: Clock) -> None:
+async def test_session_data_is_per_session_storage(clock: ManualClock) -> None:
     """``session.data`` is a dict of the session's own, kept across messages; it can be replaced."""
 
     async def count(session: Session) -> None:

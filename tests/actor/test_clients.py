@@ -9,7 +9,8 @@ from multidict import CIMultiDict
 
 from aiohttp_sockjs import RateLimit, Session, testing
 from aiohttp_sockjs.clients import MAX_IDLE_CLIENTS, Clients
-from tests.actor.test_actor import Clock, Recorder, settle
+from tests.actor.test_actor import Recorder, settle
+from tests.wire import ManualClock
 
 
 class _Socket:
@@ -32,7 +33,7 @@ async def handler(session: Session) -> None:
         pass
 
 
-def endpoint_with(clock: Clock, **options: Any) -> Any:
+def endpoint_with(clock: ManualClock, **options: Any) -> Any:
     return testing.make_endpoint(handler, clock=clock, **options)
 
 
@@ -41,12 +42,12 @@ def open_from(endpoint: Any, peer: str, sid: str) -> Session:
 
 
 async def test_no_table_when_the_options_are_off() -> None:
-    endpoint = endpoint_with(Clock(), max_sessions_per_client=None)
+    endpoint = endpoint_with(ManualClock(), max_sessions_per_client=None)
     assert endpoint.clients is None
 
 
 async def test_sessions_are_counted_per_client_and_forgotten() -> None:
-    clock = Clock()
+    clock = ManualClock()
     endpoint = endpoint_with(clock, max_sessions_per_client=2, disconnect_delay=1.0)
     clients: Clients = endpoint.clients
     a1, a2 = open_from(endpoint, "192.0.2.1", "a1"), open_from(endpoint, "192.0.2.1", "a2")
@@ -76,7 +77,7 @@ RATE = RateLimit(messages_per_second=10, bytes_per_second=None, burst=2.0)
 
 
 async def test_the_rate_is_shared_by_the_clients_sessions() -> None:
-    clock = Clock()
+    clock = ManualClock()
     endpoint = endpoint_with(clock, client_rate_limit=RATE)
     clients: Clients = endpoint.clients
     mine = [open_from(endpoint, "192.0.2.1", f"m{i}") for i in range(4)]
@@ -93,7 +94,7 @@ async def test_the_rate_is_shared_by_the_clients_sessions() -> None:
 
 
 async def test_a_client_cannot_refill_its_bucket_by_reconnecting() -> None:
-    clock = Clock()
+    clock = ManualClock()
     endpoint = endpoint_with(clock, client_rate_limit=RATE, disconnect_delay=1.0)
     clients: Clients = endpoint.clients
     first = open_from(endpoint, "192.0.2.1", "s1")
@@ -111,7 +112,7 @@ async def test_a_client_cannot_refill_its_bucket_by_reconnecting() -> None:
 
 
 async def test_idle_clients_are_dropped_once_refilled_and_are_bounded() -> None:
-    clock = Clock()
+    clock = ManualClock()
     endpoint = endpoint_with(clock, client_rate_limit=RATE, disconnect_delay=1.0)
     clients: Clients = endpoint.clients
     sessions = [open_from(endpoint, f"10.0.{i // 250}.{i % 250}", f"s{i}") for i in range(600)]
@@ -128,7 +129,7 @@ async def test_idle_clients_are_dropped_once_refilled_and_are_bounded() -> None:
 
 
 async def test_the_idle_entries_are_capped() -> None:
-    clock = Clock()
+    clock = ManualClock()
     clients = Clients(rate_limit=RATE, clock=clock, max_idle=50)
     assert Clients().max_idle == MAX_IDLE_CLIENTS
     endpoint = endpoint_with(clock, max_sessions_per_client=None)

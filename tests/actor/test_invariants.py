@@ -15,13 +15,14 @@ import pytest
 
 from aiohttp_sockjs import Session, actor, commands, testing
 from aiohttp_sockjs.actor import Actor
+from tests.wire import ManualClock
 
-from .test_actor import Clock, Recorder, make, open_session, settle
+from .test_actor import Recorder, make, open_session, settle
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 def owns(session: Actor) -> bool:
@@ -53,7 +54,7 @@ class Calls:
         self.calls.append((event, caller, owned))
 
 
-async def drive(clock: Clock, session: Session, endpoint: Any, receiver: Recorder) -> None:
+async def drive(clock: ManualClock, session: Session, endpoint: Any, receiver: Recorder) -> None:
     """Every way into a session, one after the other."""
     testing.deliver(session, ["one", "two"])  # echoed by the handler
     await settle()
@@ -87,7 +88,9 @@ class AtOnce(Recorder):
 
 
 @pytest.mark.parametrize("kind", [Recorder, AtOnce], ids=["awaited", "at_once"])
-async def test_only_the_tokens_owner_calls_the_machine(clock: Clock, kind: type[Recorder]) -> None:
+async def test_only_the_tokens_owner_calls_the_machine(
+    clock: ManualClock, kind: type[Recorder]
+) -> None:
     """Invariant 1: every machine event comes from the actor's step, token in hand.
 
     With a receiver that takes frames at once, the sweeper's tick is the
@@ -113,7 +116,7 @@ async def test_only_the_tokens_owner_calls_the_machine(clock: Clock, kind: type[
 
 
 async def test_a_plain_delivery_holds_the_token(
-    clock: Clock, monkeypatch: pytest.MonkeyPatch
+    clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Invariant 2: the inbox is written only with the actor's token taken.
 
@@ -138,7 +141,7 @@ async def test_a_plain_delivery_holds_the_token(
     await endpoint.shutdown()
 
 
-async def test_stepping_without_the_token_is_refused(clock: Clock) -> None:
+async def test_stepping_without_the_token_is_refused(clock: ManualClock) -> None:
     """The token's rule is asserted: a parked actor's step is nobody's to run."""
     endpoint = make(clock)
     session = await open_session(endpoint, Recorder())
@@ -149,7 +152,7 @@ async def test_stepping_without_the_token_is_refused(clock: Clock) -> None:
     await endpoint.shutdown()
 
 
-async def test_a_parked_actor_holds_no_command(clock: Clock) -> None:
+async def test_a_parked_actor_holds_no_command(clock: ManualClock) -> None:
     """The token's rule is asserted: a parked actor is idle, its mailbox empty."""
     endpoint = make(clock)
     session = await open_session(endpoint, Recorder())
@@ -163,7 +166,7 @@ async def test_a_parked_actor_holds_no_command(clock: Clock) -> None:
     await endpoint.shutdown()
 
 
-async def test_a_free_actor_runs_each_command_once_in_order(clock: Clock) -> None:
+async def test_a_free_actor_runs_each_command_once_in_order(clock: ManualClock) -> None:
     """Commands posted while the token is taken wait for its owner, in order."""
     seen: list[str] = []
 

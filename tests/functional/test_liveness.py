@@ -36,6 +36,7 @@ from tests.wire import (
     OP_TEXT,
     WAIT,
     BareWebsocket,
+    ManualClock,
     bounded,
     eventually,
     new_id,
@@ -65,16 +66,6 @@ async def _close_clients() -> AsyncIterator[None]:
 _SOCKETS: list[socket.socket] = []
 
 
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Recorder:
     """A handler that keeps its sessions: echoes, or (``read=False``) never reads."""
 
@@ -91,14 +82,14 @@ class Recorder:
             session.send(message)
 
 
-async def serve(live: Serve, handler: Any, **options: Any) -> tuple[Live, Clock]:
+async def serve(live: Serve, handler: Any, **options: Any) -> tuple[Live, ManualClock]:
     """A live server on a fake clock that only the test's sweeps move."""
-    clock = Clock()
+    clock = ManualClock()
     server = await live(handler, clock=clock, sweep_interval=3600, **options)
     return server, clock
 
 
-def tick(server: Live, clock: Clock) -> None:
+def tick(server: Live, clock: ManualClock) -> None:
     """One heartbeat period of fake time, and the sweep that acts on it."""
     clock.now += server.endpoint.options.heartbeat_delay
     server.endpoint.sweep()

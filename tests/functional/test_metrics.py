@@ -23,7 +23,7 @@ from aiohttp_sockjs import RateLimit, Session, SessionState, testing
 from aiohttp_sockjs.client import SockJSClient, connect
 from aiohttp_sockjs.metrics import register_collector, setup_metrics
 from aiohttp_sockjs.stats import REFUSAL_REASONS
-from tests.wire import Receiver, bounded, eventually, new_id, session_url
+from tests.wire import ManualClock, Receiver, bounded, eventually, new_id, session_url
 
 GOOD = "http://good.example"
 #: Encoded, one of these takes 62 of the 100 characters of queue allowed.
@@ -45,16 +45,12 @@ async def handler(session: Session) -> None:
             return
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def serve(
-    aiohttp_client: Any, app: web.Application, clock: Clock, prefix: str = "/m", **options: Any
+    aiohttp_client: Any,
+    app: web.Application,
+    clock: ManualClock,
+    prefix: str = "/m",
+    **options: Any,
 ) -> tuple[TestClient[Any, Any], aiohttp_sockjs.Endpoint]:
     endpoint = testing.setup(
         app,
@@ -106,7 +102,7 @@ async def echo_once(url: str, transport: str) -> SockJSClient:
     return client
 
 
-async def traffic(client: TestClient[Any, Any], clock: Clock) -> SockJSClient:
+async def traffic(client: TestClient[Any, Any], clock: ManualClock) -> SockJSClient:
     """Known traffic on ``/m``; returns the websocket client left open."""
     url = str(client.make_url("/m"))
     # A session left open, then one heartbeat to it.
@@ -191,7 +187,7 @@ HELD = {
 
 async def test_metrics_endpoint_counts_known_traffic(aiohttp_client: Any) -> None:
     app = web.Application()
-    clock = Clock()
+    clock = ManualClock(0.0)
     setup_metrics(app)
     client, _ = await serve(aiohttp_client, app, clock, **OPTIONS)
     stay = await traffic(client, clock)
@@ -226,7 +222,7 @@ async def test_metrics_endpoint_counts_known_traffic(aiohttp_client: Any) -> Non
 
 async def test_stats_snapshot_matches_the_traffic(aiohttp_client: Any) -> None:
     app = web.Application()
-    clock = Clock()
+    clock = ManualClock(0.0)
     client, endpoint = await serve(aiohttp_client, app, clock, **OPTIONS)
     before = endpoint.stats()
     assert (before.open_sessions, before.messages_in, before.closed) == (0, 0, {})
@@ -267,7 +263,7 @@ async def test_stats_snapshot_matches_the_traffic(aiohttp_client: Any) -> None:
 
 async def test_refusals_of_new_sessions_and_websocket_caps(aiohttp_client: Any) -> None:
     app = web.Application()
-    clock = Clock()
+    clock = ManualClock(0.0)
     client, endpoint = await serve(
         aiohttp_client, app, clock, max_sessions=1, max_message_size=10, max_request_size=100
     )
@@ -304,7 +300,7 @@ async def test_collector_in_an_app_registry_labels_each_endpoint(aiohttp_client:
     app = web.Application()
     registry = CollectorRegistry()
     collector = register_collector(app, registry)
-    clock = Clock()
+    clock = ManualClock(0.0)
     testing.setup(app, "/", handler, clock=clock)
     testing.setup(app, "/other", handler, clock=clock)
 

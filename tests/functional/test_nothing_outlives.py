@@ -19,13 +19,7 @@ import pytest
 import aiohttp_sockjs
 from aiohttp_sockjs import testing
 from tests.functional.conftest import Live, Serve
-from tests.wire import (
-    WAIT,
-    eventually,
-    new_id,
-    request_handler_tasks,
-    stalled_request,
-)
+from tests.wire import WAIT, ManualClock, eventually, new_id, request_handler_tasks, stalled_request
 
 #: How many clients each test opens.
 CLIENTS = 20
@@ -40,16 +34,6 @@ async def _close_sockets() -> AsyncIterator[None]:
         _SOCKETS.pop().close()
 
 
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def server_connections(server: Live) -> int:
     """Connections the aiohttp server still holds (one per accepted socket)."""
     web_server = server.runner.server
@@ -57,7 +41,7 @@ def server_connections(server: Live) -> int:
     return len(web_server.connections)
 
 
-async def reap_all(server: Live, clock: Clock) -> None:
+async def reap_all(server: Live, clock: ManualClock) -> None:
     """Move the clock and sweep until the endpoint holds no session."""
     options = server.endpoint.options
     step = min(options.heartbeat_delay, options.disconnect_delay) / 2
@@ -107,7 +91,7 @@ async def test_stalled_streams_leave_nothing_after_reap(live: Serve, limit: int)
     once the sessions are reaped their connections and handlers are gone."""
     sessions: list[aiohttp_sockjs.Session] = []
     flooded: list[aiohttp_sockjs.Session] = []
-    clock = Clock()
+    clock = ManualClock()
     server = await live(
         flood(sessions, flooded),
         clock=clock,
@@ -130,7 +114,7 @@ async def test_stalled_polls_leave_nothing_after_reap(live: Serve) -> None:
     sessions are reaped their connections and handlers are gone."""
     sessions: list[aiohttp_sockjs.Session] = []
     flooded: list[aiohttp_sockjs.Session] = []
-    clock = Clock()
+    clock = ManualClock()
     server = await live(
         flood(sessions, flooded), clock=clock, sweep_interval=3600, max_queue_size=64 << 20
     )

@@ -18,19 +18,9 @@ from aiohttp.test_utils import TestClient
 
 from aiohttp_sockjs import RateLimit
 from tests.conftest import ClientFactory
-from tests.wire import Receiver, bounded, new_id, session_url, xhr, xhr_send
+from tests.wire import ManualClock, Receiver, bounded, new_id, session_url, xhr, xhr_send
 
 RATE_CLOSE = 'c[1008,"Rate limit exceeded"]'
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _rate_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -58,7 +48,7 @@ async def test_over_the_message_rate_closes_with_1008(
     serve: ClientFactory, caplog: pytest.LogCaptureFixture, transport: str
 ) -> None:
     caplog.set_level(logging.INFO, logger="aiohttp_sockjs")
-    clock = Clock()
+    clock = ManualClock()
     client = await serve(clock=clock, rate_limit=RateLimit(messages_per_second=5, burst=2))
     rx = await _open(client, transport)
     within = [f"m{i}" for i in range(10)]  # the whole bucket: 5/s for 2 s
@@ -95,7 +85,7 @@ async def test_over_the_byte_rate_in_one_batch_closes_with_1008(
             session.send(message)
 
     client = await serve(
-        record, clock=Clock(), rate_limit=RateLimit(bytes_per_second=1000, burst=1)
+        record, clock=ManualClock(), rate_limit=RateLimit(bytes_per_second=1000, burst=1)
     )
     rx = await _open(client, transport)
     await rx.send("a" * 600)
@@ -114,7 +104,7 @@ async def test_a_session_under_the_limit_is_untouched(
     """A client that spends its bucket every second, for many seconds, and
     messages and bytes both limited: nothing is refused, nothing logged."""
     caplog.set_level(logging.DEBUG, logger="aiohttp_sockjs")
-    clock = Clock()
+    clock = ManualClock()
     limit = RateLimit(messages_per_second=10, bytes_per_second=200, burst=1)
     client = await serve(clock=clock, rate_limit=limit)
     rx = await _open(client, transport)
@@ -133,7 +123,7 @@ async def test_one_session_over_the_limit_leaves_the_others_alone(
     serve: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="aiohttp_sockjs")
-    client = await serve(clock=Clock(), rate_limit=RateLimit(messages_per_second=3, burst=1))
+    client = await serve(clock=ManualClock(), rate_limit=RateLimit(messages_per_second=3, burst=1))
     calm = await _open(client, "websocket")
     loud = await _open(client, "websocket")
     await loud.send("1", "2", "3", "4")
@@ -151,7 +141,7 @@ async def test_one_session_over_the_limit_leaves_the_others_alone(
 
 
 async def test_rate_limit_refuses_a_raw_websocket_too(serve: ClientFactory) -> None:
-    client = await serve(clock=Clock(), rate_limit=RateLimit(messages_per_second=2, burst=1))
+    client = await serve(clock=ManualClock(), rate_limit=RateLimit(messages_per_second=2, burst=1))
     ws = await bounded(client.ws_connect("/e/websocket"))
     for message in ("one", "two"):
         await ws.send_str(message)
@@ -163,7 +153,7 @@ async def test_rate_limit_refuses_a_raw_websocket_too(serve: ClientFactory) -> N
 
 
 async def test_jsonp_send_over_the_limit(serve: ClientFactory) -> None:
-    client = await serve(clock=Clock(), rate_limit=RateLimit(messages_per_second=2, burst=1))
+    client = await serve(clock=ManualClock(), rate_limit=RateLimit(messages_per_second=2, burst=1))
     sid = new_id()
     assert await bounded(xhr(client, "/e", sid)) == "o\n"
     url = session_url("/e", sid, "jsonp_send")

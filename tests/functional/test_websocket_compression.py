@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from aiohttp_sockjs import RateLimit
 from tests.conftest import ClientFactory, endpoint_of
 from tests.deflate_client import DeflateClient
-from tests.wire import SERVER_ESCAPE_SET, new_id, session_url
+from tests.wire import SERVER_ESCAPE_SET, ManualClock, new_id, session_url
 
 UNICODE = "zażółć gęślą jaźń ☃ 😀 " + SERVER_ESCAPE_SET
 
@@ -237,14 +237,6 @@ def test_threshold_must_not_be_negative() -> None:
 PADDED = b"[" + b" " * 100_000 + b'"x"]'
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.mark.parametrize("which", ["rate_limit", "client_rate_limit"])
 async def test_inflated_bytes_count_against_the_rate_limits(
     serve: ClientFactory, which: str
@@ -254,7 +246,7 @@ async def test_inflated_bytes_count_against_the_rate_limits(
     allowed 10,000 bytes a second with 1008, though its one message has one
     character; frames of the same messages without the padding go through."""
     limit = RateLimit(bytes_per_second=10_000, burst=1)
-    client = await serve(clock=_Clock(), websocket_compression=True, **{which: limit})
+    client = await serve(clock=ManualClock(), websocket_compression=True, **{which: limit})
     ws = await open_session(client)
     for _ in range(3):
         ws.send_text(b'["x"]')
@@ -268,7 +260,7 @@ async def test_inflated_bytes_count_against_the_rate_limits(
 async def test_inflated_whitespace_alone_is_charged(serve: ClientFactory) -> None:
     """A frame that inflates to whitespace and no message is charged too."""
     limit = RateLimit(bytes_per_second=10_000, burst=1)
-    client = await serve(clock=_Clock(), websocket_compression=True, rate_limit=limit)
+    client = await serve(clock=ManualClock(), websocket_compression=True, rate_limit=limit)
     ws = await open_session(client)
     ws.send_text(b"[" + b" " * 100_000 + b"]")
     assert await ws.recv_text() == 'c[1008,"Rate limit exceeded"]'

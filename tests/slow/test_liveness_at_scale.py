@@ -14,21 +14,11 @@ from aiohttp import web
 
 import aiohttp_sockjs
 from aiohttp_sockjs import testing
-from tests.wire import WAIT, BareWebsocket, eventually, new_id, stalled_request
+from tests.wire import WAIT, BareWebsocket, ManualClock, eventually, new_id, served, stalled_request
 
 WEBSOCKETS = 300
 STREAMS = 100
 TICKS = 20
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -55,7 +45,7 @@ async def test_clients_that_stop_reading_are_all_released(sockets: list[socket.s
             stalled.add(session)
         await session.wait_closed()
 
-    clock = Clock()
+    clock = ManualClock()
     app = web.Application()
     endpoint = testing.setup(
         app,
@@ -71,12 +61,7 @@ async def test_clients_that_stop_reading_are_all_released(sockets: list[socket.s
         # a large limit keeps the stream open until it stalls.
         response_limit=64 << 20,
     )
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with served(app) as (_, port):
         for _ in range(WEBSOCKETS // 50):
             clients = await asyncio.gather(
                 *(
@@ -127,5 +112,3 @@ async def test_clients_that_stop_reading_are_all_released(sockets: list[socket.s
             f"after {TICKS} heartbeat periods still held: {websockets} of {WEBSOCKETS}"
             f" websockets, {streams} of {STREAMS} xhr_streaming"
         )
-    finally:
-        await runner.cleanup()

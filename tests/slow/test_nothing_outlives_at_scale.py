@@ -20,24 +20,16 @@ import aiohttp_sockjs
 from aiohttp_sockjs import testing
 from tests.wire import (
     WAIT,
+    ManualClock,
     bounded,
     eventually,
     new_id,
     raw_http,
     request_handler_tasks,
+    served,
 )
 
 CLIENTS = 100
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -86,7 +78,7 @@ async def test_slow_readers_leave_nothing_after_the_reap(
         flooded.append(session)
         await session.wait_closed()
 
-    clock = Clock()
+    clock = ManualClock()
     app = web.Application()
     endpoint = testing.setup(
         app,
@@ -99,12 +91,7 @@ async def test_slow_readers_leave_nothing_after_the_reap(
         response_limit=64 << 10,
         max_queue_size=1 << 20,
     )
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with served(app) as (runner, port):
         for _ in range(CLIENTS // 25):
             events = [asyncio.Event() for _ in range(25)]
             readers.extend(asyncio.ensure_future(slow_reader(port, e)) for e in events)
@@ -128,5 +115,3 @@ async def test_slow_readers_leave_nothing_after_the_reap(
                 f"1 s after the reap the server still holds {len(server.connections)}"
                 f" connections and {len(request_handler_tasks())} request-handler tasks"
             ) from None
-    finally:
-        await runner.cleanup()
