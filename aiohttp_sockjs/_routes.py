@@ -51,6 +51,9 @@ class RouteBase:
             options.websocket_ping_interval is None,
             options.websocket_close_timeout,
         )
+        #: The clients whose shared rate a client message is charged to
+        #: (``client_rate_limit``, issue 21); None without that option.
+        self.rate_clients = endpoint.clients if options.client_rate_limit else None
 
     # --- headers ---
 
@@ -189,13 +192,21 @@ class RouteBase:
         if created:
             self.endpoint.start_session(session)
 
-    async def over_client_rate(self, session: Session) -> None:
-        """Close ``session``: its client went over ``client_rate_limit`` (issue 21)."""
+    async def charge_client(self, session: Session, count: int, size: int) -> bool:
+        """Charge ``count`` messages of ``size`` to the client's ``client_rate_limit`` (issue 21).
+
+        ``False`` when they would overdraw it: they are not to be delivered,
+        and ``session`` is closed for it. ``True`` at once without the option.
+        """
+        clients = self.rate_clients
+        if clients is None or clients.admit(session, count, size):
+            return True
         if session.closed:
-            return
+            return False
         self.endpoint.count_refusal("client_rate_limit")
         log.info(
             "SockJS session %s: its client is over client_rate_limit; closing it",
             protocol.loggable(actor.session_id(session) or session.transport),
         )
         await session.close(*CLOSE_CLIENT_RATE_LIMIT)
+        return False

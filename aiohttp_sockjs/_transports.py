@@ -346,13 +346,12 @@ class Routes(WebSocketRoutes):
                 # It expired while this request waited: its messages would be lost.
                 return self.error(request, 404, "Session not found.")
             messages = await self._receive(request, form)
-            # Per-client rate (issue 21): None unless client_rate_limit is set.
-            clients = self.endpoint.clients if self.endpoint.options.client_rate_limit else None
             if isinstance(messages, list) and messages:
                 size = sum(map(len, messages))
-                if clients is not None and not clients.admit(session, len(messages), size):
-                    await self.over_client_rate(session)  # issue 21: not delivered
-                    return messages
+                if self.rate_clients is not None and not await self.charge_client(
+                    session, len(messages), size
+                ):
+                    return messages  # not delivered
                 processed = actor.deliver(session, messages, size, wait=True)
                 if processed is not None:
                     await processed

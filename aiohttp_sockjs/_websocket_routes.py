@@ -155,9 +155,10 @@ class WebSocketRoutes(RouteBase):
         inflating is what the client makes the server spend. Frames are
         charged before delivery for that, and for the per-client rate.
         """
-        options = self.endpoint.options
-        per_client = bool(options.client_rate_limit)
-        inflating = bool(ws.compress) and (per_client or options.rate_limit is not None)
+        per_client = self.rate_clients is not None
+        inflating = bool(ws.compress) and (
+            per_client or self.endpoint.options.rate_limit is not None
+        )
         return inflating, inflating or per_client
 
     async def _metered(
@@ -171,11 +172,9 @@ class WebSocketRoutes(RouteBase):
         """
         if not messages and not charged:
             return False
-        clients = self.endpoint.clients if self.endpoint.options.client_rate_limit else None
         spent = size if charged is None else charged
-        if clients is not None and not clients.admit(session, len(messages), spent):
-            await self.over_client_rate(session)  # not delivered
-            return False
+        if not await self.charge_client(session, len(messages), spent):
+            return False  # not delivered
         return bool(messages) or self.endpoint.options.rate_limit is not None
 
     async def _websocket_control(
