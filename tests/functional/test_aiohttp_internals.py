@@ -68,6 +68,31 @@ async def _receive_all(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
         texts.append(msg.data)
 
 
+async def test_nothing_is_written_at_once_after_the_close_frame(aiohttp_client: Any) -> None:
+    """Once the server has sent its close frame (``start_close``), write_text_now
+    writes nothing: the client sees the close frame and no text after it."""
+    results: list[bool] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+        results.append(_aiohttp.write_text_now(ws, b"before"))
+        await _aiohttp.start_close(ws, 1000, b"", 5.0)
+        results.append(_aiohttp.write_text_now(ws, b"after"))
+        await _aiohttp.await_close(ws)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    client = await aiohttp_client(app)
+    async with client.ws_connect("/ws", autoclose=False) as ws:
+        assert (await bounded(ws.receive())).data == "before"
+        closing = await bounded(ws.receive())
+        assert closing.type is WSMsgType.CLOSE, closing
+        await ws.close()
+    assert results == [True, False]
+
+
 async def test_frames_written_at_once_arrive_exactly(aiohttp_client: Any) -> None:
     results: list[bool] = []
     client = await _serve(aiohttp_client, False, results)
